@@ -1,0 +1,111 @@
+# mini-container: the one entry point. `make help` lists the targets.
+SHELL        := /bin/bash
+.DEFAULT_GOAL := help
+# Debian's python builds a faster frozen CLI than a pyenv one and has no shim cost.
+PYTHON       ?= /usr/bin/python3
+VENV         := .venv
+PY           := $(VENV)/bin/python
+PIP          := $(VENV)/bin/pip
+PYTEST       := $(VENV)/bin/pytest
+export SOURCE_DATE_EPOCH ?= $(shell git log -1 --format=%ct 2>/dev/null || date +%s)
+
+# Debian packages the project needs on the host, by purpose.
+APT_RUNTIME  := busybox-static iproute2 libseccomp2 util-linux procps
+APT_DEV      := python3-venv python3-dev bats chromium chromium-driver tmux
+APT_PACKAGE  := rpm fakeroot lintian man-db binutils
+APT_VM       := qemu-system-x86 debootstrap e2fsprogs
+APT_BENCH    := runc crun podman hyperfine bubblewrap
+
+.PHONY: help dev demo test check test-linux test-integration test-bats test-browser test-vm \
+        dist deb rpm man completions bench clean distclean apt-runtime apt-dev apt-package apt-vm apt-bench
+
+help:
+	@echo "make dev          .venv with mcctl and mcd (installs missing system packages)"
+	@echo "make demo         set up and run a real container (needs root)"
+	@echo "make test         everything: unit, linux, integration, bats, browser, VM lane (root)"
+	@echo "make check        the fast host tier: unit tests, generated files up to date"
+	@echo "make dist         frozen binaries in dist/"
+	@echo "make deb | rpm    distro packages in dist/"
+	@echo "make man | completions   regenerate man/ and completions/ from the parser"
+	@echo "make bench        benchmarks side by side with runc, crun, podman"
+
+# --- system packages: installed only when missing --------------------------------------
+define apt_ensure
+	@missing=""; for p in $(1); do dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "ok installed" || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+	  if [ "$$(id -u)" != 0 ]; then echo "make: missing system packages:$$missing (run as root, or: sudo apt-get install$$missing)"; exit 1; fi; \
+	  echo "installing:$$missing"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
+	fi
+endef
+
+apt-runtime: ; $(call apt_ensure,$(APT_RUNTIME))
+apt-dev:     ; $(call apt_ensure,$(APT_RUNTIME) $(APT_DEV))
+apt-package: ; $(call apt_ensure,$(APT_PACKAGE))
+apt-vm:      ; $(call apt_ensure,$(APT_VM))
+apt-bench:   ; $(call apt_ensure,$(APT_BENCH))
+
+# --- the development environment ---------------------------------------------------------
+$(VENV)/.installed: pyproject.toml
+	$(MAKE) --no-print-directory apt-dev
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PIP) install -q --upgrade pip
+	$(PIP) install -q -e '.[test,build]'
+	touch $@
+
+dev: $(VENV)/.installed
+
+# --- the newcomer path ---------------------------------------------------------------------
+demo: dev
+	bash scripts/demo.sh
+
+# --- tests ---------------------------------------------------------------------------------
+check: dev
+	bash scripts/pytest-tier.sh tests/python/unit
+
+test-linux: dev
+	bash scripts/pytest-tier.sh tests/python/linux
+
+test-integration: dev
+	bash scripts/pytest-tier.sh tests/python/integration
+
+test-bats: dev dist
+	bash tests/bats/run.sh
+
+test-browser: dev
+	bash scripts/pytest-tier.sh tests/python/browser
+
+test-vm: dev deb
+	$(MAKE) --no-print-directory apt-vm
+	bash tests/vm/run.sh
+
+# Everything, as CI runs it (root). Stops at the first failing tier.
+test: check test-linux test-integration test-bats test-browser test-vm
+	@echo "make test: all tiers passed"
+
+# --- build artefacts ---------------------------------------------------------------------------
+dist: dev
+	bash packaging/build-dist.sh
+
+man: dev
+	bash packaging/gen-man.sh
+
+completions: dev
+	bash packaging/gen-completions.sh
+
+deb: dist
+	$(MAKE) --no-print-directory apt-package
+	bash packaging/deb/build.sh
+
+rpm: dist
+	$(MAKE) --no-print-directory apt-package
+	bash packaging/rpm/build.sh
+
+bench: dev dist
+	$(MAKE) --no-print-directory apt-bench
+	bash bench/run.sh
+
+clean:
+	rm -rf build dist *.egg-info .pytest_cache test-artifacts
+distclean: clean
+	rm -rf $(VENV)

@@ -1,0 +1,461 @@
+"""The one typed container spec.
+
+What the API accepts, what the store persists and what the runtime consumes.
+Its shape follows the OCI runtime spec's config.json (process, root, hostname,
+mounts, linux.namespaces, linux.resources, linux.maskedPaths...), with the few
+things a daemon needs on top (name, restart policy, stop timeout, labels).
+
+Every field is validated on construction; ``ContainerSpec.from_dict`` refuses
+unknown fields and wrong types, and ``from_dict(spec.to_dict()) == spec``.
+Pure logic: no I/O, no kernel.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import posixpath
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+from mcd.errors import InvalidArgument
+
+NAME_RE = re.compile(r"[a-zA-Z0-9][a-zA-Z0-9_.-]{0,62}")
+ENV_KEY_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+HOSTNAME_RE = re.compile(r"[a-zA-Z0-9]([a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?(\.[a-zA-Z0-9]([a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?)*")
+
+ALL_NAMESPACES = ("pid", "mount", "uts", "ipc", "network", "cgroup", "user")
+DEFAULT_NAMESPACES = ["pid", "mount", "uts", "ipc", "network", "cgroup"]
+
+# Docker's default capability set (14): enough for a normal root-ish userland,
+# nothing that reaches the host (no SYS_ADMIN, SYS_MODULE, SYS_PTRACE, NET_ADMIN...).
+DEFAULT_CAPABILITIES = [
+    "CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_FSETID", "CAP_FOWNER", "CAP_MKNOD",
+    "CAP_NET_RAW", "CAP_SETGID", "CAP_SETUID", "CAP_SETFCAP", "CAP_SETPCAP",
+    "CAP_NET_BIND_SERVICE", "CAP_SYS_CHROOT", "CAP_KILL", "CAP_AUDIT_WRITE",
+]
+
+# Capability numbers from linux/capability.h.
+CAPABILITIES = {
+    "CAP_CHOWN": 0, "CAP_DAC_OVERRIDE": 1, "CAP_DAC_READ_SEARCH": 2, "CAP_FOWNER": 3,
+    "CAP_FSETID": 4, "CAP_KILL": 5, "CAP_SETGID": 6, "CAP_SETUID": 7, "CAP_SETPCAP": 8,
+    "CAP_LINUX_IMMUTABLE": 9, "CAP_NET_BIND_SERVICE": 10, "CAP_NET_BROADCAST": 11,
+    "CAP_NET_ADMIN": 12, "CAP_NET_RAW": 13, "CAP_IPC_LOCK": 14, "CAP_IPC_OWNER": 15,
+    "CAP_SYS_MODULE": 16, "CAP_SYS_RAWIO": 17, "CAP_SYS_CHROOT": 18, "CAP_SYS_PTRACE": 19,
+    "CAP_SYS_PACCT": 20, "CAP_SYS_ADMIN": 21, "CAP_SYS_BOOT": 22, "CAP_SYS_NICE": 23,
+    "CAP_SYS_RESOURCE": 24, "CAP_SYS_TIME": 25, "CAP_SYS_TTY_CONFIG": 26, "CAP_MKNOD": 27,
+    "CAP_LEASE": 28, "CAP_AUDIT_WRITE": 29, "CAP_AUDIT_CONTROL": 30, "CAP_SETFCAP": 31,
+    "CAP_MAC_OVERRIDE": 32, "CAP_MAC_ADMIN": 33, "CAP_SYSLOG": 34, "CAP_WAKE_ALARM": 35,
+    "CAP_BLOCK_SUSPEND": 36, "CAP_AUDIT_READ": 37, "CAP_PERFMON": 38, "CAP_BPF": 39,
+    "CAP_CHECKPOINT_RESTORE": 40,
+}
+
+DEFAULT_MASKED_PATHS = [
+    "/proc/acpi", "/proc/asound", "/proc/kcore", "/proc/keys", "/proc/latency_stats",
+    "/proc/timer_list", "/proc/timer_stats", "/proc/sched_debug", "/proc/scsi",
+    "/sys/firmware", "/sys/devices/virtual/powercap",
+]
+DEFAULT_READONLY_PATHS = [
+    "/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger",
+]
+
+DEFAULT_ENV = ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"]
+DEFAULT_PIDS_LIMIT = 4096
+DEFAULT_STOP_TIMEOUT = 10
+
+_UNITS = {"": 1, "b": 1, "k": 1024, "m": 1024 ** 2, "g": 1024 ** 3, "t": 1024 ** 4}
+_SIZE_RE = re.compile(r"([0-9]+)(?:\.([0-9]+))?\s*([bkmgt]?)(?:i?b)?", re.IGNORECASE)
+
+
+# ---------------------------------------------------------------- validators
+
+def validate_name(name: Any, what: str = "name") -> str:
+    if not isinstance(name, str) or not NAME_RE.fullmatch(name):
+        raise InvalidArgument(
+            f"invalid {what} {name!r}: must match [a-zA-Z0-9][a-zA-Z0-9_.-]{{0,62}}")
+    return name
+
+
+def parse_size(value: Any, flag: str = "size") -> int:
+    """'64m' -> 67108864. Units b, k, m, g, t (powers of 1024), case-insensitive."""
+    if isinstance(value, bool):
+        raise InvalidArgument(f"{flag}: expected a size like 64m, got {value!r}")
+    if isinstance(value, int):
+        if value < 0:
+            raise InvalidArgument(f"{flag}: must not be negative, got {value}")
+        return value
+    if not isinstance(value, str):
+        raise InvalidArgument(f"{flag}: expected a size like 64m, got {value!r}")
+    m = _SIZE_RE.fullmatch(value.strip())
+    if not m:
+        raise InvalidArgument(
+            f"{flag}: invalid size {value!r} (use a number with an optional unit b, k, m, g, t)")
+    whole, frac, unit = m.group(1), m.group(2) or "", m.group(3).lower()
+    mult = _UNITS[unit]
+    num = int(whole) * mult + (int(frac) * mult // (10 ** len(frac)) if frac else 0)
+    if num > 2 ** 62:
+        raise InvalidArgument(f"{flag}: size {value!r} is too large")
+    return num
+
+
+def format_size(n: int | None) -> str:
+    if n is None:
+        return "-"
+    for unit, div in (("GiB", 1024 ** 3), ("MiB", 1024 ** 2), ("KiB", 1024)):
+        if n >= div:
+            return f"{n / div:.1f}{unit}"
+    return f"{n}B"
+
+
+def validate_abs_path(path: Any, what: str) -> str:
+    if not isinstance(path, str) or not path.startswith("/") or "\0" in path:
+        raise InvalidArgument(f"{what}: {path!r} is not an absolute path")
+    norm = posixpath.normpath(path)
+    if norm.startswith("//"):
+        norm = "/" + norm.lstrip("/")
+    if any(part == ".." for part in path.split("/")):
+        raise InvalidArgument(f"{what}: {path!r} must not contain '..'")
+    return norm
+
+
+def normalize_capability(cap: Any) -> str:
+    if not isinstance(cap, str):
+        raise InvalidArgument(f"capability: expected a name, got {cap!r}")
+    name = cap.upper()
+    if not name.startswith("CAP_"):
+        name = "CAP_" + name
+    if name not in CAPABILITIES:
+        raise InvalidArgument(f"unknown capability {cap!r}")
+    return name
+
+
+def resolve_capabilities(add: list[str] = (), drop: list[str] = ()) -> list[str]:
+    """Docker's rules: start from the default set, drop, then add; 'ALL' works in both."""
+    add = [c.upper() for c in add]
+    drop = [c.upper() for c in drop]
+    caps = list(DEFAULT_CAPABILITIES)
+    if "ALL" in drop:
+        caps = []
+    else:
+        dropped = {normalize_capability(c) for c in drop}
+        caps = [c for c in caps if c not in dropped]
+    if "ALL" in add:
+        caps = sorted(CAPABILITIES, key=CAPABILITIES.get)
+    else:
+        for c in add:
+            n = normalize_capability(c)
+            if n not in caps:
+                caps.append(n)
+    return caps
+
+
+def validate_env(env: Any) -> list[str]:
+    if not isinstance(env, list):
+        raise InvalidArgument("env: expected a list of KEY=VALUE strings")
+    for item in env:
+        if not isinstance(item, str) or "=" not in item or "\0" in item:
+            raise InvalidArgument(f"env: {item!r} is not KEY=VALUE")
+        key = item.split("=", 1)[0]
+        if not ENV_KEY_RE.fullmatch(key):
+            raise InvalidArgument(f"env: invalid variable name {key!r}")
+    return env
+
+
+def parse_restart_policy(value: Any) -> tuple[str, int]:
+    """'no' | 'always' | 'unless-stopped' | 'on-failure[:N]' -> (name, max_retries)."""
+    if not isinstance(value, str):
+        raise InvalidArgument(f"restart: expected a policy name, got {value!r}")
+    name, _, count = value.partition(":")
+    if name not in ("no", "always", "unless-stopped", "on-failure"):
+        raise InvalidArgument(
+            f"restart: unknown policy {value!r} (no, on-failure[:N], always, unless-stopped)")
+    if count:
+        if name != "on-failure" or not count.isdigit() or int(count) < 1:
+            raise InvalidArgument(f"restart: invalid retry count in {value!r}")
+        return name, int(count)
+    return name, 0
+
+
+# ---------------------------------------------------------------- dataclasses
+
+def _check_type(obj: str, key: str, value: Any, typ) -> None:
+    if typ is int and isinstance(value, bool):
+        raise InvalidArgument(f"{obj}.{key}: expected an integer, got {value!r}")
+    if not isinstance(value, typ):
+        tname = typ.__name__ if isinstance(typ, type) else "/".join(t.__name__ for t in typ)
+        raise InvalidArgument(f"{obj}.{key}: expected {tname}, got {type(value).__name__}")
+
+
+class _Strict:
+    """from_dict that refuses unknown fields and wrong types."""
+
+    _nested: dict = {}
+    _types: dict = {}
+
+    @classmethod
+    def from_dict(cls, data: Any, where: str | None = None):
+        where = where or cls.__name__
+        if not isinstance(data, dict):
+            raise InvalidArgument(f"{where}: expected an object, got {type(data).__name__}")
+        names = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(data) - names)
+        if unknown:
+            raise InvalidArgument(f"{where}: unknown field(s) {', '.join(unknown)}")
+        kwargs = {}
+        for key, value in data.items():
+            nested = cls._nested.get(key)
+            if nested is not None and value is not None:
+                if isinstance(nested, list):
+                    if not isinstance(value, list):
+                        raise InvalidArgument(f"{where}.{key}: expected a list")
+                    value = [nested[0].from_dict(v, f"{where}.{key}[{i}]") for i, v in enumerate(value)]
+                else:
+                    value = nested.from_dict(value, f"{where}.{key}")
+            elif key in cls._types and value is not None:
+                _check_type(where, key, value, cls._types[key])
+            kwargs[key] = value
+        return cls(**kwargs)
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+@dataclass
+class User(_Strict):
+    uid: int = 0
+    gid: int = 0
+    additional_gids: list = field(default_factory=list)
+    _types = {"uid": int, "gid": int, "additional_gids": list}
+
+    def __post_init__(self):
+        for v in (self.uid, self.gid, *self.additional_gids):
+            if isinstance(v, bool) or not isinstance(v, int) or not 0 <= v < 2 ** 32 - 1:
+                raise InvalidArgument(f"user: invalid id {v!r}")
+
+    @classmethod
+    def parse(cls, text: str) -> "User":
+        """'UID[:GID]', numeric (names are looked up in the rootfs by the runtime)."""
+        uid, _, gid = str(text).partition(":")
+        if not uid.isdigit() or (gid and not gid.isdigit()):
+            raise InvalidArgument(f"user: {text!r} is not UID[:GID] (numeric ids)")
+        return cls(uid=int(uid), gid=int(gid) if gid else int(uid) if uid != "0" else 0)
+
+
+@dataclass
+class Process(_Strict):
+    args: list = field(default_factory=list)
+    env: list = field(default_factory=lambda: list(DEFAULT_ENV))
+    cwd: str = "/"
+    user: User = field(default_factory=User)
+    terminal: bool = False
+    capabilities: list = field(default_factory=lambda: list(DEFAULT_CAPABILITIES))
+    no_new_privileges: bool = True
+    _nested = {"user": User}
+    _types = {"args": list, "env": list, "cwd": str, "terminal": bool,
+              "capabilities": list, "no_new_privileges": bool}
+
+    def __post_init__(self):
+        if not self.args:
+            raise InvalidArgument("process.args: a command is required")
+        for a in self.args:
+            if not isinstance(a, str) or "\0" in a:
+                raise InvalidArgument(f"process.args: invalid argument {a!r}")
+        validate_env(self.env)
+        self.cwd = validate_abs_path(self.cwd, "workdir")
+        self.capabilities = [normalize_capability(c) for c in self.capabilities]
+
+
+@dataclass
+class Root(_Strict):
+    template: str = "minimal"
+    readonly: bool = False
+    _types = {"template": str, "readonly": bool}
+
+    def __post_init__(self):
+        validate_name(self.template, "template name")
+
+
+@dataclass
+class Mount(_Strict):
+    destination: str = ""
+    type: str = "bind"          # bind | tmpfs
+    source: str = ""
+    options: list = field(default_factory=list)   # ro, size=64m, mode=1777...
+    _types = {"destination": str, "type": str, "source": str, "options": list}
+
+    def __post_init__(self):
+        self.destination = validate_abs_path(self.destination, "mount destination")
+        if self.destination == "/":
+            raise InvalidArgument("mount destination: cannot mount over /")
+        if self.type not in ("bind", "tmpfs"):
+            raise InvalidArgument(f"mount type: {self.type!r} is not bind or tmpfs")
+        if self.type == "bind":
+            self.source = validate_abs_path(self.source, "bind mount source")
+        for opt in self.options:
+            if not isinstance(opt, str) or "," in opt or "\0" in opt:
+                raise InvalidArgument(f"mount option: invalid {opt!r}")
+
+    @classmethod
+    def parse_volume(cls, text: str) -> "Mount":
+        """-v SRC:DST[:ro|rw]"""
+        parts = text.split(":")
+        if len(parts) not in (2, 3) or not parts[0] or not parts[1]:
+            raise InvalidArgument(f"volume: {text!r} is not SRC:DST[:ro]")
+        opts = []
+        if len(parts) == 3:
+            if parts[2] not in ("ro", "rw"):
+                raise InvalidArgument(f"volume: unknown mode {parts[2]!r} in {text!r} (ro or rw)")
+            if parts[2] == "ro":
+                opts.append("ro")
+        return cls(destination=parts[1], type="bind", source=parts[0], options=opts)
+
+    @classmethod
+    def parse_tmpfs(cls, text: str) -> "Mount":
+        """--tmpfs DST[:size=64m,mode=1777]"""
+        dst, _, opts = text.partition(":")
+        options = [o for o in opts.split(",") if o] if opts else []
+        for o in options:
+            k, _, v = o.partition("=")
+            if k == "size":
+                parse_size(v, "tmpfs size")
+            elif k == "mode":
+                if not re.fullmatch(r"[0-7]{3,4}", v):
+                    raise InvalidArgument(f"tmpfs: invalid mode {v!r}")
+            elif k not in ("ro", "rw", "noexec", "exec", "nosuid", "suid", "nodev", "dev"):
+                raise InvalidArgument(f"tmpfs: unknown option {o!r}")
+        return cls(destination=dst, type="tmpfs", source="tmpfs", options=options)
+
+
+@dataclass
+class IDMapping(_Strict):
+    container_id: int = 0
+    host_id: int = 0
+    size: int = 65536
+    _types = {"container_id": int, "host_id": int, "size": int}
+
+    def __post_init__(self):
+        if self.container_id < 0 or self.host_id < 0 or self.size < 1 \
+                or self.host_id + self.size > 2 ** 32 - 1:
+            raise InvalidArgument("user namespace: invalid id mapping")
+
+
+@dataclass
+class Resources(_Strict):
+    """Limits as asked. None means 'not set' (kernel default)."""
+    cpu_shares: int | None = None       # 2..262144, v1 cpu.shares, v2 cpu.weight (converted)
+    cpu_quota: int | None = None        # µs per period, >= 1000
+    cpu_period: int | None = None       # µs, 1000..1000000 (default 100000)
+    cpuset_cpus: str | None = None      # "0-1,3"
+    memory: int | None = None           # bytes
+    memory_swap: int | None = None      # bytes, memory + swap; -1 unlimited swap
+    pids_limit: int | None = DEFAULT_PIDS_LIMIT
+    _types = {"cpu_shares": int, "cpu_quota": int, "cpu_period": int, "cpuset_cpus": str,
+              "memory": int, "memory_swap": int, "pids_limit": int}
+
+    def __post_init__(self):
+        validate_resources(self)
+
+
+def validate_resources(r: Resources) -> None:
+    """Ranges as the kernel accepts them; messages name the flag and the range."""
+    def bad(flag, why):
+        raise InvalidArgument(f"{flag}: {why}")
+    for key in ("cpu_shares", "cpu_quota", "cpu_period", "memory", "memory_swap", "pids_limit"):
+        v = getattr(r, key)
+        if v is not None and (isinstance(v, bool) or not isinstance(v, int)):
+            bad("--" + key.replace("_", "-"), f"expected an integer, got {v!r}")
+    if r.cpu_shares is not None and not 2 <= r.cpu_shares <= 262144:
+        bad("--cpu-shares", f"{r.cpu_shares} is out of range [2, 262144]")
+    if r.cpu_period is not None and not 1000 <= r.cpu_period <= 1_000_000:
+        bad("--cpu-period", f"{r.cpu_period} is out of range [1000, 1000000] µs")
+    if r.cpu_quota is not None and r.cpu_quota != -1 and not 1000 <= r.cpu_quota <= 2 ** 44:
+        bad("--cpu-quota", f"{r.cpu_quota} is out of range [1000, 2^44] µs (or -1 for none)")
+    if r.memory is not None and r.memory != -1 and r.memory < 6 * 1024 * 1024:
+        bad("--memory", f"{r.memory} bytes is below the minimum of 6m")
+    if r.memory_swap is not None and r.memory_swap != -1:
+        if r.memory is None or r.memory == -1:
+            bad("--memory-swap", "needs --memory as well")
+        if r.memory_swap < r.memory:
+            bad("--memory-swap", "must be at least --memory (it is memory + swap)")
+    if r.pids_limit is not None and r.pids_limit != -1 and not 1 <= r.pids_limit <= 4194304:
+        bad("--pids-limit", f"{r.pids_limit} is out of range [1, 4194304] (or -1 for none)")
+    if r.cpuset_cpus is not None and not re.fullmatch(r"\d+(-\d+)?(,\d+(-\d+)?)*", r.cpuset_cpus):
+        bad("--cpuset-cpus", f"{r.cpuset_cpus!r} is not a CPU list like 0-1,3")
+
+
+def cpus_to_quota(cpus: float, period: int = 100000) -> tuple[int, int]:
+    """--cpus 0.5 -> (50000, 100000)."""
+    if not isinstance(cpus, (int, float)) or cpus <= 0 or cpus > 1024:
+        raise InvalidArgument(f"--cpus: {cpus!r} is out of range (0, 1024]")
+    quota = int(round(cpus * period))
+    if quota < 1000:
+        raise InvalidArgument(f"--cpus: {cpus} gives a quota under 1000 µs per {period} µs period")
+    return quota, period
+
+
+@dataclass
+class Linux(_Strict):
+    namespaces: list = field(default_factory=lambda: list(DEFAULT_NAMESPACES))
+    uid_mappings: list = field(default_factory=list)
+    gid_mappings: list = field(default_factory=list)
+    resources: Resources = field(default_factory=Resources)
+    masked_paths: list = field(default_factory=lambda: list(DEFAULT_MASKED_PATHS))
+    readonly_paths: list = field(default_factory=lambda: list(DEFAULT_READONLY_PATHS))
+    seccomp: str = "default"            # default | unconfined
+    _nested = {"resources": Resources, "uid_mappings": [IDMapping], "gid_mappings": [IDMapping]}
+    _types = {"namespaces": list, "masked_paths": list, "readonly_paths": list, "seccomp": str}
+
+    def __post_init__(self):
+        for ns in self.namespaces:
+            if ns not in ALL_NAMESPACES:
+                raise InvalidArgument(f"namespaces: unknown namespace {ns!r}")
+        if len(set(self.namespaces)) != len(self.namespaces):
+            raise InvalidArgument("namespaces: listed twice")
+        if "pid" not in self.namespaces or "mount" not in self.namespaces:
+            raise InvalidArgument("namespaces: pid and mount are required")
+        if "user" in self.namespaces and not (self.uid_mappings and self.gid_mappings):
+            raise InvalidArgument("user namespace: uid and gid mappings are required")
+        if self.seccomp not in ("default", "unconfined"):
+            raise InvalidArgument(f"seccomp: {self.seccomp!r} is not default or unconfined")
+        self.masked_paths = [validate_abs_path(p, "masked path") for p in self.masked_paths]
+        self.readonly_paths = [validate_abs_path(p, "readonly path") for p in self.readonly_paths]
+
+
+@dataclass
+class ContainerSpec(_Strict):
+    name: str = ""
+    process: Process = None
+    root: Root = field(default_factory=Root)
+    hostname: str = ""
+    mounts: list = field(default_factory=list)
+    linux: Linux = field(default_factory=Linux)
+    restart_policy: str = "no"
+    stop_timeout: int = DEFAULT_STOP_TIMEOUT
+    stop_signal: str = "SIGTERM"
+    labels: dict = field(default_factory=dict)
+    _nested = {"process": Process, "root": Root, "mounts": [Mount], "linux": Linux}
+    _types = {"name": str, "hostname": str, "restart_policy": str, "stop_timeout": int,
+              "stop_signal": str, "labels": dict}
+
+    def __post_init__(self):
+        validate_name(self.name, "container name")
+        if self.process is None:
+            raise InvalidArgument("process: a command is required")
+        if not self.hostname:
+            self.hostname = self.name[:63]
+        if not HOSTNAME_RE.fullmatch(self.hostname) or len(self.hostname) > 253:
+            raise InvalidArgument(f"hostname: {self.hostname!r} is not a valid hostname")
+        parse_restart_policy(self.restart_policy)
+        if isinstance(self.stop_timeout, bool) or not isinstance(self.stop_timeout, int) \
+                or not 0 <= self.stop_timeout <= 3600:
+            raise InvalidArgument(f"--stop-timeout: {self.stop_timeout!r} is out of range [0, 3600] s")
+        for k, v in self.labels.items():
+            if not isinstance(k, str) or not isinstance(v, str):
+                raise InvalidArgument("labels: keys and values must be strings")
+        dests = [m.destination for m in self.mounts]
+        if len(set(dests)) != len(dests):
+            raise InvalidArgument("mounts: a destination is listed twice")
+
+    @property
+    def network(self) -> str:
+        return "none" if "network" in self.linux.namespaces else "host"
