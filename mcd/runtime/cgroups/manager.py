@@ -1,0 +1,267 @@
+"""CgroupManager: where container cgroups go, and their create / open / list / stats."""
+
+from __future__ import annotations
+
+import errno as _errno
+import os
+import re
+
+from mcd.errors import Conflict, InvalidArgument, KernelError
+from mcd.spec import Resources, validate_resources
+
+from .base import RESOURCE_FIELDS, Cgroup, Features, read_file, read_or_none, write_file
+from .detect import SUPERVISOR_LEAF, Layout, detect
+from .v1 import USED_CONTROLLERS, CgroupV1
+from .v2 import WANTED_CONTROLLERS, CgroupV2
+
+ID_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,127}")
+DEFAULT_PARENT = "mini_container"
+DELEGATED_PARENT = "containers"
+
+
+def _kernel_error(call: str, err: OSError, path: str, what: str) -> KernelError:
+    text = os.strerror(err.errno) if err.errno else str(err)
+    return KernelError(f"cgroup {what}: {call} {path}: {text}", step=what, path=path, errno=err.errno)
+
+
+def _mkdir(path: str, what: str) -> bool:
+    """True when we made it, False when it was there."""
+    try:
+        os.mkdir(path, 0o755)
+        return True
+    except FileExistsError:
+        return False
+    except OSError as err:
+        raise _kernel_error("mkdir", err, path, what) from err
+
+
+class CgroupManager:
+    """Container cgroups under one parent.
+
+    parent: the directory name our containers live in. None picks the default:
+    `containers` inside a delegated systemd unit, else `mini_container` at the
+    root of each hierarchy.
+    """
+
+    def __init__(self, parent: str | None = None, layout: Layout | None = None,
+                 root: str | None = None, pid: int | None = None):
+        if layout is None:
+            layout = detect(root=root or "/sys/fs/cgroup")
+        self.layout = layout
+        if parent is None:
+            parent = DELEGATED_PARENT if layout.delegated else DEFAULT_PARENT
+        if not isinstance(parent, str) or not ID_RE.fullmatch(parent) or parent == SUPERVISOR_LEAF:
+            raise InvalidArgument(f"cgroup parent {parent!r}: must be one directory name "
+                                  "matching [A-Za-z0-9][A-Za-z0-9_.-]* (and not 'supervisor')")
+        self.parent = parent
+        self.driver = layout.driver
+        self._pid = pid or os.getpid()
+        self.features = Features()
+        self._prepared = False
+        if self.driver == "v1":
+            self.bases = {}
+            for c in USED_CONTROLLERS:
+                if c in layout.controllers and c in layout.v1_mounts:
+                    unit = layout.delegated_to.get(c, "") if layout.delegated else ""
+                    self.bases[c] = os.path.normpath(layout.v1_mounts[c] + "/" + unit + "/" + parent)
+        else:
+            unit = layout.delegated_to.get("", "") if layout.delegated else ""
+            self.bases = {"": os.path.normpath(layout.unified + "/" + unit + "/" + parent)}
+
+    # ---------------------------------------------------------- parent setup
+
+    def unique_bases(self) -> list[str]:
+        seen, out = set(), []
+        for b in self.bases.values():
+            if b not in seen:
+                seen.add(b)
+                out.append(b)
+        return out
+
+    def prepare(self) -> None:
+        """Make our parent cgroups (idempotent). Under a delegated v2 unit, first move
+        this process (only this one) into the unit's `supervisor` leaf, because
+        cgroup v2 lets a cgroup with processes in it delegate no controller."""
+        if self._prepared:
+            return
+        if self.driver == "v1":
+            self._prepare_v1()
+        else:
+            self._prepare_v2()
+        self._prepared = True
+
+    def _prepare_v1(self) -> None:
+        feats = Features()
+        for c in ("cpu", "cpuacct", "cpuset", "memory", "pids", "freezer"):
+            if c not in self.bases:
+                feats.why_missing[c] = f"no v1 {c} hierarchy is mounted under {self.layout.root}"
+        for c, base in self.bases.items():
+            _mkdir(base, "create parent")
+        if "cpuset" in self.bases:
+            base = self.bases["cpuset"]
+            up = os.path.dirname(base)
+            try:
+                # A new v1 cpuset starts with no CPUs and no memory nodes: copy the
+                # parent's, then let the kernel copy ours into every container.
+                for name in ("cpuset.cpus", "cpuset.mems"):
+                    if not read_file(os.path.join(base, name)).strip():
+                        write_file(os.path.join(base, name), read_file(os.path.join(up, name)).strip())
+                if read_file(os.path.join(base, "cgroup.clone_children")).strip() != "1":
+                    write_file(os.path.join(base, "cgroup.clone_children"), "1")
+            except OSError as err:
+                raise _kernel_error("configure", err, base, "set up cpuset parent") from err
+        feats.controllers = set(self.bases)
+        mem = self.bases.get("memory")
+        feats.swap = bool(mem) and os.path.exists(os.path.join(mem, "memory.memsw.limit_in_bytes"))
+        feats.freeze = "freezer" in self.bases
+        self.features.__dict__.update(feats.__dict__)
+
+    def _enable(self, cgroup_dir: str, wanted, feats: Features, what: str) -> set:
+        """Enable each wanted controller in cgroup_dir's subtree_control; return those on."""
+        try:
+            available = set(read_file(os.path.join(cgroup_dir, "cgroup.controllers")).split())
+            enabled = set(read_file(os.path.join(cgroup_dir, "cgroup.subtree_control")).split())
+        except OSError as err:
+            raise _kernel_error("read", err, cgroup_dir, what) from err
+        for c in wanted:
+            if c in enabled:
+                continue
+            if c not in available:
+                feats.why_missing.setdefault(
+                    c, f"not in {cgroup_dir}/cgroup.controllers"
+                    + ("; on this hybrid host it is bound to cgroup v1" if c in self.layout.v1_mounts else ""))
+                continue
+            try:
+                write_file(os.path.join(cgroup_dir, "cgroup.subtree_control"), "+" + c)
+                enabled.add(c)
+            except OSError as err:
+                text = os.strerror(err.errno)
+                if err.errno == _errno.EBUSY:
+                    pids = read_or_none(os.path.join(cgroup_dir, "cgroup.procs")) or ""
+                    text += (f" (processes still in {cgroup_dir}: {pids.split()[:10]}; "
+                             "only this daemon moves itself out)")
+                feats.why_missing.setdefault(c, f"enabling it in {cgroup_dir}/cgroup.subtree_control failed: {text}")
+        return enabled
+
+    def _prepare_v2(self) -> None:
+        feats = Features()
+        lay = self.layout
+        base = self.bases[""]
+        top = os.path.dirname(base)
+        if lay.delegated:
+            unit = top
+            sup = os.path.join(unit, SUPERVISOR_LEAF)
+            procs = read_or_none(os.path.join(unit, "cgroup.procs")) or ""
+            if str(self._pid) in procs.split():
+                _mkdir(sup, "create supervisor leaf")
+                try:
+                    write_file(os.path.join(sup, "cgroup.procs"), str(self._pid))
+                except OSError as err:
+                    raise _kernel_error(f"write {self._pid} to", err, sup + "/cgroup.procs",
+                                        "move daemon to supervisor leaf") from err
+        enabled_top = self._enable(top, WANTED_CONTROLLERS, feats, "enable controllers")
+        _mkdir(base, "create parent")
+        enabled = self._enable(base, [c for c in WANTED_CONTROLLERS if c in enabled_top], feats,
+                               "enable controllers")
+        feats.controllers = set(enabled) | {"cpuacct"}
+        feats.freeze = os.path.exists(os.path.join(base, "cgroup.freeze"))
+        if feats.freeze:
+            feats.controllers.add("freezer")
+        else:
+            feats.why_missing["freezer"] = "this kernel has no cgroup.freeze (needs 5.2)"
+        feats.kill = os.path.exists(os.path.join(base, "cgroup.kill"))
+        feats.swap = os.path.exists(os.path.join(base, "memory.swap.max"))
+        self.features.__dict__.update(feats.__dict__)
+
+    def remove_parent(self) -> None:
+        """rmdir our parent in every hierarchy (fails if a container is still there)."""
+        for base in reversed(self.unique_bases()):
+            try:
+                os.rmdir(base)
+            except FileNotFoundError:
+                pass
+            except OSError as err:
+                raise _kernel_error("rmdir", err, base, "remove parent") from err
+        self._prepared = False
+
+    # ---------------------------------------------------------- containers
+
+    def _make(self, container_id: str) -> Cgroup:
+        if not isinstance(container_id, str) or not ID_RE.fullmatch(container_id):
+            raise InvalidArgument(f"container id {container_id!r} cannot name a cgroup")
+        if self.driver == "v1":
+            return CgroupV1(container_id, {c: os.path.join(b, container_id) for c, b in self.bases.items()},
+                            self.features)
+        return CgroupV2(container_id, os.path.join(self.bases[""], container_id), self.features)
+
+    def create(self, container_id: str, resources: Resources) -> Cgroup:
+        """mkdir in every hierarchy and write the limits; undo all of it on any failure.
+
+        A limit the kernel cannot enforce raises Unsupported before anything is made.
+        An existing, empty cgroup of the same id (left by a crash) is taken over.
+        """
+        validate_resources(resources)
+        self.prepare()
+        cg = self._make(container_id)
+        asked = {f for f in RESOURCE_FIELDS if getattr(resources, f) is not None}
+        cg.check_supported(resources, asked)
+        made: list[str] = []
+        try:
+            for d in cg.unique_dirs():
+                if _mkdir(d, f"create cgroup for container {container_id[:12]}"):
+                    made.append(d)
+                else:
+                    made.append(d)
+                    procs = read_or_none(os.path.join(d, "cgroup.procs"))
+                    if procs and procs.split():
+                        raise Conflict(f"container {container_id[:12]}: cgroup {d} exists and has "
+                                       f"processes {procs.split()[:10]}", container=container_id,
+                                       step="create cgroup", path=d)
+            cg.apply(resources, asked, creating=True)
+        except BaseException:
+            for d in reversed(made):
+                try:
+                    os.rmdir(d)
+                except OSError:
+                    pass
+            raise
+        return cg
+
+    def open(self, container_id: str) -> Cgroup | None:
+        self.prepare()
+        cg = self._make(container_id)
+        return cg if cg.exists() else None
+
+    def list_ids(self) -> list[str]:
+        ids: set[str] = set()
+        for base in self.unique_bases():
+            try:
+                names = os.listdir(base)
+            except FileNotFoundError:
+                continue
+            except OSError as err:
+                raise _kernel_error("list", err, base, "list cgroups") from err
+            for n in names:
+                if ID_RE.fullmatch(n) and os.path.isdir(os.path.join(base, n)):
+                    ids.add(n)
+        return sorted(ids)
+
+    def stats_all(self, ids) -> dict:
+        """{id: stats} for every id whose cgroup exists, in one pass over the files."""
+        self.prepare()
+        out = {}
+        for cid in ids:
+            cg = self._make(cid)
+            s = cg.stats()
+            # A vanished cgroup reads as all-None: leave it out.
+            if any(v is not None for v in s.values()):
+                out[cid] = s
+        return out
+
+    def info(self) -> dict:
+        """For GET /v1/info: the layout and what our containers can use."""
+        self.prepare()
+        return {"mode": self.layout.mode, "driver": self.driver, "delegated": self.layout.delegated,
+                "parent": self.unique_bases(), "controllers": sorted(self.features.controllers),
+                "swap_accounting": self.features.swap, "freeze": self.features.freeze,
+                "kill": self.features.kill or self.features.freeze}
