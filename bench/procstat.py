@@ -1,0 +1,114 @@
+"""Memory and CPU of host-side processes, read from /proc (proc root is a parameter)."""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from pathlib import Path
+
+PROC = Path("/proc")
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+
+
+def _kib_field(text: str, name: str) -> int:
+    for line in text.splitlines():
+        if line.startswith(name + ":"):
+            return int(line.split()[1])
+    return 0
+
+
+def pss_kib(pid: int, proc: Path = PROC) -> int:
+    return _kib_field((proc / str(pid) / "smaps_rollup").read_text(), "Pss")
+
+
+def memory(pid: int | None, proc: Path = PROC) -> dict:
+    """RSS and PSS of one process (the daemon), in KiB."""
+    if pid is None:
+        return {"rss_kib": None, "pss_kib": None}
+    status = (proc / str(pid) / "status").read_text()
+    return {"rss_kib": _kib_field(status, "VmRSS"), "pss_kib": pss_kib(pid, proc),
+            "threads": _kib_field(status, "Threads")}
+
+
+def pss_sum(pids: list[int], proc: Path = PROC) -> dict:
+    total, alive = 0, 0
+    for pid in pids:
+        try:
+            total += pss_kib(pid, proc)
+            alive += 1
+        except (FileNotFoundError, ProcessLookupError):
+            continue
+    return {"processes": alive, "pss_kib": total,
+            "pss_per_process_kib": total / alive if alive else None}
+
+
+def monitor_pids(mcd_root: Path) -> list[int]:
+    """The per-container host-side processes of mcd: each container's monitor (state.json)."""
+    pids = []
+    for state in sorted(mcd_root.glob("containers/*/state.json")):
+        try:
+            data = json.loads(state.read_text())
+        except (OSError, ValueError):
+            continue
+        pid = data.get("monitor_pid")
+        if isinstance(pid, int) and pid > 1 and (PROC / str(pid)).exists():
+            pids.append(pid)
+    return pids
+
+
+def count_runtime_leftovers(name: str, proc: Path = PROC) -> int:
+    """Processes whose comm is the runtime itself: detached runc/crun should leave none."""
+    n = 0
+    for d in proc.iterdir():
+        if d.name.isdigit():
+            try:
+                if (d / "comm").read_text().strip() == name:
+                    n += 1
+            except OSError:
+                pass
+    return n
+
+
+def cpu_and_switches(pid: int, proc: Path = PROC) -> tuple[int, int]:
+    """(utime+stime in ticks, voluntary+involuntary context switches over all threads)."""
+    stat = (proc / str(pid) / "stat").read_text()
+    fields = stat.rsplit(")", 1)[1].split()
+    ticks = int(fields[11]) + int(fields[12])      # utime, stime (fields 14, 15)
+    switches = 0
+    for task in (proc / str(pid) / "task").iterdir():
+        try:
+            st = (task / "status").read_text()
+        except OSError:
+            continue
+        switches += _kib_field(st, "voluntary_ctxt_switches")
+        switches += _kib_field(st, "nonvoluntary_ctxt_switches")
+    return ticks, switches
+
+
+def idle_cost(groups: dict[str, list[int]], seconds: float, proc: Path = PROC) -> dict:
+    """CPU time and wake-ups (context switches) of each group of processes over `seconds`."""
+    def snap() -> dict[str, tuple[int, int, int]]:
+        out = {}
+        for name, pids in groups.items():
+            ticks = sw = alive = 0
+            for pid in pids:
+                try:
+                    t, s = cpu_and_switches(pid, proc)
+                except (FileNotFoundError, ProcessLookupError):
+                    continue
+                ticks += t
+                sw += s
+                alive += 1
+            out[name] = (ticks, sw, alive)
+        return out
+    before = snap()
+    time.sleep(seconds)
+    after = snap()
+    res = {"seconds": seconds, "groups": {}}
+    for name in groups:
+        t0, s0, _ = before[name]
+        t1, s1, alive = after[name]
+        res["groups"][name] = {"processes": alive, "cpu_ms": (t1 - t0) * 1000 / CLK_TCK,
+                               "wakeups": s1 - s0, "wakeups_per_s": (s1 - s0) / seconds}
+    return res
