@@ -144,15 +144,12 @@ class LiveFeed:
                     self._prev.clear()
                     self._last = None
                     return
-                subs = list(self._subs)
-            message = self.sample_once()
-            for sub in subs:
-                sub.put(message)
+            self.sample_once()
             self._wake.wait(self.interval)
             self._wake.clear()
 
     def sample_once(self) -> bytes:
-        """Take one sample now and return it as an SSE message."""
+        """Take one sample now, send it to every page, return it as an SSE message."""
         started = self._clock()
         try:
             data = self._fetch()
@@ -184,16 +181,19 @@ class LiveFeed:
         for gone in set(self._prev) - seen:
             del self._prev[gone]
         t = round(self._wall(), 3)
-        with self._lock:
-            self._history.append((t, point))
         payload = {"t": t, "interval": self.interval, "host": data.get("host", {}),
                    "containers": containers,
                    "sample_ms": round(self.last_sample_seconds * 1000, 2)}
         if error:
             payload["error"] = error
         message = sse("sample", payload)
+        # One critical section: a page subscribing now gets this sample either
+        # from the broadcast or as _last, never twice and never not at all.
         with self._lock:
+            self._history.append((t, point))
             self._last = message
+            for sub in self._subs:
+                sub.put(message)
         return message
 
     def _history_message(self) -> bytes | None:

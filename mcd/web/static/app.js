@@ -1,6 +1,6 @@
 // mini-container dashboard.
 // Everything a container controls (names, labels, commands, log lines) reaches the
-// page through textContent / createTextNode only: no innerHTML with data, anywhere.
+// page through textContent / createTextNode only: markup is never built from strings, anywhere.
 "use strict";
 
 (function () {
@@ -408,6 +408,7 @@
   function openContainer(ref) {
     closeContainer();
     page.ref = ref;
+    page.openedAt = nowSec();
     clear($("logs")); clear($("events")); clear($("top-rows")); clear($("top-head"));
     setText($("inspect"), "");
     $("events-empty").classList.remove("hidden");
@@ -522,14 +523,17 @@
   function renderLimits(c) {
     const set = resourcesSet(), eff = effectiveLimits(), st = c.stats || {};
     const live = c.stats && (c.status === "running" || c.status === "paused");
+    // The kernel's view exists only while the cgroup does; null there means "no limit".
+    const haveEff = live && eff && !eff.error && Object.keys(eff).length > 0;
+    const effText = (kind, key) => !haveEff ? "–" : (eff[key] === null || eff[key] === undefined ? (kind === "cpus" ? "unlimited" : "unlimited") : limitText(kind, eff[key]));
     const rows = [
-      ["Memory", limitText("bytes", set.memory), limitText("bytes", eff.memory ?? eff.memory_limit ?? st.memory_limit), live ? fmtBytes(st.memory_current) : "–"],
-      ["Memory + swap", limitText("bytes", set.memory_swap), limitText("bytes", eff.memory_swap ?? eff.memsw_limit), "–"],
+      ["Memory", limitText("bytes", set.memory) === "–" ? "unlimited" : limitText("bytes", set.memory), effText("bytes", "memory"), live ? fmtBytes(st.memory_current) : "–"],
+      ["Memory + swap", set.memory_swap === null || set.memory_swap === undefined ? "unlimited" : limitText("bytes", set.memory_swap), effText("bytes", "memory_swap"), "–"],
       ["CPU", cpusText(set.cpu_quota, set.cpu_period) || "unlimited",
-        cpusText(eff.cpu_quota, eff.cpu_period) || (eff.cpus ? String(eff.cpus) : "–"), live ? fmtPct(c.cpu_percent) : "–"],
-      ["CPU shares", limitText("count", set.cpu_shares), limitText("count", eff.cpu_shares ?? eff.cpu_weight), "–"],
-      ["CPU set", set.cpuset_cpus || "all", eff.cpuset_cpus || "–", "–"],
-      ["PIDs", limitText("count", set.pids_limit), limitText("count", eff.pids_limit ?? eff.pids_max ?? st.pids_limit), live ? String(st.pids_current ?? "–") : "–"],
+        haveEff ? (cpusText(eff.cpu_quota, eff.cpu_period) || "unlimited") : "–", live ? fmtPct(c.cpu_percent) : "–"],
+      ["CPU shares", set.cpu_shares ? String(set.cpu_shares) : "default", effText("count", "cpu_shares"), "–"],
+      ["CPU set", set.cpuset_cpus || "all", haveEff ? (eff.cpuset_cpus || "all") : "–", "–"],
+      ["PIDs", limitText("count", set.pids_limit) === "–" ? "unlimited" : limitText("count", set.pids_limit), effText("count", "pids_limit"), live ? String(st.pids_current ?? "–") : "–"],
     ];
     if (live && (st.throttled_periods || st.oom_kills)) {
       rows.push(["Throttled", "", "", (st.throttled_periods || 0) + " periods"]);
@@ -684,6 +688,7 @@
     const ref = page.ref;
     const ctrl = new AbortController();
     page.logsAbort = ctrl;
+    page.logsEnded = false;
     const pre = $("logs");
     clear(pre);
     const follow = $("follow").checked;
@@ -709,6 +714,7 @@
           if (lines.length) appendLogLines(pre, lines, ts);
         }
         if (buf) appendLogLines(pre, [buf], ts);
+        if (page.logsAbort === ctrl) page.logsEnded = true;
         if (page.logsAbort === ctrl) pre.append(h("span", { class: "note", text: follow ? "— log stream ended —\n" : "— end of log —\n" }));
       })
       .catch((err) => {
@@ -745,7 +751,7 @@
   // ---- events: the API's SSE stream, filtered to this container
   function startEvents() {
     if (page.events) page.events.close();
-    const es = new EventSource("/v1/events?stream=1");
+    const es = new EventSource("/v1/events?stream=1&history=1");
     page.events = es;
     const handler = (ev) => {
       let e;
@@ -754,8 +760,13 @@
       const name = e.name || (e.container && e.container.name);
       if (!(id && page.id && String(id) === page.id) && !(name && (name === page.ref || (page.inspect && name === page.inspect.name)))) return;
       addEvent(e);
-      // A lifecycle event changes what inspect shows (pid, started_at, exit code).
-      loadInspect();
+      // A lifecycle event changes what inspect shows (pid, started_at, exit code);
+      // a (re)start begins a new log stream, the old follow ended with the old process.
+      clearTimeout(page.inspectTimer);
+      page.inspectTimer = setTimeout(loadInspect, 250);
+      const kind = e.type || e.event;
+      const fresh = (parseTime(e.time) || nowSec()) >= page.openedAt - 1;
+      if (fresh && (kind === "started" || kind === "restarted") && $("follow").checked && page.logsEnded) startLogs();
     };
     es.onmessage = handler;
     for (const t of ["created", "started", "died", "stopped", "oom", "destroyed", "restarted", "paused", "unpaused", "renamed", "updated", "event"]) es.addEventListener(t, handler);
