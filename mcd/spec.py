@@ -372,6 +372,10 @@ def validate_resources(r: Resources) -> None:
         bad("--cpu-quota", f"{r.cpu_quota} is out of range [1000, 2^44] µs (or -1 for none)")
     if r.memory is not None and r.memory != -1 and r.memory < 6 * 1024 * 1024:
         bad("--memory", f"{r.memory} bytes is below the minimum of 6m")
+    for key in ("memory", "memory_swap"):
+        v = getattr(r, key)
+        if v is not None and v > 2 ** 62:
+            bad("--" + key.replace("_", "-"), f"{v} bytes is out of range [6m, 2^62] (or -1 for none)")
     if r.memory_swap is not None and r.memory_swap != -1:
         if r.memory is None or r.memory == -1:
             bad("--memory-swap", "needs --memory as well")
@@ -381,6 +385,12 @@ def validate_resources(r: Resources) -> None:
         bad("--pids-limit", f"{r.pids_limit} is out of range [1, 4194304] (or -1 for none)")
     if r.cpuset_cpus is not None and not re.fullmatch(r"\d+(-\d+)?(,\d+(-\d+)?)*", r.cpuset_cpus):
         bad("--cpuset-cpus", f"{r.cpuset_cpus!r} is not a CPU list like 0-1,3")
+    if r.cpuset_cpus is not None:
+        for part in r.cpuset_cpus.split(","):
+            lo, _, hi = part.partition("-")
+            if hi and int(hi) < int(lo):
+                bad("--cpuset-cpus", f"range {part!r} in {r.cpuset_cpus!r} runs backwards "
+                                     "(a CPU list like 0-1,3)")
 
 
 def cpus_to_quota(cpus: float, period: int = 100000) -> tuple[int, int]:

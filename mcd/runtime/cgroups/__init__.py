@@ -9,7 +9,7 @@ See docs/design.md, "Cgroups", for detection, placement and conversions.
 
 from .base import Cgroup, Features
 from .convert import shares_to_weight, weight_to_shares
-from .detect import Layout, detect
+from .detection import Layout, detect
 from .manager import DEFAULT_PARENT, DELEGATED_PARENT, CgroupManager
 
 __all__ = ["Cgroup", "CgroupManager", "DEFAULT_PARENT", "DELEGATED_PARENT", "Features",

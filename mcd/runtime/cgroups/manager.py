@@ -10,7 +10,7 @@ from mcd.errors import Conflict, InvalidArgument, KernelError
 from mcd.spec import Resources, validate_resources
 
 from .base import RESOURCE_FIELDS, Cgroup, Features, read_file, read_or_none, write_file
-from .detect import SUPERVISOR_LEAF, Layout, detect
+from .detection import SUPERVISOR_LEAF, Layout, detect
 from .v1 import USED_CONTROLLERS, CgroupV1
 from .v2 import WANTED_CONTROLLERS, CgroupV2
 
