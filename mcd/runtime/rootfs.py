@@ -1,0 +1,278 @@
+"""The container's filesystem, built inside its own mount namespace by PID 1.
+
+Everything here runs in the forked container process before exec, as host root.
+A stopped container's upper dir is attacker-controlled the next time it starts, so
+no path inside the rootfs is ever resolved by the host's rules: every destination
+is opened with openat2(RESOLVE_IN_ROOT) from an fd of the rootfs, and the mount
+calls get ``/proc/self/fd/N`` for that fd. A symlink ``/proc -> /../../etc`` then
+lands on the container's own /etc, never on the host's.
+
+Each step raises ``StepFailed(step, path, errno)``; PID 1 sends it to the monitor.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import fcntl
+import os
+import stat
+
+from mcd.errors import KernelError
+from mcd.runtime import syscalls as sc
+
+O_PATH = os.O_PATH | os.O_CLOEXEC
+RESOLVE = sc.RESOLVE_IN_ROOT | sc.RESOLVE_NO_MAGICLINKS
+
+DEVICES = (("null", 1, 3), ("zero", 1, 5), ("full", 1, 7), ("random", 1, 8),
+           ("urandom", 1, 9), ("tty", 5, 0))
+DEV_LINKS = (("ptmx", "pts/ptmx"), ("fd", "/proc/self/fd"), ("stdin", "/proc/self/fd/0"),
+             ("stdout", "/proc/self/fd/1"), ("stderr", "/proc/self/fd/2"),
+             ("core", "/proc/kcore"))
+
+TIOCGPTN = 0x80045430
+TIOCSPTLCK = 0x40045431
+TIOCGPTPEER = 0x5441
+
+
+class StepFailed(Exception):
+    def __init__(self, step: str, path: str | None, err: int):
+        super().__init__(f"{step} {path}: {os.strerror(err)}")
+        self.step, self.path, self.errno = step, path, err
+
+
+@contextlib.contextmanager
+def step(name: str, path: str | None = None):
+    try:
+        yield
+    except StepFailed:
+        raise
+    except KernelError as err:
+        raise StepFailed(name, path or err.path, err.errno or errno.EIO) from None
+    except OSError as err:
+        raise StepFailed(name, path, err.errno or errno.EIO) from None
+
+
+def resolve(rootfd: int, path: str, flags: int = O_PATH) -> int:
+    """Open ``path`` as seen from inside the rootfs (symlinks cannot leave it)."""
+    return sc.openat2(rootfd, path.lstrip("/") or ".", flags, RESOLVE, display=path)
+
+
+def ensure_dir(rootfd: int, path: str, mode: int = 0o755) -> int:
+    """O_PATH fd of the directory ``path`` inside the rootfs, creating missing parts."""
+    try:
+        return resolve(rootfd, path, O_PATH | os.O_DIRECTORY)
+    except KernelError as err:
+        if err.errno != errno.ENOENT:
+            raise
+    parent, name = os.path.split(path.rstrip("/"))
+    pfd = ensure_dir(rootfd, parent or "/", mode)
+    try:
+        try:
+            os.mkdir(name, mode, dir_fd=pfd)
+        except FileExistsError:
+            pass    # a dangling symlink: the resolve below refuses it
+        return sc.openat2(pfd, name, O_PATH | os.O_DIRECTORY, RESOLVE, display=path)
+    finally:
+        os.close(pfd)
+
+
+def ensure_file(rootfd: int, path: str) -> int:
+    try:
+        return resolve(rootfd, path)
+    except KernelError as err:
+        if err.errno != errno.ENOENT:
+            raise
+    parent, name = os.path.split(path.rstrip("/"))
+    pfd = ensure_dir(rootfd, parent or "/")
+    try:
+        try:
+            os.close(os.open(name, os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_WRONLY
+                             | os.O_CLOEXEC, 0o644, dir_fd=pfd))
+        except FileExistsError:
+            pass
+        return sc.openat2(pfd, name, O_PATH, RESOLVE, display=path)
+    finally:
+        os.close(pfd)
+
+
+def _mount_at(rootfd: int, path: str, source, fstype, flags, data=None, *, make=ensure_dir):
+    fd = make(rootfd, path)
+    try:
+        sc.mount(source, sc.fd_path(fd), fstype, flags, data, display=path)
+    finally:
+        os.close(fd)
+
+
+def set_readonly(rootfd: int, path: str, recursive: bool = True) -> None:
+    fd = resolve(rootfd, path)
+    try:
+        sc.mount_setattr(fd, "", sc.AT_EMPTY_PATH | (sc.AT_RECURSIVE if recursive else 0),
+                         sc.MOUNT_ATTR_RDONLY, display=path)
+    finally:
+        os.close(fd)
+
+
+def bind(rootfd: int, src_fd: int, path: str, readonly: bool) -> None:
+    is_dir = stat.S_ISDIR(os.fstat(src_fd).st_mode)
+    _mount_at(rootfd, path, sc.fd_path(src_fd), None, sc.MS_BIND | sc.MS_REC,
+              make=ensure_dir if is_dir else ensure_file)
+    if readonly:
+        set_readonly(rootfd, path)
+
+
+def mount_overlay(paths, lower: str) -> None:
+    data = f"lowerdir={lower},upperdir={paths.upper},workdir={paths.work}"
+    with step("mount overlay", paths.rootfs):
+        sc.mount("overlay", paths.rootfs, "overlay", 0, data)
+
+
+def idmapped_lower(paths, userns_fd: int) -> str:
+    """Attach an idmapped clone of the template at paths.lower_idmapped (this ns only)."""
+    with step("idmap template", paths.lower):
+        fd = sc.open_tree(-100, paths.lower, sc.OPEN_TREE_CLONE | sc.OPEN_TREE_CLOEXEC
+                          | sc.AT_RECURSIVE)
+        try:
+            sc.mount_setattr(fd, "", sc.AT_EMPTY_PATH | sc.AT_RECURSIVE, sc.MOUNT_ATTR_IDMAP,
+                             userns_fd=userns_fd, display=paths.lower)
+            sc.move_mount(fd, "", -100, paths.lower_idmapped, sc.MOVE_MOUNT_F_EMPTY_PATH)
+        finally:
+            os.close(fd)
+    return paths.lower_idmapped
+
+
+def mount_system(rootfd: int, new_netns: bool, terminal: bool):
+    """/proc, /sys, /dev (+pts, shm, mqueue). Returns (master, slave) fds when terminal."""
+    nosuid = sc.MS_NOSUID | sc.MS_NODEV | sc.MS_NOEXEC
+    with step("mount", "/proc"):
+        _mount_at(rootfd, "/proc", "proc", "proc", nosuid)
+    with step("mount", "/sys"):
+        # A fresh sysfs shows the links of the netns it is mounted in.
+        _mount_at(rootfd, "/sys", "sysfs", "sysfs", nosuid | sc.MS_RDONLY)
+    with step("mount", "/dev"):
+        _mount_at(rootfd, "/dev", "tmpfs", "tmpfs", sc.MS_NOSUID | sc.MS_NOEXEC,
+                  "mode=755,size=65536k")
+    with step("mount", "/dev"):
+        dev = resolve(rootfd, "/dev", O_PATH | os.O_DIRECTORY)
+    pty = None
+    try:
+        for name, major, minor in DEVICES:
+            with step("mknod", "/dev/" + name):
+                os.mknod(name, 0o666 | stat.S_IFCHR, os.makedev(major, minor), dir_fd=dev)
+        for name, target in DEV_LINKS:
+            with step("symlink", "/dev/" + name):
+                os.symlink(target, name, dir_fd=dev)
+        for name, mode in (("pts", 0o755), ("shm", 0o1777), ("mqueue", 0o755)):
+            with step("mkdir", "/dev/" + name):
+                os.mkdir(name, mode, dir_fd=dev)
+        with step("mount", "/dev/pts"):
+            _mount_at(rootfd, "/dev/pts", "devpts", "devpts", sc.MS_NOSUID | sc.MS_NOEXEC,
+                      "newinstance,ptmxmode=0666,mode=0620,gid=5")
+        with step("mount", "/dev/shm"):
+            _mount_at(rootfd, "/dev/shm", "shm", "tmpfs", nosuid, "mode=1777,size=65536k")
+        with step("mount", "/dev/mqueue"):
+            _mount_at(rootfd, "/dev/mqueue", "mqueue", "mqueue", nosuid)
+        if terminal:
+            with step("open pty", "/dev/pts/ptmx"):
+                pty = open_pty(dev, "pts/ptmx")
+    finally:
+        os.close(dev)
+    return pty
+
+
+def open_pty(dirfd: int, ptmx: str) -> tuple[int, int]:
+    """A pty pair from the container's own devpts (its slave is a path inside it)."""
+    master = os.open(ptmx, os.O_RDWR | os.O_NOCTTY | os.O_CLOEXEC, dir_fd=dirfd)
+    st = os.fstat(master)
+    if not stat.S_ISCHR(st.st_mode) or os.major(st.st_rdev) != 5:
+        os.close(master)
+        raise OSError(errno.ENOTTY, "not a ptmx")
+    fcntl.ioctl(master, TIOCSPTLCK, b"\0\0\0\0")
+    slave = fcntl.ioctl(master, TIOCGPTPEER, os.O_RDWR | os.O_NOCTTY)
+    return master, slave
+
+
+def mask_paths(rootfd: int, masked: list[str]) -> None:
+    for path in masked:
+        with step("mask", path):
+            try:
+                fd = resolve(rootfd, path)
+            except KernelError as err:
+                if err.errno == errno.ENOENT:
+                    continue
+                raise
+            try:
+                target = sc.fd_path(fd)
+                if stat.S_ISDIR(os.fstat(fd).st_mode):
+                    sc.mount("tmpfs", target, "tmpfs", sc.MS_RDONLY, "size=0", display=path)
+                else:
+                    sc.mount("/dev/null", target, None, sc.MS_BIND, display=path)
+            finally:
+                os.close(fd)
+
+
+def readonly_paths(rootfd: int, paths: list[str]) -> None:
+    for path in paths:
+        with step("readonly", path):
+            try:
+                fd = resolve(rootfd, path)
+            except KernelError as err:
+                if err.errno == errno.ENOENT:
+                    continue
+                raise
+            try:
+                sc.mount(sc.fd_path(fd), sc.fd_path(fd), None, sc.MS_BIND | sc.MS_REC,
+                         display=path)
+            finally:
+                os.close(fd)
+            set_readonly(rootfd, path)
+
+
+def user_mounts(rootfd: int, mounts) -> None:
+    for m in mounts:
+        ro = "ro" in m.options
+        if m.type == "bind":
+            with step("bind source", m.source):
+                src = os.open(m.source, O_PATH)
+            try:
+                with step("mount", m.destination):
+                    bind(rootfd, src, m.destination, ro)
+            finally:
+                os.close(src)
+        else:
+            flags = sc.MS_NOSUID | sc.MS_NODEV
+            data = []
+            for opt in m.options:
+                key = opt.partition("=")[0]
+                if key in ("size", "mode"):
+                    data.append(opt)
+                else:
+                    flags = {"ro": flags | sc.MS_RDONLY, "rw": flags & ~sc.MS_RDONLY,
+                             "noexec": flags | sc.MS_NOEXEC, "exec": flags & ~sc.MS_NOEXEC,
+                             "nosuid": flags | sc.MS_NOSUID, "suid": flags & ~sc.MS_NOSUID,
+                             "nodev": flags | sc.MS_NODEV, "dev": flags & ~sc.MS_NODEV}.get(key, flags)
+            with step("mount", m.destination):
+                _mount_at(rootfd, m.destination, "tmpfs", "tmpfs", flags, ",".join(data) or None)
+
+
+def bind_files(rootfd: int, files: list[tuple[str, str]], skip: set[str]) -> None:
+    """Bind host-side files (hostname, hosts, resolv.conf) over their place in the rootfs."""
+    for src, dest in files:
+        if dest in skip:
+            continue
+        with step("mount", dest):
+            src_fd = os.open(src, O_PATH)
+            try:
+                bind(rootfd, src_fd, dest, False)
+            finally:
+                os.close(src_fd)
+
+
+def pivot(rootfd: int) -> None:
+    """pivot_root(".", "."): the old root ends up stacked on "/" and is detached at once,
+    so no put_old directory is ever created inside the container."""
+    with step("pivot_root", "/"):
+        os.fchdir(rootfd)
+        sc.pivot_root(".", ".")
+        sc.umount2(".", sc.MNT_DETACH)
+        os.chdir("/")
