@@ -1,0 +1,592 @@
+"""mcctl: main(argv, env) -> exit status.
+
+The environment (streams, variables) is an argument, so tests run the CLI in-process.
+Errors are one line on stderr, ``mcctl: ...``; --debug adds the traceback. Exit status:
+the container's own for run / start -a / exec, 125 when mcd or the request failed,
+126/127 when the command cannot be run / is not found.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+import threading
+
+from mcctl.client import Client, ClientError, ref_path
+from mcctl.parser import DEFAULT_SOCKET, VERSION, build_parser
+
+EXIT_OK, EXIT_DAEMON = 0, 125
+
+
+class Environment:
+    def __init__(self, environ=None, stdin=None, stdout=None, stderr=None):
+        self.environ = os.environ if environ is None else environ
+        self.stdin = stdin or sys.stdin
+        self.stdout = stdout or sys.stdout
+        self.stderr = stderr or sys.stderr
+
+    def fd(self, stream, default: int) -> int:
+        try:
+            return stream.fileno()
+        except (AttributeError, ValueError, OSError):
+            return default
+
+
+class UsageError(Exception):
+    pass
+
+
+# ---------------------------------------------------------------- spec from flags
+
+def _env_list(items: list[str], files: list[str], environ) -> list[str]:
+    out = []
+    for f in files:
+        try:
+            with open(f) as fh:
+                lines = fh.read().splitlines()
+        except OSError as err:
+            raise UsageError(f"--env-file {f}: {err.strerror}") from None
+        for line in lines:
+            line = line.strip()
+            if line and not line.startswith("#"):
+                out.append(line if "=" in line else f"{line}={environ.get(line, '')}")
+    for e in items:
+        if "=" not in e:
+            if e in environ:
+                out.append(f"{e}={environ[e]}")
+            continue
+        out.append(e)
+    return out
+
+
+def _resources(args) -> dict:
+    from mcd.spec import cpus_to_quota, parse_size
+    r = {}
+    if args.memory is not None:
+        r["memory"] = -1 if args.memory == "-1" else parse_size(args.memory, "--memory")
+    if args.memory_swap is not None:
+        r["memory_swap"] = -1 if args.memory_swap == "-1" else parse_size(args.memory_swap, "--memory-swap")
+    if args.cpu_shares is not None:
+        r["cpu_shares"] = args.cpu_shares
+    if args.cpus is not None:
+        if args.cpu_quota is not None:
+            raise UsageError("--cpus and --cpu-quota cannot be used together")
+        r["cpu_quota"], r["cpu_period"] = cpus_to_quota(args.cpus, args.cpu_period or 100000)
+    if args.cpu_quota is not None:
+        r["cpu_quota"] = args.cpu_quota
+    if args.cpu_period is not None:
+        r["cpu_period"] = args.cpu_period
+    if args.cpuset_cpus is not None:
+        r["cpuset_cpus"] = args.cpuset_cpus
+    if args.pids_limit is not None:
+        r["pids_limit"] = args.pids_limit
+    return r
+
+
+def build_spec(args, environ) -> dict:
+    """The ContainerSpec (as a dict) for run/create; validated here with the daemon's own rules."""
+    from mcd.spec import (DEFAULT_ENV, DEFAULT_NAMESPACES, ContainerSpec, Mount, User,
+                          resolve_capabilities)
+    process = {"args": args.command or ["sh"],
+               "env": list(DEFAULT_ENV) + _env_list(args.env, args.env_file, environ),
+               "terminal": bool(args.tty),
+               "capabilities": resolve_capabilities(args.cap_add, args.cap_drop)}
+    if args.workdir:
+        process["cwd"] = args.workdir
+    if args.user:
+        process["user"] = User.parse(args.user).to_dict()
+    namespaces = list(DEFAULT_NAMESPACES)
+    if args.network == "host":
+        namespaces.remove("network")
+    linux = {"namespaces": namespaces, "resources": _resources(args)}
+    if args.userns:
+        namespaces.append("user")
+        linux["uid_mappings"] = [{"container_id": 0, "host_id": 100000, "size": 65536}]
+        linux["gid_mappings"] = [{"container_id": 0, "host_id": 100000, "size": 65536}]
+    for opt in args.security_opt:
+        if opt in ("seccomp=unconfined", "seccomp:unconfined"):
+            linux["seccomp"] = "unconfined"
+        elif opt in ("no-new-privileges", "no-new-privileges=true", "no-new-privileges:true"):
+            process["no_new_privileges"] = True
+        else:
+            raise UsageError(f"--security-opt: unsupported option {opt!r} (seccomp=unconfined)")
+    mounts = [Mount.parse_volume(v).to_dict() for v in args.volume]
+    mounts += [Mount.parse_tmpfs(t).to_dict() for t in args.tmpfs]
+    for m in mounts:
+        if m["type"] == "bind":
+            m["source"] = os.path.abspath(m["source"])
+    labels = {}
+    for lab in args.label:
+        k, _, v = lab.partition("=")
+        labels[k] = v
+    spec = {"process": process, "root": {"template": args.template, "readonly": bool(args.read_only)},
+            "mounts": mounts, "linux": linux, "restart_policy": args.restart, "labels": labels}
+    if args.name:
+        spec["name"] = args.name
+    if args.hostname:
+        spec["hostname"] = args.hostname
+    if args.stop_timeout is not None:
+        spec["stop_timeout"] = args.stop_timeout
+    if args.stop_signal:
+        spec["stop_signal"] = args.stop_signal
+    # Same validation as the daemon's, before anything is sent.
+    ContainerSpec.from_dict({**spec, "name": spec.get("name", "x"),
+                             "hostname": spec.get("hostname", "x")})
+    return spec
+
+
+# ---------------------------------------------------------------- attach
+
+def _exit_message(res: dict, name: str, env: Environment) -> int:
+    from mcctl.output import size
+    code = res.get("exit_code")
+    if res.get("oom_killed"):
+        env.stderr.write(f'mcctl: container "{name}" was killed: out of memory '
+                         f"(limit {size(res.get('memory_limit'))}, peak {size(res.get('memory_peak'))})\n")
+        env.stderr.flush()
+        return 137 if code is None else code
+    if code is None:
+        if res.get("error"):
+            env.stderr.write(f'mcctl: container "{name}": {res["error"]}\n')
+        return EXIT_DAEMON
+    return code
+
+
+def _attach(client: Client, method: str, path: str, body, query, env: Environment, *,
+            tty: bool, interactive: bool, sig_proxy_ref: str | None = None) -> int:
+    fds = [] if tty else [env.fd(env.stdin, 0), env.fd(env.stdout, 1), env.fd(env.stderr, 2)]
+    for s in (env.stdout, env.stderr):
+        try:
+            s.flush()
+        except (AttributeError, ValueError):
+            pass
+    resp = client.open(method, path, body, query, fds=fds)
+    try:
+        lines = resp.lines()
+        first = next(lines, None)
+        if first is None or first.get("type") != "attached":
+            raise ClientError("the daemon ended the attach stream early")
+        name = first.get("name") or sig_proxy_ref or ""
+        received = list(resp.fds)
+
+        def finished():
+            for msg in lines:
+                if msg.get("type") == "exit":
+                    return msg
+            raise ClientError(f'container "{name}": the daemon closed the stream before the exit status')
+
+        if received:
+            from mcctl import tty as ttymod
+            master = received[0]
+            for extra in received[1:]:
+                os.close(extra)
+            try:
+                res = ttymod.interact(master, finished, stdin_fd=env.fd(env.stdin, 0),
+                                      stdout_fd=env.fd(env.stdout, 1), interactive=interactive)
+            finally:
+                os.close(master)
+        else:
+            old = {}
+            target = first.get("id") or sig_proxy_ref
+            if target and threading.current_thread() is threading.main_thread():
+                # Like docker's --sig-proxy: signals to the client go to the container.
+                def proxy(signum, _frame):
+                    try:
+                        client.post(ref_path(target) + "/kill", signal=str(signum))
+                    except ClientError:
+                        pass
+                for s in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+                    old[s] = signal.signal(s, proxy)
+            try:
+                res = finished()
+            finally:
+                for s, h in old.items():
+                    signal.signal(s, h)
+        return _exit_message(res, name, env)
+    finally:
+        resp.close()
+
+
+# ---------------------------------------------------------------- commands
+
+def cmd_run(args, env, client, *, create_only=False):
+    spec = build_spec(args, env.environ)
+    if create_only:
+        res = client.post("/v1/containers", {"spec": spec, "rm": bool(args.rm)})
+        env.stdout.write(res["id"] + "\n")
+        return EXIT_OK
+    if args.detach:
+        res = client.post("/v1/containers", {"spec": spec, "start": True, "rm": bool(args.rm)})
+        env.stdout.write(res["id"] + "\n")
+        return EXIT_OK
+    if args.tty and not os.isatty(env.fd(env.stdin, 0)):
+        env.stderr.write("mcctl: warning: -t given but stdin is not a terminal\n")
+    body = {"spec": spec, "attach": True, "rm": bool(args.rm), "stdin": bool(args.interactive)}
+    return _attach(client, "POST", "/v1/containers", body, None, env, tty=bool(args.tty),
+                   interactive=bool(args.interactive))
+
+
+def _each(args, env, fn, print_name=True):
+    rc = EXIT_OK
+    for ref in args.containers:
+        try:
+            fn(ref)
+            if print_name:
+                env.stdout.write(ref + "\n")
+        except ClientError as err:
+            env.stderr.write(f"mcctl: {err}\n")
+            rc = err.exit_code
+    return rc
+
+
+def cmd_start(args, env, client):
+    if args.attach:
+        if len(args.containers) != 1:
+            raise UsageError("start -a takes exactly one container")
+        ref = args.containers[0]
+        info = client.get(ref_path(ref))
+        tty = bool((info.get("spec") or {}).get("process", {}).get("terminal"))
+        return _attach(client, "POST", ref_path(ref) + "/start",
+                       None, {"attach": True, "stdin": bool(args.interactive)}, env,
+                       tty=tty, interactive=bool(args.interactive) or tty, sig_proxy_ref=ref)
+    return _each(args, env, lambda r: client.post(ref_path(r) + "/start"))
+
+
+def cmd_stop(args, env, client):
+    return _each(args, env, lambda r: client.post(ref_path(r) + "/stop", t=args.time))
+
+
+def cmd_restart(args, env, client):
+    return _each(args, env, lambda r: client.post(ref_path(r) + "/restart", t=args.time))
+
+
+def cmd_kill(args, env, client):
+    return _each(args, env, lambda r: client.post(ref_path(r) + "/kill", signal=args.signal))
+
+
+def cmd_rm(args, env, client):
+    return _each(args, env, lambda r: client.delete(ref_path(r), force=bool(args.force)))
+
+
+def cmd_pause(args, env, client):
+    return _each(args, env, lambda r: client.post(ref_path(r) + "/pause"))
+
+
+def cmd_unpause(args, env, client):
+    return _each(args, env, lambda r: client.post(ref_path(r) + "/unpause"))
+
+
+def cmd_ps(args, env, client):
+    from mcctl import output
+    items = client.get("/v1/containers", all=bool(args.all))
+    if args.quiet:
+        for c in items:
+            env.stdout.write((c["id"] if args.no_trunc else c["short_id"]) + "\n")
+        return EXIT_OK
+    if args.format == "json":
+        output.dump_json(items, env.stdout)
+        return EXIT_OK
+    rows = []
+    for c in items:
+        cmd = c.get("command") or ""
+        rows.append([c["id"] if args.no_trunc else c["short_id"], c.get("template") or "-",
+                     cmd if args.no_trunc else output.truncate(cmd, 24),
+                     (output.ago(c.get("created_at")) + " ago") if c.get("created_at") else "",
+                     output.status_text(c), c["name"]])
+    output.table(["CONTAINER ID", "TEMPLATE", "COMMAND", "CREATED", "STATUS", "NAME"], rows, env.stdout)
+    return EXIT_OK
+
+
+def cmd_inspect(args, env, client):
+    from mcctl import output
+    out, rc = [], EXIT_OK
+    for ref in args.containers:
+        try:
+            out.append(client.get(ref_path(ref)))
+        except ClientError as err:
+            env.stderr.write(f"mcctl: {err}\n")
+            rc = err.exit_code
+    output.dump_json(out, env.stdout)
+    return rc
+
+
+def cmd_logs(args, env, client):
+    resp = client.open("GET", ref_path(args.container) + "/logs",
+                       query={"follow": bool(args.follow), "tail": args.tail,
+                              "timestamps": bool(args.timestamps)})
+    try:
+        for e in resp.lines():
+            text = e.get("log", "")
+            if args.timestamps and e.get("time"):
+                text = f"{e['time']} {text}"
+            stream = env.stderr if e.get("stream") == "stderr" else env.stdout
+            stream.write(text)
+            stream.flush()
+    finally:
+        resp.close()
+    return EXIT_OK
+
+
+def cmd_exec(args, env, client):
+    if not args.command:
+        raise UsageError("exec needs a command")
+    from mcd.spec import User
+    process = {"args": args.command, "terminal": bool(args.tty)}
+    if args.env:
+        process["env"] = _env_list(args.env, [], env.environ)
+    if args.workdir:
+        process["cwd"] = args.workdir
+    if args.user:
+        process["user"] = User.parse(args.user).to_dict()
+    path = ref_path(args.container) + "/exec"
+    if args.detach:
+        res = client.post(path, {"process": process, "detach": True})
+        env.stdout.write(f"{res.get('pid')}\n")
+        return EXIT_OK
+    return _attach(client, "POST", path, {"process": process, "stdin": bool(args.interactive)},
+                   None, env, tty=bool(args.tty), interactive=bool(args.interactive) or bool(args.tty))
+
+
+def cmd_wait(args, env, client):
+    rc = EXIT_OK
+    for ref in args.containers:
+        try:
+            res = client.post(ref_path(ref) + "/wait")
+            env.stdout.write(f"{res.get('exit_code')}\n")
+        except ClientError as err:
+            env.stderr.write(f"mcctl: {err}\n")
+            rc = err.exit_code
+    return rc
+
+
+def _stats_rows(items, prev, now):
+    from mcctl import output
+    rows = []
+    for s in items:
+        cpu = "--"
+        p = prev.get(s["id"])
+        if p and s.get("cpu_usage_ns") is not None and p[1].get("cpu_usage_ns") is not None:
+            dt = now - p[0]
+            if dt > 0:
+                cpu = f"{(s['cpu_usage_ns'] - p[1]['cpu_usage_ns']) / (dt * 1e9) * 100:.2f}%"
+        mem, lim = s.get("memory_current"), s.get("memory_limit")
+        memp = f"{mem / lim * 100:.2f}%" if mem is not None and lim else "--"
+        rows.append([s["id"][:12], s.get("name", ""), cpu,
+                     f"{output.size(mem)} / {output.size(lim) if lim else 'unlimited'}", memp,
+                     s.get("pids_current", "--")])
+    return rows
+
+
+def cmd_stats(args, env, client):
+    import time
+    from mcctl import output
+
+    def sample():
+        if args.containers:
+            return [client.get(ref_path(r) + "/stats") for r in args.containers]
+        return client.get("/v1/stats")
+
+    heads = ["CONTAINER ID", "NAME", "CPU %", "MEM USAGE / LIMIT", "MEM %", "PIDS"]
+    first = sample()
+    t0 = time.monotonic()
+    if args.no_stream and args.format == "json":
+        output.dump_json(first, env.stdout)
+        return EXIT_OK
+    time.sleep(0.5)      # CPU % needs two samples, as docker stats does
+    prev = {s["id"]: (t0, s) for s in first}
+    while True:
+        cur = sample()
+        now = time.monotonic()
+        if args.format == "json":
+            output.dump_json(cur, env.stdout)
+        else:
+            if not args.no_stream and hasattr(env.stdout, "isatty") and env.stdout.isatty():
+                env.stdout.write("\x1b[2J\x1b[H")
+            output.table(heads, _stats_rows(cur, prev, now), env.stdout)
+        env.stdout.flush()
+        if args.no_stream:
+            return EXIT_OK
+        prev = {s["id"]: (now, s) for s in cur}
+        time.sleep(1)
+
+
+def cmd_top(args, env, client):
+    from mcctl import output
+    res = client.get(ref_path(args.container) + "/top")
+    output.table(res["titles"], res["processes"], env.stdout)
+    return EXIT_OK
+
+
+def cmd_update(args, env, client):
+    res = _resources(args)
+    if not res:
+        raise UsageError("update: give at least one limit (e.g. -m 128m, --cpus 1)")
+    return _each(args, env, lambda r: client.post(ref_path(r) + "/update", {"resources": res}))
+
+
+def cmd_rename(args, env, client):
+    client.post(ref_path(args.container) + "/rename", name=args.new_name)
+    return EXIT_OK
+
+
+def cmd_prune(args, env, client):
+    res = client.post("/v1/containers/prune")
+    for cid in res.get("removed", []):
+        env.stdout.write(cid + "\n")
+    env.stdout.write(f"Removed {len(res.get('removed', []))} container(s)\n")
+    return EXIT_OK
+
+
+def cmd_template(args, env, client):
+    from mcctl import output
+    import urllib.parse
+    if args.template_cmd == "ls":
+        items = client.get("/v1/templates")
+        if args.quiet:
+            for t in items:
+                env.stdout.write(t.get("name", "") + "\n")
+        elif args.format == "json":
+            output.dump_json(items, env.stdout)
+        else:
+            output.table(["NAME", "SIZE", "CREATED", "SOURCE"],
+                         [[t.get("name"), output.size(t.get("size")),
+                           (output.ago(t.get("created")) + " ago") if t.get("created") else "",
+                           t.get("source", "")] for t in items], env.stdout)
+        return EXIT_OK
+    if args.template_cmd == "import":
+        if args.file == "-":
+            fd = os.dup(env.fd(env.stdin, 0))
+        else:
+            try:
+                fd = os.open(args.file, os.O_RDONLY | os.O_CLOEXEC)
+            except OSError as err:
+                raise UsageError(f"template import: {args.file}: {err.strerror}") from None
+        try:
+            res = client.call("POST", "/v1/templates/import", {"name": args.name}, fds=[fd])
+        finally:
+            os.close(fd)
+        env.stdout.write(res.get("name", args.name) + "\n")
+        return EXIT_OK
+    if args.template_cmd == "create":
+        try:
+            fd = os.open(args.directory, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        except OSError as err:
+            raise UsageError(f"template create: {args.directory}: {err.strerror}") from None
+        try:
+            res = client.call("POST", "/v1/templates",
+                              {"name": args.name, "path": os.path.abspath(args.directory)}, fds=[fd])
+        finally:
+            os.close(fd)
+        env.stdout.write(res.get("name", args.name) + "\n")
+        return EXIT_OK
+    rc = EXIT_OK
+    for n in args.names:
+        try:
+            client.delete("/v1/templates/" + urllib.parse.quote(n, safe=""))
+            env.stdout.write(n + "\n")
+        except ClientError as err:
+            env.stderr.write(f"mcctl: {err}\n")
+            rc = err.exit_code
+    return rc
+
+
+def cmd_info(args, env, client):
+    from mcctl import output
+    info = client.get("/v1/info")
+    if args.format == "json":
+        output.dump_json(info, env.stdout)
+        return EXIT_OK
+    c = info.get("containers", {})
+    cg = info.get("cgroup") or {}
+    lines = [
+        ("Server Version", info.get("version")), ("API Version", info.get("api_version")),
+        ("Containers", c.get("total")), (" Running", c.get("running")),
+        (" Paused", c.get("paused")), (" Stopped", c.get("stopped")), (" Created", c.get("created")),
+        (" Broken", c.get("broken")), ("Templates", info.get("templates")),
+        ("Cgroup Mode", cg.get("mode")), ("Cgroup Parent", info.get("cgroup_parent")),
+        ("Controllers", ", ".join(cg.get("controllers", []) or []) if isinstance(cg.get("controllers"), list) else cg.get("controllers")),
+        ("Storage Driver", (info.get("drivers") or {}).get("storage")),
+        ("Logging Driver", (info.get("drivers") or {}).get("logging")),
+        ("Kernel Version", info.get("kernel")), ("Python", info.get("python")),
+        ("Root Dir", info.get("root")), ("Socket", info.get("socket")),
+        ("Dashboard", info.get("web_listen")),
+    ]
+    for k, v in lines:
+        env.stdout.write(f"{k}: {'' if v is None else v}\n")
+    return EXIT_OK
+
+
+def cmd_version(args, env, client):
+    from mcctl import output
+    try:
+        server = client.get("/v1/version")
+    except ClientError as err:
+        server = {"error": str(err)}
+    if args.format == "json":
+        output.dump_json({"client": {"version": VERSION}, "server": server}, env.stdout)
+    else:
+        env.stdout.write(f"Client:\n Version: {VERSION}\nServer:\n")
+        if "error" in server:
+            env.stdout.write(f" Error: {server['error']}\n")
+        else:
+            for k in ("version", "api_version", "python", "kernel", "arch"):
+                env.stdout.write(f" {k.replace('_', ' ').capitalize()}: {server.get(k)}\n")
+    return EXIT_DAEMON if "error" in server else EXIT_OK
+
+
+COMMANDS = {
+    "run": cmd_run, "create": lambda a, e, c: cmd_run(a, e, c, create_only=True),
+    "start": cmd_start, "stop": cmd_stop, "restart": cmd_restart, "kill": cmd_kill,
+    "rm": cmd_rm, "destroy": cmd_rm, "ps": cmd_ps, "inspect": cmd_inspect, "logs": cmd_logs,
+    "exec": cmd_exec, "wait": cmd_wait, "stats": cmd_stats, "top": cmd_top, "update": cmd_update,
+    "pause": cmd_pause, "unpause": cmd_unpause, "rename": cmd_rename, "prune": cmd_prune,
+    "template": cmd_template, "info": cmd_info, "version": cmd_version,
+}
+
+
+def main(argv=None, env: Environment | None = None) -> int:
+    env = env or Environment()
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as e:        # argparse: usage errors are exit 125 in Docker's convention
+        return 0 if e.code == 0 else EXIT_DAEMON
+    sock = args.socket or env.environ.get("MCD_SOCKET") or DEFAULT_SOCKET
+    client = Client(sock)
+    try:
+        return COMMANDS[args.cmd](args, env, client)
+    except ClientError as err:
+        if args.debug:
+            import traceback
+            traceback.print_exc(file=env.stderr)
+        env.stderr.write(f"mcctl: {err}\n")
+        return err.exit_code
+    except UsageError as err:
+        env.stderr.write(f"mcctl: {err}\n")
+        return EXIT_DAEMON
+    except KeyboardInterrupt:
+        env.stderr.write("\n")
+        return 130
+    except BrokenPipeError:
+        return EXIT_OK
+    except Exception as err:
+        # InvalidArgument from the shared spec rules, and anything unexpected: one line.
+        if args.debug:
+            import traceback
+            traceback.print_exc(file=env.stderr)
+        env.stderr.write(f"mcctl: {err}\n")
+        return EXIT_DAEMON
+
+
+def entry() -> None:
+    try:
+        code = main()
+        sys.stdout.flush()
+    except BrokenPipeError:
+        code = 0
+    sys.exit(code)
+
+
+if __name__ == "__main__":
+    entry()

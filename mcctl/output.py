@@ -1,0 +1,82 @@
+"""Tables, sizes and Docker-like status words. Stdlib only."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime, timezone
+
+
+def parse_time(text: str | None) -> datetime | None:
+    if not text:
+        return None
+    try:
+        return datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+
+
+def ago(text: str | None, now: datetime | None = None) -> str:
+    t = parse_time(text)
+    if t is None:
+        return ""
+    secs = int(((now or datetime.now(timezone.utc)) - t).total_seconds())
+    return human_duration(secs)
+
+
+def human_duration(secs: int) -> str:
+    secs = max(secs, 0)
+    if secs < 1:
+        return "Less than a second"
+    if secs < 60:
+        return f"{secs} second{'s' if secs != 1 else ''}"
+    m = secs // 60
+    if m < 60:
+        return f"{m} minute{'s' if m != 1 else ''}"
+    h = m // 60
+    if h < 48:
+        return f"{h} hour{'s' if h != 1 else ''}"
+    d = h // 24
+    return f"{d} days"
+
+
+def status_text(c: dict) -> str:
+    st = c.get("status")
+    if st == "running":
+        return f"Up {ago(c.get('started_at'))}"
+    if st == "paused":
+        return f"Up {ago(c.get('started_at'))} (Paused)"
+    if st == "stopped":
+        oom = " OOMKilled" if c.get("oom_killed") else ""
+        return f"Exited ({c.get('exit_code')}){oom} {ago(c.get('finished_at'))} ago"
+    if st == "created":
+        return "Created"
+    return (st or "unknown").capitalize()
+
+
+def size(n) -> str:
+    if n is None:
+        return "--"
+    for unit, div in (("GiB", 1 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10)):
+        if n >= div:
+            return f"{n / div:.1f}{unit}"
+    return f"{n}B"
+
+
+def table(headers: list[str], rows: list[list], out) -> None:
+    cells = [[str(x) for x in r] for r in rows]
+    widths = [len(h) for h in headers]
+    for r in cells:
+        for i, x in enumerate(r):
+            widths[i] = max(widths[i], len(x))
+    fmt = lambda r: "   ".join(x.ljust(widths[i]) for i, x in enumerate(r)).rstrip()  # noqa: E731
+    out.write(fmt(headers) + "\n")
+    for r in cells:
+        out.write(fmt(r) + "\n")
+
+
+def truncate(s: str, n: int) -> str:
+    return s if len(s) <= n else s[:n - 1] + "…"
+
+
+def dump_json(obj, out) -> None:
+    out.write(json.dumps(obj, indent=2) + "\n")

@@ -1,0 +1,211 @@
+"""The one description of the mcctl command line.
+
+``build_parser()`` feeds --help, the man page (argparse-manpage) and the bash/zsh
+completions (shtab). It imports nothing but argparse, so packaging can load it
+without the daemon.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+DEFAULT_SOCKET = "/run/mcd/mcd.sock"
+VERSION = "0.1.0"
+
+try:  # shtab marks positional arguments for completion; optional at run time
+    import shtab as _shtab   # noqa: F401
+except ImportError:          # pragma: no cover - the frozen CLI does not ship it
+    _shtab = None
+
+CONTAINER_COMPLETE = {
+    "bash": "_mcctl_containers",
+    "zsh": "_mcctl_containers",
+}
+TEMPLATE_COMPLETE = {
+    "bash": "_mcctl_templates",
+    "zsh": "_mcctl_templates",
+}
+
+
+def _container(arg):
+    arg.complete = CONTAINER_COMPLETE
+    return arg
+
+
+def _template(arg):
+    arg.complete = TEMPLATE_COMPLETE
+    return arg
+
+
+def _add_run_flags(p: argparse.ArgumentParser, *, run: bool) -> None:
+    if run:
+        p.add_argument("-d", "--detach", action="store_true",
+                       help="run in the background and print the container id")
+    p.add_argument("-i", "--interactive", action="store_true", help="keep stdin attached")
+    p.add_argument("-t", "--tty", action="store_true", help="allocate a terminal")
+    p.add_argument("--rm", action="store_true", help="remove the container when it exits")
+    p.add_argument("--name", metavar="NAME", help="container name (default: generated)")
+    p.add_argument("-h", "--hostname", metavar="HOST", dest="hostname",
+                   help="hostname inside the container (default: the name)")
+    p.add_argument("-e", "--env", action="append", default=[], metavar="KEY=VALUE",
+                   help="set an environment variable (repeatable; KEY alone takes it from here)")
+    p.add_argument("--env-file", action="append", default=[], metavar="FILE",
+                   help="read KEY=VALUE lines from a file")
+    p.add_argument("-w", "--workdir", metavar="DIR", help="working directory inside the container")
+    p.add_argument("-u", "--user", metavar="UID[:GID]", help="numeric user and group")
+    p.add_argument("-v", "--volume", action="append", default=[], metavar="SRC:DST[:ro]",
+                   help="bind mount a host path")
+    p.add_argument("--tmpfs", action="append", default=[], metavar="DST[:OPTS]", help="mount a tmpfs")
+    p.add_argument("--read-only", action="store_true", help="read-only root filesystem")
+    p.add_argument("--network", choices=("none", "host"), default="none",
+                   help="none (own network namespace, loopback only) or host")
+    p.add_argument("--userns", action="store_true",
+                   help="run in a user namespace (root inside maps to an unprivileged range)")
+    p.add_argument("--cap-add", action="append", default=[], metavar="CAP", help="add a capability")
+    p.add_argument("--cap-drop", action="append", default=[], metavar="CAP", help="drop a capability")
+    p.add_argument("--security-opt", action="append", default=[], metavar="OPT",
+                   help="seccomp=unconfined turns the default seccomp filter off")
+    p.add_argument("--restart", metavar="POLICY", default="no",
+                   help="no, on-failure[:N], always, unless-stopped")
+    p.add_argument("--stop-timeout", type=int, metavar="S", help="seconds before SIGKILL on stop")
+    p.add_argument("--stop-signal", metavar="SIG", help="signal for stop (default SIGTERM)")
+    p.add_argument("-l", "--label", action="append", default=[], metavar="KEY=VALUE", help="a label")
+    _add_limit_flags(p)
+    _template(p.add_argument("template", metavar="TEMPLATE", help="template name (e.g. minimal)"))
+    p.add_argument("command", nargs=argparse.REMAINDER, metavar="CMD",
+                   help="command and arguments (default: sh)")
+
+
+def _add_limit_flags(p: argparse.ArgumentParser) -> None:
+    p.add_argument("-m", "--memory", metavar="SIZE", help="memory limit (e.g. 64m)")
+    p.add_argument("--memory-swap", metavar="SIZE", help="memory + swap limit; -1 unlimited")
+    p.add_argument("--cpu-shares", type=int, metavar="N", help="relative CPU weight (default 1024)")
+    p.add_argument("--cpus", type=float, metavar="F", help="number of CPUs (e.g. 0.5)")
+    p.add_argument("--cpu-quota", type=int, metavar="US", help="CPU time per period, in µs")
+    p.add_argument("--cpu-period", type=int, metavar="US", help="CPU period, in µs")
+    p.add_argument("--cpuset-cpus", metavar="LIST", help="CPUs allowed (e.g. 0-1,3)")
+    p.add_argument("--pids-limit", type=int, metavar="N", help="maximum number of processes; -1 none")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="mcctl",
+        description="Control mini-container: run and manage containers through the mcd daemon.",
+        epilog="Exit status: the container's own for run, start -a and exec; 125 when mcd or "
+               "the request failed; 126 command not executable; 127 command not found.")
+    parser.add_argument("--socket", metavar="PATH",
+                        help=f"daemon socket (env MCD_SOCKET, default {DEFAULT_SOCKET})")
+    parser.add_argument("--debug", action="store_true", help="show tracebacks on errors")
+    parser.add_argument("--version", action="version", version=f"mcctl {VERSION}")
+    sub = parser.add_subparsers(dest="cmd", metavar="COMMAND")
+    sub.required = True
+
+    def cmd(name, help, **kw):
+        return sub.add_parser(name, help=help, description=help, **kw)
+
+    p = cmd("run", "Create and start a container; without -d, wait and exit with its status",
+            add_help=False)
+    p.add_argument("--help", action="help", help="show this help message and exit")
+    _add_run_flags(p, run=True)
+
+    p = cmd("create", "Create a container without starting it", add_help=False)
+    p.add_argument("--help", action="help", help="show this help message and exit")
+    _add_run_flags(p, run=False)
+
+    p = cmd("start", "Start created or stopped containers")
+    p.add_argument("-a", "--attach", action="store_true", help="attach output and wait for the exit")
+    p.add_argument("-i", "--interactive", action="store_true", help="attach stdin (with -a)")
+    _container(p.add_argument("containers", nargs="+", metavar="NAME"))
+
+    p = cmd("stop", "Stop running containers (stop signal, then SIGKILL)")
+    p.add_argument("-t", "--time", type=int, metavar="S", help="seconds to wait before SIGKILL")
+    _container(p.add_argument("containers", nargs="+", metavar="NAME"))
+
+    p = cmd("restart", "Stop then start containers")
+    p.add_argument("-t", "--time", type=int, metavar="S", help="seconds to wait before SIGKILL")
+    _container(p.add_argument("containers", nargs="+", metavar="NAME"))
+
+    p = cmd("kill", "Send a signal to containers' PID 1")
+    p.add_argument("-s", "--signal", default="SIGKILL", metavar="SIG", help="signal (default SIGKILL)")
+    _container(p.add_argument("containers", nargs="+", metavar="NAME"))
+
+    for name in ("rm", "destroy"):
+        p = cmd(name, "Remove containers" + (" (alias of rm)" if name == "destroy" else ""))
+        p.add_argument("-f", "--force", action="store_true", help="kill running containers first")
+        _container(p.add_argument("containers", nargs="+", metavar="NAME"))
+
+    p = cmd("ps", "List containers")
+    p.add_argument("-a", "--all", action="store_true", help="include stopped containers")
+    p.add_argument("-q", "--quiet", action="store_true", help="only ids")
+    p.add_argument("--format", choices=("table", "json"), default="table", help="output format")
+    p.add_argument("--no-trunc", action="store_true", help="full ids and commands")
+
+    p = cmd("inspect", "Show containers as JSON")
+    _container(p.add_argument("containers", nargs="+", metavar="NAME"))
+
+    p = cmd("logs", "Show a container's output")
+    p.add_argument("-f", "--follow", action="store_true", help="keep following")
+    p.add_argument("--tail", type=int, metavar="N", help="only the last N lines")
+    p.add_argument("-t", "--timestamps", action="store_true", help="show timestamps")
+    _container(p.add_argument("container", metavar="NAME"))
+
+    p = cmd("exec", "Run a command in a running container")
+    p.add_argument("-d", "--detach", action="store_true", help="run in the background")
+    p.add_argument("-i", "--interactive", action="store_true", help="keep stdin attached")
+    p.add_argument("-t", "--tty", action="store_true", help="allocate a terminal")
+    p.add_argument("-e", "--env", action="append", default=[], metavar="KEY=VALUE", help="environment")
+    p.add_argument("-w", "--workdir", metavar="DIR", help="working directory")
+    p.add_argument("-u", "--user", metavar="UID[:GID]", help="numeric user and group")
+    _container(p.add_argument("container", metavar="NAME"))
+    p.add_argument("command", nargs=argparse.REMAINDER, metavar="CMD", help="command and arguments")
+
+    p = cmd("wait", "Wait for containers to exit and print their exit codes")
+    _container(p.add_argument("containers", nargs="+", metavar="NAME"))
+
+    p = cmd("stats", "Resource usage of running containers")
+    p.add_argument("--no-stream", action="store_true", help="print once and exit")
+    p.add_argument("--format", choices=("table", "json"), default="table", help="output format")
+    _container(p.add_argument("containers", nargs="*", metavar="NAME"))
+
+    p = cmd("top", "Processes of a container")
+    _container(p.add_argument("container", metavar="NAME"))
+
+    p = cmd("update", "Change the resource limits of containers")
+    _add_limit_flags(p)
+    p.add_argument("--restart", metavar="POLICY", help=argparse.SUPPRESS)
+    _container(p.add_argument("containers", nargs="+", metavar="NAME"))
+
+    p = cmd("pause", "Freeze every process of containers")
+    _container(p.add_argument("containers", nargs="+", metavar="NAME"))
+    p = cmd("unpause", "Thaw paused containers")
+    _container(p.add_argument("containers", nargs="+", metavar="NAME"))
+
+    p = cmd("rename", "Rename a container")
+    _container(p.add_argument("container", metavar="NAME"))
+    p.add_argument("new_name", metavar="NEW_NAME")
+
+    p = cmd("prune", "Remove every stopped container")
+    p.add_argument("-f", "--force", action="store_true", help="do not ask (accepted for Docker habits)")
+
+    p = cmd("template", "Manage rootfs templates")
+    tsub = p.add_subparsers(dest="template_cmd", metavar="ACTION")
+    tsub.required = True
+    tp = tsub.add_parser("ls", help="List templates", description="List templates")
+    tp.add_argument("--format", choices=("table", "json"), default="table", help="output format")
+    tp.add_argument("-q", "--quiet", action="store_true", help="only names")
+    tp = tsub.add_parser("import", help="Import a template from a tar archive (- for stdin)",
+                         description="Import a template from a tar archive (- for stdin)")
+    tp.add_argument("file", metavar="FILE")
+    tp.add_argument("name", metavar="NAME")
+    tp = tsub.add_parser("create", help="Create a template from a directory",
+                         description="Create a template from a directory")
+    tp.add_argument("name", metavar="NAME")
+    tp.add_argument("directory", metavar="DIR")
+    tp = tsub.add_parser("rm", help="Remove templates", description="Remove templates")
+    _template(tp.add_argument("names", nargs="+", metavar="NAME"))
+
+    p = cmd("info", "Daemon information: versions, cgroup mode, drivers, counts")
+    p.add_argument("--format", choices=("table", "json"), default="table", help="output format")
+    p = cmd("version", "Client and daemon versions")
+    p.add_argument("--format", choices=("table", "json"), default="table", help="output format")
+    return parser

@@ -1,0 +1,57 @@
+"""mcd: the mini-container daemon."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+
+from mcd.config import DEFAULT_CONFIG_FILE, LOG_LEVELS
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="mcd", description="The mini-container daemon: runs containers and serves the "
+                                "mcctl API on a Unix socket.",
+        epilog="Flags override the configuration file. Containers keep running when mcd stops.")
+    p.add_argument("--config", metavar="FILE", default=None,
+                   help=f"configuration file (TOML; default {DEFAULT_CONFIG_FILE} if it exists)")
+    p.add_argument("--socket", metavar="PATH", help="API socket (default /run/mcd/mcd.sock)")
+    p.add_argument("--root", metavar="DIR", help="state, templates and logs (default /var/lib/mcd)")
+    p.add_argument("--cgroup-parent", metavar="NAME", help="parent cgroup (default mini_container)")
+    p.add_argument("--web-listen", metavar="ADDR:PORT|off",
+                   help="dashboard address on loopback (default 127.0.0.1:8080), or off")
+    p.add_argument("--log-level", choices=LOG_LEVELS, help="default info")
+    p.add_argument("--version", action="version", version="mcd 0.1.0")
+    return p
+
+
+def main(argv=None) -> int:
+    args = build_parser().parse_args(argv)
+    from mcd import config as config_mod
+    from mcd.errors import MCError
+    try:
+        cfg = config_mod.load(args.config or DEFAULT_CONFIG_FILE, {
+            "socket": args.socket, "root": args.root, "cgroup_parent": args.cgroup_parent,
+            "web_listen": args.web_listen, "log_level": args.log_level},
+            required=args.config is not None)
+    except MCError as err:
+        print(f"mcd: {err}", file=sys.stderr)
+        return 2
+    logging.basicConfig(level=cfg.log_level.upper(), stream=sys.stderr,
+                        format="%(asctime)s mcd[%(process)d] %(levelname)s %(name)s: %(message)s")
+    from mcd.daemon import Daemon
+    try:
+        return Daemon(cfg).run()
+    except MCError as err:
+        logging.getLogger("mcd").error("%s", err)
+        print(f"mcd: {err}", file=sys.stderr)
+        return 1
+
+
+def entry() -> None:
+    sys.exit(main())
+
+
+if __name__ == "__main__":
+    entry()

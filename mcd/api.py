@@ -1,0 +1,494 @@
+"""HTTP routes of the daemon (/v1/...), validation and error mapping.
+
+Knows nothing of cgroup files or namespaces: it turns requests into Manager calls and
+MCError into ``{"error": {"code", "message"}}`` with the error's HTTP status. The route
+table below is also the source of the OpenAPI document (``python -m mcd.api`` prints it;
+mcd/openapi.json is that output, checked by a unit test).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import platform
+import queue
+import re
+import threading
+import time
+
+import mcd
+from mcd.errors import InvalidArgument, MCError, NotFound
+from mcd.httpserver import Request, Response, error_body
+
+log = logging.getLogger("mcd.api")
+
+API_VERSION = "v1"
+
+# (method, path template, handler, summary)
+ROUTES = [
+    ("GET", "/v1/info", "info", "Daemon, versions, cgroup mode, container counts"),
+    ("GET", "/v1/version", "version", "Versions"),
+    ("GET", "/v1/openapi.json", "openapi", "This OpenAPI document"),
+    ("GET", "/v1/containers", "list_containers", "List containers (?all=1 includes stopped)"),
+    ("POST", "/v1/containers", "create_container",
+     "Create (and optionally start, attach, auto-remove) a container"),
+    ("POST", "/v1/containers/prune", "prune", "Remove every stopped or created container"),
+    ("GET", "/v1/containers/{ref}", "inspect", "Inspect a container"),
+    ("DELETE", "/v1/containers/{ref}", "destroy", "Destroy a container (?force=1 kills it first)"),
+    ("POST", "/v1/containers/{ref}/start", "start", "Start a container (?attach=1 with fds)"),
+    ("POST", "/v1/containers/{ref}/stop", "stop", "Stop: stop signal, then SIGKILL after ?t= seconds"),
+    ("POST", "/v1/containers/{ref}/restart", "restart", "Stop then start"),
+    ("POST", "/v1/containers/{ref}/kill", "kill", "Send ?signal= (default SIGKILL) to PID 1"),
+    ("POST", "/v1/containers/{ref}/pause", "pause", "Freeze every process"),
+    ("POST", "/v1/containers/{ref}/unpause", "unpause", "Thaw"),
+    ("POST", "/v1/containers/{ref}/rename", "rename", "Rename to ?name="),
+    ("POST", "/v1/containers/{ref}/update", "update", "Change resource limits (body: resources)"),
+    ("POST", "/v1/containers/{ref}/wait", "wait", "Block until the container exits"),
+    ("GET", "/v1/containers/{ref}/logs", "logs", "Log lines (?follow=1&tail=N&timestamps=1)"),
+    ("GET", "/v1/containers/{ref}/top", "top", "Processes of the container"),
+    ("GET", "/v1/containers/{ref}/stats", "stats", "Resource usage of one container"),
+    ("POST", "/v1/containers/{ref}/exec", "exec", "Run a process in a running container"),
+    ("GET", "/v1/stats", "stats_all", "Resource usage of all running containers (?stream=1)"),
+    ("GET", "/v1/events", "events", "Server-sent events: created, started, died, oom, destroyed"),
+    ("GET", "/v1/templates", "list_templates", "List templates"),
+    ("POST", "/v1/templates", "create_template", "Create a template from a directory"),
+    ("POST", "/v1/templates/import", "import_template", "Import a template from a tar archive"),
+    ("DELETE", "/v1/templates/{name}", "remove_template", "Remove a template"),
+]
+
+
+def _compile(template: str):
+    return re.compile("^" + re.sub(r"\{(\w+)\}", r"(?P<\1>[^/]+)", template) + "$")
+
+
+_COMPILED = [(m, _compile(p), h) for m, p, h, _ in ROUTES]
+
+
+def _bool(req: Request, key: str, default: bool = False) -> bool:
+    v = req.query.get(key)
+    if v is None:
+        return default
+    if v.lower() in ("1", "true", "yes", ""):
+        return True
+    if v.lower() in ("0", "false", "no"):
+        return False
+    raise InvalidArgument(f"query parameter {key}: expected 1 or 0, got {v!r}")
+
+
+def _int(req: Request, key: str, default=None, lo=None, hi=None):
+    v = req.query.get(key)
+    if v is None or v == "":
+        return default
+    try:
+        n = int(v)
+    except ValueError:
+        raise InvalidArgument(f"query parameter {key}: expected an integer, got {v!r}") from None
+    if (lo is not None and n < lo) or (hi is not None and n > hi):
+        raise InvalidArgument(f"query parameter {key}: {n} is out of range [{lo}, {hi}]")
+    return n
+
+
+def _fields(body, allowed: dict, where: str = "request") -> dict:
+    """Refuse unknown fields and wrong types in a request body."""
+    if not isinstance(body, dict):
+        raise InvalidArgument(f"{where}: expected a JSON object")
+    unknown = sorted(set(body) - set(allowed))
+    if unknown:
+        raise InvalidArgument(f"{where}: unknown field(s) {', '.join(unknown)}")
+    for k, typ in allowed.items():
+        if k in body and body[k] is not None:
+            if (typ is int and isinstance(body[k], bool)) or not isinstance(body[k], typ):
+                tname = {dict: "an object", str: "a string", bool: "a boolean", int: "an integer",
+                         list: "a list"}.get(typ, str(typ))
+                raise InvalidArgument(f"{where}.{k}: expected {tname}, got {json.dumps(body[k])[:40]}")
+    return body
+
+
+def _ndjson(obj) -> bytes:
+    return (json.dumps(obj) + "\n").encode()
+
+
+class Api:
+    """handler(Request) -> Response, for mcd.httpserver.HTTPServer."""
+
+    def __init__(self, manager, *, info_extra=None):
+        self.m = manager
+        self.info_extra = info_extra or (lambda: {})
+
+    def __call__(self, req: Request) -> Response:
+        try:
+            path = req.path.rstrip("/") or "/"
+            allowed = []
+            for method, rx, handler in _COMPILED:
+                mt = rx.match(path)
+                if mt:
+                    if method == req.method or (method == "GET" and req.method == "HEAD"):
+                        return getattr(self, handler)(req, **mt.groupdict())
+                    allowed.append(method)
+            if allowed:
+                return Response(405, error_body("METHOD_NOT_ALLOWED",
+                                                f"{req.method} {path}: use {', '.join(allowed)}"),
+                                headers={"Allow": ", ".join(allowed)})
+            return Response(404, error_body("NOT_FOUND", f"no such endpoint: {req.method} {path}"))
+        except MCError as err:
+            return Response.json(err.to_wire(), err.http_status)
+
+    # -- daemon
+    def version(self, req):
+        return Response.json(self._versions())
+
+    def _versions(self):
+        return {"version": mcd.__version__ if hasattr(mcd, "__version__") else "0.1.0",
+                "api_version": API_VERSION, "python": platform.python_version(),
+                "kernel": platform.release(), "os": platform.system().lower(),
+                "arch": platform.machine()}
+
+    def info(self, req):
+        out = {**self._versions(), "containers": self.m.counts(), "root": self.m.root,
+               "cgroup_parent": self.m.cgroup_parent, "daemon_pid": os.getpid(),
+               "started_at": self.m.started_at}
+        try:
+            layout = getattr(self.m.cgroups, "layout", None)
+            out["cgroup"] = layout.to_dict() if hasattr(layout, "to_dict") else \
+                {"mode": getattr(layout, "mode", None),
+                 "controllers": sorted(getattr(layout, "controllers", []) or [])}
+        except Exception as err:     # info must answer even when a lower layer is missing
+            out["cgroup"] = {"error": str(err)}
+        try:
+            out["templates"] = len(self.m.templates.list())
+        except Exception as err:
+            out["templates"] = None
+            out["templates_error"] = str(err)
+        out["drivers"] = {"storage": "overlay", "logging": "json-file", "network": ["none", "host"]}
+        out.update(self.info_extra())
+        return Response.json(out)
+
+    def openapi(self, req):
+        return Response.json(build_openapi())
+
+    # -- containers
+    def list_containers(self, req):
+        return Response.json(self.m.list(all=_bool(req, "all")))
+
+    def create_container(self, req):
+        body = _fields(req.json(), {"spec": dict, "start": bool, "attach": bool, "rm": bool,
+                                    "stdin": bool})
+        if "spec" not in body:
+            raise InvalidArgument("request: the field spec is required")
+        attach = bool(body.get("attach"))
+        start = bool(body.get("start")) or attach
+        fds = req.take_fds()
+        try:
+            stdio = self._stdio(body["spec"], fds, attach, bool(body.get("stdin"))) if attach else None
+            c = self.m.create(body["spec"], auto_remove=bool(body.get("rm")))
+            if not start:
+                return Response.json({"id": c.id, "name": c.name}, 201)
+            return self._start_and_maybe_attach(req, c, stdio, attach, created=True)
+        finally:
+            _close_all(fds)
+
+    def _stdio(self, spec_data, fds, attach, stdin):
+        """Stdio for the monitor: the client's own fds 0/1/2 ride on the request."""
+        from mcd.runtime import launcher
+        tty = False
+        if isinstance(spec_data, dict) and isinstance(spec_data.get("process"), dict):
+            tty = spec_data["process"].get("terminal") is True
+        if tty:
+            return launcher.Stdio(tty_to_caller=True)
+        if len(fds) != 3:
+            raise InvalidArgument(f"attach needs the client's stdin, stdout and stderr "
+                                  f"passed as 3 fds (SCM_RIGHTS), got {len(fds)}")
+        return launcher.Stdio(stdin=fds[0] if stdin else None, stdout=fds[1], stderr=fds[2])
+
+    def _start_and_maybe_attach(self, req, c, stdio, attach, created=False):
+        try:
+            launched = self.m.start(c, stdio=stdio)
+        except MCError:
+            if created and c.auto_remove:
+                try:
+                    self.m.destroy(c, force=True)
+                except MCError as err:
+                    log.error("container %s: removing after a failed start: %s", c.name, err)
+            raise
+        if not attach:
+            return Response.json({"id": c.id, "name": c.name}, 201 if created else 200)
+        fds = []
+        master = getattr(launched, "tty_master", None)
+        if master is not None:
+            fds = [master]
+        m = self.m
+
+        def stream():
+            yield _ndjson({"type": "attached", "id": c.id, "name": c.name,
+                           "pid": launched.pid, "tty": master is not None})
+            res = m.wait(c)
+            yield _ndjson({"type": "exit", **res})
+
+        return Response(200, content_type="application/x-ndjson", stream=stream(), fds=fds)
+
+    def inspect(self, req, ref):
+        return Response.json(self.m.inspect(ref))
+
+    def destroy(self, req, ref):
+        c = self.m.destroy(ref, force=_bool(req, "force"))
+        return Response.json({"id": c.id, "name": c.name})
+
+    def prune(self, req):
+        removed = self.m.prune()
+        return Response.json({"removed": removed})
+
+    def start(self, req, ref):
+        c = self.m.get(ref)
+        attach = _bool(req, "attach")
+        fds = req.take_fds()
+        try:
+            stdio = None
+            if attach:
+                spec = c.spec.to_dict() if c.spec else {}
+                stdio = self._stdio(spec, fds, True, _bool(req, "stdin"))
+            return self._start_and_maybe_attach(req, c, stdio, attach)
+        finally:
+            _close_all(fds)
+
+    def stop(self, req, ref):
+        c = self.m.stop(ref, _int(req, "t", None, 0, 3600))
+        return Response.json({"id": c.id, "name": c.name, "exit_code": c.state.get("exit_code")})
+
+    def restart(self, req, ref):
+        c = self.m.restart(ref, _int(req, "t", None, 0, 3600))
+        return Response.json({"id": c.id, "name": c.name})
+
+    def kill(self, req, ref):
+        c = self.m.kill(ref, req.query.get("signal") or "SIGKILL")
+        return Response.json({"id": c.id, "name": c.name})
+
+    def pause(self, req, ref):
+        c = self.m.pause(ref)
+        return Response.json({"id": c.id, "name": c.name})
+
+    def unpause(self, req, ref):
+        c = self.m.unpause(ref)
+        return Response.json({"id": c.id, "name": c.name})
+
+    def rename(self, req, ref):
+        name = req.query.get("name")
+        if not name:
+            raise InvalidArgument("rename: query parameter name is required")
+        c = self.m.rename(ref, name)
+        return Response.json({"id": c.id, "name": c.name})
+
+    def update(self, req, ref):
+        body = _fields(req.json(), {"resources": dict})
+        c = self.m.update(ref, body.get("resources") or {})
+        return Response.json({"id": c.id, "name": c.name,
+                              "resources": c.spec.linux.resources.to_dict()})
+
+    def wait(self, req, ref):
+        c = self.m.get(ref)
+        return Response.json(self.m.wait(c, client_gone=req.client_gone))
+
+    def top(self, req, ref):
+        return Response.json(self.m.top(ref))
+
+    def stats(self, req, ref):
+        return Response.json(self.m.stats(ref))
+
+    def stats_all(self, req):
+        if not _bool(req, "stream"):
+            return Response.json(self.m.stats_all())
+        interval = _int(req, "interval", 1, 1, 3600)
+
+        def stream():
+            while True:
+                yield _ndjson({"time": time.time(), "containers": self.m.stats_all()})
+                time.sleep(interval)
+                if req.client_gone():
+                    return
+
+        return Response(200, content_type="application/x-ndjson", stream=stream())
+
+    def logs(self, req, ref):
+        c = self.m.get(ref)
+        follow = _bool(req, "follow")
+        tail = _int(req, "tail", None, 0)
+        timestamps = _bool(req, "timestamps")
+        from mcd.runtime import logs as rlogs
+        path = self.m.log_path(c)
+
+        def exited():
+            return c.destroyed or c.status not in ("running", "paused", "starting") \
+                or req.client_gone()
+
+        def stream():
+            if follow:
+                entries = rlogs.follow(path, tail, stop=exited)
+            else:
+                entries = rlogs.read(path, tail)
+            for e in entries:
+                if not timestamps:
+                    e = {k: v for k, v in e.items() if k != "time"}
+                yield _ndjson(e)
+
+        return Response(200, content_type="application/x-ndjson", stream=stream())
+
+    def exec(self, req, ref):
+        body = _fields(req.json(), {"process": dict, "detach": bool, "stdin": bool})
+        if "process" not in body:
+            raise InvalidArgument("request: the field process is required")
+        detach = bool(body.get("detach"))
+        fds = req.take_fds()
+        try:
+            from mcd.runtime import launcher
+            tty = body["process"].get("terminal") is True
+            if detach:
+                stdio = launcher.Stdio()
+            elif tty:
+                stdio = launcher.Stdio(tty_to_caller=True)
+            else:
+                if len(fds) != 3:
+                    raise InvalidArgument("exec needs the client's stdin, stdout and stderr "
+                                          f"passed as 3 fds (SCM_RIGHTS), got {len(fds)}")
+                stdio = launcher.Stdio(stdin=fds[0] if body.get("stdin") else None,
+                                       stdout=fds[1], stderr=fds[2])
+            handle = self.m.exec(ref, body["process"], stdio=stdio, detach=detach)
+        finally:
+            _close_all(fds)
+        if detach:
+            return Response.json({"pid": handle.pid}, 201)
+        master = getattr(handle, "tty_master", None)
+
+        def stream():
+            yield _ndjson({"type": "attached", "pid": handle.pid, "tty": master is not None})
+            code = handle.wait()
+            yield _ndjson({"type": "exit", "exit_code": code})
+
+        return Response(200, content_type="application/x-ndjson", stream=stream(),
+                        fds=[master] if master is not None else [])
+
+    def events(self, req):
+        q = self.m.events.subscribe()
+        since_history = _bool(req, "history")
+
+        def stream():
+            try:
+                if since_history:
+                    for ev in self.m.events.recent():
+                        yield f"event: {ev['type']}\ndata: {json.dumps(ev)}\n\n".encode()
+                while True:
+                    try:
+                        ev = q.get(timeout=None if not req.sock else 30)
+                    except queue.Empty:
+                        # Only while a client listens: a comment line that shows if it hung up.
+                        yield b": keep-alive\n\n"
+                        continue
+                    yield f"event: {ev['type']}\ndata: {json.dumps(ev)}\n\n".encode()
+            finally:
+                self.m.events.unsubscribe(q)
+
+        if not _bool(req, "stream", True):
+            self.m.events.unsubscribe(q)
+            return Response.json(self.m.events.recent())
+        return Response(200, content_type="text/event-stream", stream=stream())
+
+    # -- templates
+    def list_templates(self, req):
+        return Response.json([_tdict(t) for t in self.m.templates.list()])
+
+    def create_template(self, req):
+        body = _fields(req.json(), {"name": str, "path": str})
+        for k in ("name", "path"):
+            if not body.get(k):
+                raise InvalidArgument(f"request: the field {k} is required")
+        fds = req.take_fds()
+        try:
+            if fds:
+                # The client opened the directory: the daemon reads only what the caller could.
+                src = f"/proc/self/fd/{fds[0]}"
+            else:
+                _require_root(req, "creating a template from a path")
+                src = body["path"]
+            t = self.m.templates.create_from_dir(body["name"], src)
+        finally:
+            _close_all(fds)
+        return Response.json(_tdict(t), 201)
+
+    def import_template(self, req):
+        body = _fields(req.json(), {"name": str, "path": str})
+        if not body.get("name"):
+            raise InvalidArgument("request: the field name is required")
+        fds = req.take_fds()
+        try:
+            if fds:
+                src = f"/proc/self/fd/{fds[0]}"
+            elif body.get("path"):
+                _require_root(req, "importing a template from a path")
+                src = body["path"]
+            else:
+                raise InvalidArgument("import: pass the tar archive as an fd or a path")
+            t = self.m.templates.import_tar(body["name"], src)
+        finally:
+            _close_all(fds)
+        return Response.json(_tdict(t), 201)
+
+    def remove_template(self, req, name):
+        in_use = [s["name"] for s in self.m.list(all=True) if s["template"] == name]
+        if in_use:
+            from mcd.errors import Conflict
+            raise Conflict(f'template "{name}" is used by container(s) {", ".join(in_use)}')
+        self.m.templates.remove(name)
+        return Response.json({"name": name})
+
+
+def _require_root(req: Request, what: str) -> None:
+    from mcd.errors import PermissionDenied
+    if req.peer is not None and req.peer.uid != 0:
+        raise PermissionDenied(f"{what} needs root; pass an open fd instead")
+
+
+def _tdict(t):
+    if isinstance(t, dict):
+        return t
+    if hasattr(t, "to_dict"):
+        return t.to_dict()
+    return dict(vars(t))
+
+
+def _close_all(fds):
+    for fd in fds:
+        try:
+            os.close(fd)
+        except OSError:
+            pass
+
+
+def build_openapi() -> dict:
+    paths: dict = {}
+    err = {"description": "error", "content": {"application/json": {
+        "schema": {"$ref": "#/components/schemas/Error"}}}}
+    for method, path, handler, summary in ROUTES:
+        op = {"operationId": handler, "summary": summary,
+              "responses": {"200": {"description": "OK"}, "default": err}}
+        params = [{"name": n, "in": "path", "required": True, "schema": {"type": "string"}}
+                  for n in re.findall(r"\{(\w+)\}", path)]
+        if params:
+            op["parameters"] = params
+        paths.setdefault(path, {})[method.lower()] = op
+    return {
+        "openapi": "3.0.3",
+        "info": {"title": "mcd API", "version": API_VERSION,
+                 "description": "mini-container daemon API over a Unix socket. "
+                                "See docs/api.md for bodies, fd passing and streaming."},
+        "paths": paths,
+        "components": {"schemas": {"Error": {
+            "type": "object", "required": ["error"],
+            "properties": {"error": {"type": "object", "required": ["code", "message"],
+                                     "properties": {"code": {"type": "string"},
+                                                    "message": {"type": "string"},
+                                                    "container": {"type": "string"},
+                                                    "step": {"type": "string"}}}}}}},
+    }
+
+
+if __name__ == "__main__":
+    print(json.dumps(build_openapi(), indent=1, sort_keys=True))

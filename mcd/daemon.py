@@ -1,0 +1,163 @@
+"""The mcd process: lock the root, restore state, serve the socket, tell systemd.
+
+Order matters for live restore and readiness: take ROOT/mcd.lock (never two daemons on
+one root), reconcile containers from disk and /proc, bind the socket (a live socket is
+refused, a stale one replaced), serve, and only then READY=1. SIGTERM/SIGINT stop the
+daemon and leave every container running.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import grp
+import logging
+import os
+import select
+import signal
+
+from mcd.api import Api
+from mcd.config import Config
+from mcd.errors import KernelError, MCError
+from mcd.httpserver import HTTPServer, Peer, bind_unix
+from mcd.manager import Manager
+from mcd.notify import Notifier
+
+log = logging.getLogger("mcd")
+
+SOCKET_GROUP = "mcd"
+
+
+def socket_group() -> int | None:
+    try:
+        return grp.getgrnam(SOCKET_GROUP).gr_gid
+    except KeyError:
+        return None
+
+
+def peer_groups(pid: int, proc: str = "/proc") -> set[int]:
+    """Supplementary groups of the peer (SO_PEERCRED gives only the primary one)."""
+    try:
+        with open(f"{proc}/{pid}/status") as f:
+            for line in f:
+                if line.startswith("Groups:"):
+                    return {int(g) for g in line.split()[1:]}
+    except OSError:
+        pass
+    return set()
+
+
+def make_authorize(gid: int | None, proc: str = "/proc"):
+    def authorize(peer: Peer | None) -> bool:
+        if peer is None:
+            return False
+        if peer.uid == 0:
+            return True
+        if gid is None:
+            return False
+        return peer.gid == gid or gid in peer_groups(peer.pid, proc)
+    return authorize
+
+
+class RootLock:
+    """flock on ROOT/mcd.lock: held for the daemon's life, released by the kernel on death."""
+
+    def __init__(self, root: str):
+        self.path = os.path.join(root, "mcd.lock")
+        self.fd = None
+
+    def acquire(self) -> None:
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            try:
+                other = os.pread(fd, 32, 0).decode().strip()
+            except OSError:
+                other = "?"
+            os.close(fd)
+            raise MCError(f"another mcd (pid {other or '?'}) already uses {os.path.dirname(self.path)}",
+                          step="lock", path=self.path) from None
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        self.fd = fd
+
+    def release(self) -> None:
+        if self.fd is not None:
+            os.close(self.fd)
+            self.fd = None
+
+
+class Daemon:
+    def __init__(self, cfg: Config, environ=os.environ):
+        self.cfg = cfg
+        # First thing: take NOTIFY_SOCKET/LISTEN_* out of the environment for good.
+        self.notifier = Notifier(environ)
+        self.server: HTTPServer | None = None
+        self.manager: Manager | None = None
+        self.stop_web = None
+        self.lock = RootLock(cfg.root)
+
+    def _status(self) -> None:
+        if self.manager is not None:
+            self.notifier.status(self.manager.status_line())
+
+    def run(self) -> int:
+        cfg = self.cfg
+        wake_r, wake_w = os.pipe2(os.O_CLOEXEC | os.O_NONBLOCK)
+        signal.set_wakeup_fd(wake_w)
+        for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+            signal.signal(sig, lambda *_: None)
+        try:
+            os.makedirs(cfg.root, mode=0o711, exist_ok=True)
+        except OSError as err:
+            raise KernelError.from_oserror("mkdir", err, path=cfg.root, step="root") from err
+        self.lock.acquire()
+        try:
+            return self._serve(wake_r)
+        finally:
+            self.lock.release()
+
+    def _serve(self, wake_r: int) -> int:
+        cfg = self.cfg
+        self.manager = Manager(cfg.root, cfg.cgroup_parent, on_change=self._status)
+        report = self.manager.restore()
+        log.info("restored: %s", ", ".join(f"{len(v)} {k}" for k, v in report.items()))
+        gid = socket_group()
+        try:
+            sock = bind_unix(cfg.socket, mode=0o660 if gid is not None else 0o600, gid=gid)
+        except OSError as err:
+            raise KernelError.from_oserror("bind", err, path=cfg.socket, step="socket") from err
+        api = Api(self.manager, info_extra=lambda: {"socket": cfg.socket,
+                                                    "web_listen": cfg.web_listen})
+        self.server = HTTPServer(sock, api, authorize=make_authorize(gid), max_body=cfg.max_body,
+                                 name="api")
+        self.server.start()
+        log.info("listening on %s (mode %s%s)", cfg.socket, "0660" if gid is not None else "0600",
+                 ", group mcd" if gid is not None else "")
+        if cfg.web_listen != "off":
+            try:
+                from mcd import web
+                token = web.load_or_create_token(cfg.root)
+                self.stop_web = web.start_web(api, cfg.web_listen, token)
+            except (MCError, ImportError, OSError) as err:
+                log.error("dashboard not started: %s", err)
+        self.notifier.ready(self.manager.status_line())
+        log.info("ready: %s", self.manager.status_line())
+        p = select.poll()
+        p.register(wake_r, select.POLLIN)
+        while True:
+            p.poll()
+            data = os.read(wake_r, 64)
+            if any(b in (signal.SIGTERM, signal.SIGINT) for b in data):
+                break
+        log.info("stopping (containers keep running)")
+        self.notifier.stopping()
+        if self.stop_web is not None:
+            self.stop_web()
+        self.server.shutdown()
+        try:
+            os.unlink(cfg.socket)
+        except OSError:
+            pass
+        self.manager.close()
+        return 0

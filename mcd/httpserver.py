@@ -1,0 +1,444 @@
+"""A small threaded HTTP/1.1 server for AF_UNIX and TCP listeners.
+
+Why not http.server: the API needs things it does not give — file descriptors
+received with recvmsg (SCM_RIGHTS) along with a request and sent back with a
+response, a hard body-size limit answered with 413 before the body is read, read
+*deadlines* (not per-recv timeouts, which a slow client can drip around), peer
+credentials, and chunked streaming that stops when the client goes away.
+
+The handler is any callable ``handler(Request) -> Response``. The same class
+serves the API on the Unix socket and (for the dashboard) on TCP::
+
+    server = HTTPServer(bind_tcp("127.0.0.1:8080"), my_handler, name="web")
+    server.start()          # a thread; server.shutdown() closes it
+"""
+
+from __future__ import annotations
+
+import array
+import json
+import logging
+import os
+import select
+import socket
+import struct
+import threading
+import time
+import urllib.parse
+from dataclasses import dataclass, field
+from typing import Callable, Iterable, Iterator
+
+log = logging.getLogger("mcd.http")
+
+MAX_HEADER_BYTES = 64 * 1024
+MAX_FDS = 8
+REASONS = {
+    200: "OK", 201: "Created", 204: "No Content", 304: "Not Modified", 400: "Bad Request",
+    403: "Forbidden", 404: "Not Found", 405: "Method Not Allowed", 408: "Request Timeout",
+    409: "Conflict", 411: "Length Required", 413: "Payload Too Large",
+    422: "Unprocessable Entity", 431: "Request Header Fields Too Large", 500: "Internal Server Error",
+    501: "Not Implemented", 503: "Service Unavailable",
+}
+
+
+class HttpError(Exception):
+    """A request that cannot be parsed; answered with ``status`` and then the connection closes."""
+
+    def __init__(self, status: int, code: str, message: str):
+        super().__init__(message)
+        self.status, self.code, self.message = status, code, message
+
+
+class ClientGone(Exception):
+    """The client closed the connection (cleanly between requests, or mid-request)."""
+
+
+@dataclass
+class Peer:
+    pid: int
+    uid: int
+    gid: int
+
+
+@dataclass
+class Request:
+    method: str
+    target: str
+    path: str
+    query: dict
+    headers: dict
+    body: bytes
+    fds: list = field(default_factory=list)
+    peer: Peer | None = None
+    sock: socket.socket | None = None
+
+    def json(self):
+        """The body as JSON (an empty body is an empty object)."""
+        from mcd.errors import InvalidArgument
+        if not self.body.strip():
+            return {}
+        try:
+            return json.loads(self.body)
+        except (ValueError, UnicodeDecodeError) as err:
+            raise InvalidArgument(f"request body is not valid JSON: {err}") from None
+
+    def take_fds(self) -> list[int]:
+        """Claim the received fds: the server will no longer close them after the handler."""
+        fds, self.fds = self.fds, []
+        return fds
+
+    def client_gone(self) -> bool:
+        """True once the client hung up (for long waits that should then stop)."""
+        if self.sock is None:
+            return False
+        p = select.poll()
+        p.register(self.sock, select.POLLIN | select.POLLRDHUP)
+        for _fd, ev in p.poll(0):
+            if ev & (select.POLLHUP | select.POLLRDHUP | select.POLLERR):
+                return True
+        return False
+
+
+@dataclass
+class Response:
+    status: int = 200
+    body: bytes = b""
+    content_type: str = "application/json"
+    headers: dict = field(default_factory=dict)
+    stream: Iterable[bytes] | None = None     # sent chunked; stops when the client is gone
+    fds: list = field(default_factory=list)   # sent with the status line (SCM_RIGHTS), then closed
+
+    @classmethod
+    def json(cls, obj, status: int = 200, **kw) -> "Response":
+        return cls(status=status, body=(json.dumps(obj) + "\n").encode(), **kw)
+
+
+def error_body(code: str, message: str) -> bytes:
+    return (json.dumps({"error": {"code": code, "message": message}}) + "\n").encode()
+
+
+# ---------------------------------------------------------------- listeners
+
+def bind_unix(path: str, mode: int = 0o600, gid: int | None = None, backlog: int = 512) -> socket.socket:
+    """A listening socket at a filesystem path. A stale socket (nobody accepting) is replaced;
+    a live one is an error, so two daemons never share a socket."""
+    if os.path.exists(path) or os.path.islink(path):
+        probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC)
+        try:
+            probe.connect(path)
+        except (ConnectionRefusedError, FileNotFoundError):
+            os.unlink(path)
+        except OSError as err:
+            raise OSError(err.errno, f"cannot probe existing socket {path}: {err.strerror}") from err
+        else:
+            raise OSError(98, f"{path}: another daemon is listening on this socket")
+        finally:
+            probe.close()
+    os.makedirs(os.path.dirname(path) or ".", mode=0o755, exist_ok=True)
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC)
+    # Bind under a restrictive umask so the socket is never briefly world-connectable.
+    old = os.umask(0o177)
+    try:
+        sock.bind(path)
+    finally:
+        os.umask(old)
+    if gid is not None:
+        os.chown(path, 0, gid)
+    os.chmod(path, mode)
+    sock.listen(backlog)
+    return sock
+
+
+def bind_tcp(addr: str, backlog: int = 128) -> socket.socket:
+    """'127.0.0.1:8080', '[::1]:8080' or ':8080' (loopback)."""
+    host, _, port = addr.rpartition(":")
+    host = host.strip("[]") or "127.0.0.1"
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM | socket.SOCK_CLOEXEC)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((host, int(port)))
+    sock.listen(backlog)
+    return sock
+
+
+def peer_credentials(sock: socket.socket) -> Peer:
+    raw = sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i"))
+    pid, uid, gid = struct.unpack("3i", raw)
+    return Peer(pid, uid, gid)
+
+
+# ---------------------------------------------------------------- connection I/O
+
+class _Conn:
+    def __init__(self, sock: socket.socket, unix: bool):
+        self.sock = sock
+        self.unix = unix
+        self.buf = bytearray()
+        self.fds: list[int] = []
+        self.deadline = None
+
+    def _recv(self, n: int = 65536) -> bytes:
+        timeout = None
+        if self.deadline is not None:
+            timeout = self.deadline - time.monotonic()
+            if timeout <= 0:
+                raise socket.timeout("read deadline")
+        self.sock.settimeout(timeout)
+        if self.unix:
+            fds = array.array("i")
+            data, anc, flags, _ = self.sock.recvmsg(
+                n, socket.CMSG_SPACE(MAX_FDS * fds.itemsize), socket.MSG_CMSG_CLOEXEC)
+            for level, typ, cdata in anc:
+                if level == socket.SOL_SOCKET and typ == socket.SCM_RIGHTS:
+                    fds.frombytes(cdata[:len(cdata) - (len(cdata) % fds.itemsize)])
+            self.fds.extend(fds)
+            if flags & socket.MSG_CTRUNC:
+                raise HttpError(400, "INVALID_ARGUMENT", f"too many file descriptors (max {MAX_FDS})")
+        else:
+            data = self.sock.recv(n)
+        return data
+
+    def read_head(self) -> bytes | None:
+        while True:
+            i = self.buf.find(b"\r\n\r\n")
+            if i >= 0:
+                head = bytes(self.buf[:i])
+                del self.buf[:i + 4]
+                return head
+            if len(self.buf) > MAX_HEADER_BYTES:
+                raise HttpError(431, "INVALID_ARGUMENT", "request headers too large")
+            data = self._recv()
+            if not data:
+                if self.buf.strip():
+                    raise ClientGone("client closed the connection mid-request")
+                return None
+            self.buf += data
+
+    def read_exact(self, n: int) -> bytes:
+        while len(self.buf) < n:
+            data = self._recv(min(n - len(self.buf), 1 << 20) if n - len(self.buf) > 0 else 65536)
+            if not data:
+                raise ClientGone("client closed the connection mid-request")
+            self.buf += data
+        out = bytes(self.buf[:n])
+        del self.buf[:n]
+        return out
+
+    def send(self, data: bytes, fds: list[int] = ()) -> None:
+        self.sock.settimeout(None)
+        if fds:
+            sent = socket.send_fds(self.sock, [data], list(fds))
+            data = data[sent:]
+        if data:
+            self.sock.sendall(data)
+
+
+def _close_fds(fds):
+    for fd in fds:
+        try:
+            os.close(fd)
+        except OSError:
+            pass
+
+
+class HTTPServer:
+    def __init__(self, sock: socket.socket, handler: Callable[[Request], Response], *,
+                 authorize: Callable[[Peer | None], bool] | None = None,
+                 max_body: int = 1 << 20, header_timeout: float = 10.0,
+                 body_timeout: float = 30.0, idle_timeout: float = 120.0, name: str = "http"):
+        self.sock = sock
+        self.handler = handler
+        self.authorize = authorize
+        self.max_body = max_body
+        self.header_timeout = header_timeout
+        self.body_timeout = body_timeout
+        self.idle_timeout = idle_timeout
+        self.name = name
+        self.unix = sock.family == socket.AF_UNIX
+        self._wake_r, self._wake_w = os.pipe2(os.O_CLOEXEC | os.O_NONBLOCK)
+        self._stopping = False
+        self._thread: threading.Thread | None = None
+        self._conns: set[socket.socket] = set()
+        self._conns_lock = threading.Lock()
+
+    # -- lifecycle
+    def start(self) -> threading.Thread:
+        self._thread = threading.Thread(target=self.serve_forever, name=f"{self.name}-accept", daemon=True)
+        self._thread.start()
+        return self._thread
+
+    def serve_forever(self) -> None:
+        p = select.poll()
+        p.register(self.sock, select.POLLIN)
+        p.register(self._wake_r, select.POLLIN)
+        while not self._stopping:
+            events = p.poll()       # no timeout: an idle server never wakes up
+            if any(fd == self._wake_r for fd, _ in events):
+                break
+            try:
+                conn, _addr = self.sock.accept()
+            except (BlockingIOError, InterruptedError):
+                continue
+            except OSError as err:
+                if self._stopping:
+                    break
+                log.warning("%s: accept failed: %s", self.name, err)
+                continue
+            threading.Thread(target=self._serve_conn, args=(conn,), daemon=True,
+                             name=f"{self.name}-conn").start()
+
+    def shutdown(self) -> None:
+        """Stop accepting; connections in progress finish on their own."""
+        self._stopping = True
+        try:
+            os.write(self._wake_w, b"x")
+        except OSError:
+            pass
+        if self._thread and self._thread is not threading.current_thread():
+            self._thread.join(5)
+        self.sock.close()
+
+    # -- one connection
+    def _serve_conn(self, sock: socket.socket) -> None:
+        conn = _Conn(sock, self.unix)
+        with self._conns_lock:
+            self._conns.add(sock)
+        try:
+            peer = peer_credentials(sock) if self.unix else None
+            if self.authorize is not None and not self.authorize(peer):
+                who = f"uid {peer.uid}" if peer else "client"
+                self._send_simple(conn, 403, error_body(
+                    "PERMISSION_DENIED", f"{who} may not use this socket (needs root or group mcd)"))
+                return
+            while not self._stopping:
+                if not self._serve_one(conn, peer):
+                    break
+        except (ClientGone, ConnectionError, BrokenPipeError):
+            pass
+        except Exception:   # a bug must not take the daemon down; it is logged with its traceback
+            log.exception("%s: connection failed", self.name)
+        finally:
+            _close_fds(conn.fds)
+            with self._conns_lock:
+                self._conns.discard(sock)
+            try:
+                sock.close()
+            except OSError:
+                pass
+
+    def _send_simple(self, conn: _Conn, status: int, body: bytes, close: bool = True) -> None:
+        head = (f"HTTP/1.1 {status} {REASONS.get(status, 'Status')}\r\n"
+                f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n"
+                + ("Connection: close\r\n" if close else "") + "\r\n").encode()
+        try:
+            conn.send(head + body)
+        except OSError:
+            pass
+
+    def _serve_one(self, conn: _Conn, peer: Peer | None) -> bool:
+        """Read, handle and answer one request; False when the connection should close."""
+        conn.deadline = None if not conn.buf else time.monotonic() + self.header_timeout
+        # Between requests a keep-alive client may idle; once bytes arrive the header deadline runs.
+        if not conn.buf:
+            conn.sock.settimeout(self.idle_timeout)
+            try:
+                p = select.poll()
+                p.register(conn.sock, select.POLLIN)
+                if not p.poll(int(self.idle_timeout * 1000)):
+                    return False
+            except OSError:
+                return False
+            conn.deadline = time.monotonic() + self.header_timeout
+        try:
+            req = self._read_request(conn, peer)
+        except HttpError as err:
+            self._send_simple(conn, err.status, error_body(err.code, err.message))
+            return False
+        except socket.timeout:
+            self._send_simple(conn, 408, error_body("REQUEST_TIMEOUT", "request not received in time"))
+            return False
+        if req is None:
+            return False
+        keep_alive = req.headers.get("connection", "").lower() != "close"
+        try:
+            try:
+                resp = self.handler(req)
+            except Exception:
+                log.exception("%s: handler failed for %s %s", self.name, req.method, req.path)
+                resp = Response(500, error_body("INTERNAL", "internal error (see the daemon log)"))
+            return self._write_response(conn, req, resp) and keep_alive
+        finally:
+            _close_fds(req.fds)
+
+    def _read_request(self, conn: _Conn, peer: Peer | None) -> Request | None:
+        head = conn.read_head()
+        if head is None:
+            return None
+        try:
+            text = head.decode("latin-1")
+            line, *hlines = text.split("\r\n")
+            method, target, version = line.split(" ")
+        except ValueError:
+            raise HttpError(400, "INVALID_ARGUMENT", "malformed request line") from None
+        if not version.startswith("HTTP/1."):
+            raise HttpError(400, "INVALID_ARGUMENT", f"unsupported protocol {version!r}")
+        headers = {}
+        for h in hlines:
+            k, sep, v = h.partition(":")
+            if not sep:
+                raise HttpError(400, "INVALID_ARGUMENT", "malformed header line")
+            headers[k.strip().lower()] = v.strip()
+        if "chunked" in headers.get("transfer-encoding", "").lower():
+            raise HttpError(411, "INVALID_ARGUMENT", "chunked request bodies are not supported; send Content-Length")
+        try:
+            length = int(headers.get("content-length", "0"))
+            if length < 0:
+                raise ValueError
+        except ValueError:
+            raise HttpError(400, "INVALID_ARGUMENT", "invalid Content-Length") from None
+        if length > self.max_body:
+            raise HttpError(413, "PAYLOAD_TOO_LARGE",
+                            f"request body of {length} bytes exceeds the limit of {self.max_body}")
+        body = b""
+        if length:
+            conn.deadline = time.monotonic() + self.body_timeout
+            body = conn.read_exact(length)
+        if version == "HTTP/1.0" and headers.get("connection", "").lower() != "keep-alive":
+            headers["connection"] = "close"
+        parsed = urllib.parse.urlsplit(target)
+        query = {k: v[-1] for k, v in urllib.parse.parse_qs(parsed.query, keep_blank_values=True).items()}
+        fds, conn.fds = conn.fds, []
+        return Request(method=method.upper(), target=target, path=urllib.parse.unquote(parsed.path),
+                       query=query, headers=headers, body=body, fds=fds, peer=peer, sock=conn.sock)
+
+    def _write_response(self, conn: _Conn, req: Request, resp: Response) -> bool:
+        status_line = f"HTTP/1.1 {resp.status} {REASONS.get(resp.status, 'Status')}\r\n"
+        headers = {"Content-Type": resp.content_type, **resp.headers}
+        try:
+            if resp.stream is None:
+                headers["Content-Length"] = str(len(resp.body))
+                head = status_line + "".join(f"{k}: {v}\r\n" for k, v in headers.items()) + "\r\n"
+                data = head.encode() + (resp.body if req.method != "HEAD" else b"")
+                conn.send(data, resp.fds)
+                return True
+            headers["Transfer-Encoding"] = "chunked"
+            headers.setdefault("Cache-Control", "no-cache")
+            head = status_line + "".join(f"{k}: {v}\r\n" for k, v in headers.items()) + "\r\n"
+            conn.send(head.encode(), resp.fds)
+            _close_fds(resp.fds)
+            resp.fds = []
+            it: Iterator[bytes] = iter(resp.stream)
+            try:
+                for chunk in it:
+                    if chunk:
+                        conn.send(b"%x\r\n%s\r\n" % (len(chunk), chunk))
+                conn.send(b"0\r\n\r\n")
+            finally:
+                close = getattr(it, "close", None)
+                if close:
+                    close()
+            return True
+        except OSError:
+            return False
+        finally:
+            _close_fds(resp.fds)
