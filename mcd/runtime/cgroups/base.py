@@ -206,7 +206,10 @@ class Cgroup:
         try:
             for w in writes:
                 path = self.file(w.controller, w.file)
-                old = None if creating else read_or_none(path)
+                try:
+                    old = None if creating else read_or_none(path)
+                except OSError as err:
+                    raise self._error("read", err, path, w.what) from err
                 self._write(path, w.value, w.what)
                 if old is not None:
                     done.append((path, old.strip()))
