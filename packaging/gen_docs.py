@@ -1,0 +1,192 @@
+"""Man pages and shell completions generated from the argparse parsers, the only
+description of the CLI. Used by gen-man.sh, gen-completions.sh and the unit test that
+checks the committed files match the parsers.
+
+    python packaging/gen_docs.py man DIR          -> DIR/mcctl.1, DIR/mcd.8
+    python packaging/gen_docs.py completions DIR  -> DIR/mcctl.bash, DIR/_mcctl
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import os
+import re
+import sys
+import tomllib
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+HERE = os.path.join(REPO, "packaging")
+
+# Positional arguments named like this complete with names asked of the daemon. The parser
+# stays free of shell knowledge: the convention is the argument's dest or metavar.
+CONTAINER_ARGS = {"container", "containers", "ref", "refs"}
+TEMPLATE_ARGS = {"template", "templates"}
+
+# Asked of the daemon at TAB time through the same binary the user typed; silent and
+# empty when the daemon is down or the user may not use its socket.
+COMPLETION_PREAMBLE = {
+    "bash": r'''
+# Names asked of the daemon through the mcctl being completed.
+_mcctl_daemon_names() {
+  "${COMP_WORDS[0]:-mcctl}" "$@" 2>/dev/null
+}
+_mcctl_compgen_containers() {
+  compgen -W "$(_mcctl_daemon_names __CONTAINERS__)" -- "$1"
+}
+_mcctl_compgen_templates() {
+  compgen -W "$(_mcctl_daemon_names __TEMPLATES__)" -- "$1"
+}
+''',
+    "zsh": r'''
+# Names asked of the daemon through the mcctl being completed.
+_mcctl_containers() {
+  local -a names
+  names=(${(f)"$("${words[1]:-mcctl}" __CONTAINERS__ 2>/dev/null)"})
+  compadd -a names
+}
+_mcctl_templates() {
+  local -a names
+  names=(${(f)"$("${words[1]:-mcctl}" __TEMPLATES__ 2>/dev/null)"})
+  compadd -a names
+}
+''',
+}
+# mcctl's own ways to print one name per line (see mcctl/parser.py).
+LIST_CONTAINERS = "ps -a --format names"
+LIST_TEMPLATES = "template ls --format names"
+
+
+def project_version() -> str:
+    with open(os.path.join(REPO, "pyproject.toml"), "rb") as f:
+        return tomllib.load(f)["project"]["version"]
+
+
+def mcctl_parser() -> argparse.ArgumentParser:
+    return importlib.import_module("mcctl.parser").build_parser()
+
+
+def mcd_parser() -> argparse.ArgumentParser:
+    for name in ("mcd.__main__", "mcd.config"):
+        try:
+            module = importlib.import_module(name)
+        except ImportError:
+            continue
+        if hasattr(module, "build_parser"):
+            return module.build_parser()
+    raise ImportError("no build_parser() in mcd.__main__ or mcd.config")
+
+
+# ------------------------------------------------------------------------ man pages
+
+MAN_PAGES = {
+    # file: (parser factory, prog, section, one-line description)
+    "mcctl.1": (mcctl_parser, "mcctl", "1", "control mini-container containers and templates"),
+    "mcd.8": (mcd_parser, "mcd", "8", "the mini-container daemon"),
+}
+# The .TH line carries the date; it is metadata, not content (see write_if_changed).
+_TH = re.compile(r'^\.TH .*$', re.M)
+
+
+def render_man(filename: str) -> str:
+    from argparse_manpage.manpage import Manpage
+
+    factory, prog, section, description = MAN_PAGES[filename]
+    parser = factory()
+    parser.prog = prog
+    data = {
+        "project_name": "mini-container",
+        "prog": prog,
+        "version": project_version(),
+        "description": description,
+        "manual_section": section,
+        "manual_title": "mini-container manual",
+        "include": os.path.join(HERE, "man", f"{prog}.include"),
+        "format": "pretty",
+        "url": None, "authors": None, "long_description": None, "manfile": None,
+    }
+    return str(Manpage(parser, format="pretty", _data=data))
+
+
+def strip_date(text: str) -> str:
+    return _TH.sub(".TH", text)
+
+
+# ------------------------------------------------------------------------ completions
+
+def _walk(parser: argparse.ArgumentParser):
+    yield parser
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            seen = set()
+            for sub in action.choices.values():
+                if id(sub) not in seen:  # aliases share one parser
+                    seen.add(id(sub))
+                    yield from _walk(sub)
+
+
+def annotate(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    """Tell shtab which positionals complete with container or template names."""
+    for p in _walk(parser):
+        for action in p._positionals._group_actions:
+            names = {str(action.dest).lower(), str(action.metavar or "").lower()}
+            if names & CONTAINER_ARGS:
+                action.complete = {"bash": "_mcctl_compgen_containers", "zsh": "_mcctl_containers"}
+            elif names & TEMPLATE_ARGS:
+                action.complete = {"bash": "_mcctl_compgen_templates", "zsh": "_mcctl_templates"}
+    return parser
+
+
+def render_completion(shell: str) -> str:
+    import shtab
+
+    preamble = (COMPLETION_PREAMBLE[shell]
+                .replace("__CONTAINERS__", LIST_CONTAINERS)
+                .replace("__TEMPLATES__", LIST_TEMPLATES))
+    parser = annotate(mcctl_parser())
+    parser.prog = "mcctl"
+    return shtab.complete(parser, shell=shell, preamble=preamble)
+
+
+COMPLETIONS = {"mcctl.bash": "bash", "_mcctl": "zsh"}
+
+
+# ------------------------------------------------------------------------ files
+
+def generate(kind: str) -> dict[str, str]:
+    if kind == "man":
+        return {name: render_man(name) for name in MAN_PAGES}
+    if kind == "completions":
+        return {name: render_completion(shell) for name, shell in COMPLETIONS.items()}
+    raise ValueError(kind)
+
+
+def write_if_changed(path: str, text: str, *, ignore_date: bool) -> bool:
+    """Rewrite only when the content changed, so regenerating after an unrelated commit
+    (a new SOURCE_DATE_EPOCH) leaves the committed man page alone."""
+    try:
+        with open(path) as f:
+            old = f.read()
+    except FileNotFoundError:
+        old = None
+    if old is not None and (strip_date(old) == strip_date(text) if ignore_date else old == text):
+        return False
+    tmp = f"{path}.tmp"
+    with open(tmp, "w") as f:
+        f.write(text)
+    os.replace(tmp, path)
+    return True
+
+
+def main(argv: list[str]) -> int:
+    kind, outdir = argv
+    os.makedirs(outdir, exist_ok=True)
+    for name, text in generate(kind).items():
+        path = os.path.join(outdir, name)
+        changed = write_if_changed(path, text, ignore_date=(kind == "man"))
+        print(f"{path}: {'written' if changed else 'unchanged'}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
