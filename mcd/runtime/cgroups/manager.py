@@ -15,6 +15,7 @@ from .v1 import USED_CONTROLLERS, CgroupV1
 from .v2 import WANTED_CONTROLLERS, CgroupV2
 
 ID_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,127}")
+PARENT_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,127}(/[A-Za-z0-9][A-Za-z0-9_.-]{0,127}){0,7}")
 DEFAULT_PARENT = "mini_container"
 DELEGATED_PARENT = "containers"
 
@@ -38,9 +39,11 @@ def _mkdir(path: str, what: str) -> bool:
 class CgroupManager:
     """Container cgroups under one parent.
 
-    parent: the directory name our containers live in. None picks the default:
-    `containers` inside a delegated systemd unit, else `mini_container` at the
-    root of each hierarchy.
+    parent: the directory our containers live in, relative to the root of each
+    hierarchy (or to the delegated unit's cgroup); "a/b" nests. None picks the
+    default: `mini_container` at the root of each hierarchy, or `containers`
+    inside a delegated systemd unit (where the default name `mini_container`
+    is read as `containers` too, so the daemon's default config lands there).
     """
 
     def __init__(self, parent: str | None = None, layout: Layout | None = None,
@@ -48,11 +51,12 @@ class CgroupManager:
         if layout is None:
             layout = detect(root=root or "/sys/fs/cgroup")
         self.layout = layout
-        if parent is None:
+        if parent is None or (layout.delegated and parent == DEFAULT_PARENT):
             parent = DELEGATED_PARENT if layout.delegated else DEFAULT_PARENT
-        if not isinstance(parent, str) or not ID_RE.fullmatch(parent) or parent == SUPERVISOR_LEAF:
-            raise InvalidArgument(f"cgroup parent {parent!r}: must be one directory name "
-                                  "matching [A-Za-z0-9][A-Za-z0-9_.-]* (and not 'supervisor')")
+        if not isinstance(parent, str) or not PARENT_RE.fullmatch(parent) \
+                or parent.split("/")[0] == SUPERVISOR_LEAF or ".." in parent.split("/"):
+            raise InvalidArgument(f"cgroup parent {parent!r}: must be a relative path of names "
+                                  "matching [A-Za-z0-9][A-Za-z0-9_.-]* (not starting with 'supervisor')")
         self.parent = parent
         self.driver = layout.driver
         self._pid = pid or os.getpid()
@@ -90,31 +94,43 @@ class CgroupManager:
             self._prepare_v2()
         self._prepared = True
 
+    def _levels(self, base: str) -> list[str]:
+        """The directories of our parent, top first: a/b/c -> [.../a, .../a/b, .../a/b/c]."""
+        n = len(self.parent.split("/"))
+        out = [base]
+        for _ in range(n - 1):
+            out.insert(0, os.path.dirname(out[0]))
+        return out
+
     def _prepare_v1(self) -> None:
         feats = Features()
         for c in ("cpu", "cpuacct", "cpuset", "memory", "pids", "freezer"):
             if c not in self.bases:
                 feats.why_missing[c] = f"no v1 {c} hierarchy is mounted under {self.layout.root}"
         for c, base in self.bases.items():
-            _mkdir(base, "create parent")
-        if "cpuset" in self.bases:
-            base = self.bases["cpuset"]
-            up = os.path.dirname(base)
-            try:
-                # A new v1 cpuset starts with no CPUs and no memory nodes: copy the
-                # parent's, then let the kernel copy ours into every container.
-                for name in ("cpuset.cpus", "cpuset.mems"):
-                    if not read_file(os.path.join(base, name)).strip():
-                        write_file(os.path.join(base, name), read_file(os.path.join(up, name)).strip())
-                if read_file(os.path.join(base, "cgroup.clone_children")).strip() != "1":
-                    write_file(os.path.join(base, "cgroup.clone_children"), "1")
-            except OSError as err:
-                raise _kernel_error("configure", err, base, "set up cpuset parent") from err
+            for level in self._levels(base):
+                _mkdir(level, "create parent")
+                if c == "cpuset":
+                    self._cpuset_inherit(level)
         feats.controllers = set(self.bases)
         mem = self.bases.get("memory")
         feats.swap = bool(mem) and os.path.exists(os.path.join(mem, "memory.memsw.limit_in_bytes"))
         feats.freeze = "freezer" in self.bases
         self.features.__dict__.update(feats.__dict__)
+
+    @staticmethod
+    def _cpuset_inherit(level: str) -> None:
+        # A new v1 cpuset starts with no CPUs and no memory nodes: copy the
+        # parent's, then let the kernel copy ours into every child (clone_children).
+        up = os.path.dirname(level)
+        try:
+            for name in ("cpuset.cpus", "cpuset.mems"):
+                if not read_file(os.path.join(level, name)).strip():
+                    write_file(os.path.join(level, name), read_file(os.path.join(up, name)).strip())
+            if read_file(os.path.join(level, "cgroup.clone_children")).strip() != "1":
+                write_file(os.path.join(level, "cgroup.clone_children"), "1")
+        except OSError as err:
+            raise _kernel_error("configure", err, level, "set up cpuset parent") from err
 
     def _enable(self, cgroup_dir: str, wanted, feats: Features, what: str) -> set:
         """Enable each wanted controller in cgroup_dir's subtree_control; return those on."""
@@ -147,7 +163,8 @@ class CgroupManager:
         feats = Features()
         lay = self.layout
         base = self.bases[""]
-        top = os.path.dirname(base)
+        levels = self._levels(base)
+        top = os.path.dirname(levels[0])
         if lay.delegated:
             unit = top
             sup = os.path.join(unit, SUPERVISOR_LEAF)
@@ -159,10 +176,11 @@ class CgroupManager:
                 except OSError as err:
                     raise _kernel_error(f"write {self._pid} to", err, sup + "/cgroup.procs",
                                         "move daemon to supervisor leaf") from err
-        enabled_top = self._enable(top, WANTED_CONTROLLERS, feats, "enable controllers")
-        _mkdir(base, "create parent")
-        enabled = self._enable(base, [c for c in WANTED_CONTROLLERS if c in enabled_top], feats,
-                               "enable controllers")
+        enabled = self._enable(top, WANTED_CONTROLLERS, feats, "enable controllers")
+        for level in levels:
+            _mkdir(level, "create parent")
+            enabled = self._enable(level, [c for c in WANTED_CONTROLLERS if c in enabled], feats,
+                                   "enable controllers")
         feats.controllers = set(enabled) | {"cpuacct"}
         feats.freeze = os.path.exists(os.path.join(base, "cgroup.freeze"))
         if feats.freeze:
@@ -182,6 +200,12 @@ class CgroupManager:
                 pass
             except OSError as err:
                 raise _kernel_error("rmdir", err, base, "remove parent") from err
+            # Upper levels of a nested parent go too, unless something else of ours lives there.
+            for level in reversed(self._levels(base)[:-1]):
+                try:
+                    os.rmdir(level)
+                except OSError:
+                    break
         self._prepared = False
 
     # ---------------------------------------------------------- containers

@@ -417,3 +417,14 @@ def test_join_and_procs_files(any_mgr):
     finally:
         reap(p)
     cg.destroy()
+
+
+def test_nested_parent_is_made_and_removed_level_by_level():
+    m = cgroups.CgroupManager(parent=f"mctest-{secrets.token_hex(4)}/inner", layout=LAYOUT)
+    try:
+        cg = m.create("n1", Resources(memory=64 * MiB, cpuset_cpus="0"))
+        assert cg.effective()["cpuset_cpus"] == "0" and cg.effective()["memory"] == 64 * MiB
+        cg.destroy()
+    finally:
+        _cleanup_and_prove(m)
+    assert not any(os.path.exists(os.path.dirname(b)) for b in m.unique_bases())

@@ -152,6 +152,10 @@ def test_detect_v2_delegated_service(tmp_path, xattr):
     mgr = cgroups.CgroupManager(layout=lay)
     assert mgr.parent == "containers"
     assert mgr.bases[""] == os.path.join(lay.root, "system.slice/mcd.service/containers")
+    # the daemon's default config name lands in the same place; other names are kept
+    assert cgroups.CgroupManager(parent="mini_container", layout=lay).bases == mgr.bases
+    assert cgroups.CgroupManager(parent="mctest-1", layout=lay).bases[""].endswith(
+        "mcd.service/mctest-1")
 
 
 def test_detect_v2_recognises_our_supervisor_leaf(tmp_path):
@@ -212,7 +216,8 @@ def test_layout_to_dict_is_json_friendly(tmp_path):
     assert json.loads(json.dumps(d))["controllers"] == sorted(d["controllers"])
 
 
-@pytest.mark.parametrize("parent", ["", "a/b", "..", "supervisor", "x" * 200, 5])
+@pytest.mark.parametrize("parent", ["", "a/../b", "..", "/abs", "a//b", "supervisor", "supervisor/x",
+                                    "x" * 200, 5])
 def test_bad_parent_refused(tmp_path, parent):
     lay = cgroups.detect(**make_hybrid(tmp_path))
     with pytest.raises(InvalidArgument, match="cgroup parent"):
@@ -226,3 +231,11 @@ def test_v1_placement_at_root_of_each_hierarchy(tmp_path):
         assert mgr.bases[c] == os.path.join(lay.root, c, "mctest-x")
     # never inside the cgroup the shell runs in (memory:/process_api/abc)
     assert "process_api" not in mgr.bases["memory"]
+
+
+def test_nested_parent(tmp_path):
+    lay = cgroups.detect(**make_hybrid(tmp_path))
+    mgr = cgroups.CgroupManager(parent="mctest-x/inner", layout=lay)
+    assert mgr.bases["memory"] == os.path.join(lay.root, "memory", "mctest-x", "inner")
+    assert mgr._levels(mgr.bases["memory"]) == [os.path.join(lay.root, "memory", "mctest-x"),
+                                                mgr.bases["memory"]]
