@@ -388,6 +388,8 @@ def _monitor(plan: _Plan, result: socket.socket) -> None:
         if stdio_fds is not None:
             for fd in stdio_fds:
                 os.close(fd)
+        elif stdio.stdin is not None:
+            os.close(stdio.stdin)   # a terminal container reads its pty, not the caller's fd
         master = None
         while True:
             kind, payload, fds = _recv(sync)
@@ -415,8 +417,6 @@ def _monitor(plan: _Plan, result: socket.socket) -> None:
                 os.close(master)
             else:
                 sources = {master: "stdout"}
-        if stdio.stdin is not None:
-            os.close(stdio.stdin)
         monitor.supervise(pid, sources, plan.paths.log, attach, plan.paths.exit)
     except BaseException as err:    # noqa: B036
         _report(result, err)

@@ -71,8 +71,9 @@ def ensure_dir(rootfd: int, path: str, mode: int = 0o755) -> int:
         try:
             os.mkdir(name, mode, dir_fd=pfd)
         except FileExistsError:
-            pass    # a dangling symlink: the resolve below refuses it
-        return sc.openat2(pfd, name, O_PATH | os.O_DIRECTORY, RESOLVE, display=path)
+            pass    # a dangling symlink: the resolve below refuses it (ENOENT)
+        # Resolve again from the rootfs, not from pfd: pfd must not become a new "root".
+        return resolve(rootfd, path, O_PATH | os.O_DIRECTORY)
     finally:
         os.close(pfd)
 
@@ -91,7 +92,7 @@ def ensure_file(rootfd: int, path: str) -> int:
                              | os.O_CLOEXEC, 0o644, dir_fd=pfd))
         except FileExistsError:
             pass
-        return sc.openat2(pfd, name, O_PATH, RESOLVE, display=path)
+        return resolve(rootfd, path)
     finally:
         os.close(pfd)
 
@@ -124,7 +125,8 @@ def bind(rootfd: int, src_fd: int, path: str, readonly: bool) -> None:
 def mount_overlay(paths, lower: str) -> None:
     data = f"lowerdir={lower},upperdir={paths.upper},workdir={paths.work}"
     with step("mount overlay", paths.rootfs):
-        sc.mount("overlay", paths.rootfs, "overlay", 0, data)
+        # nodev: device nodes work only on the container's own /dev tmpfs.
+        sc.mount("overlay", paths.rootfs, "overlay", sc.MS_NODEV, data)
 
 
 def idmapped_lower(paths, userns_fd: int) -> str:

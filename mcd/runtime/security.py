@@ -14,6 +14,7 @@ from __future__ import annotations
 import ctypes
 import errno
 import os
+import stat
 
 from mcd.runtime import syscalls as sc
 from mcd.spec import CAPABILITIES
@@ -67,6 +68,12 @@ def _build_bpf() -> bytes:
     for name, argno in (("clone", 0), ("unshare", 0)):
         for flag in NS_FLAGS:
             flt.add_rule(deny, name, seccomp.Arg(argno, seccomp.MASKED_EQ, flag, flag))
+    # Without a devices cgroup (v2 needs BPF, v1 is the cgroup driver's business) CAP_MKNOD
+    # would let root in the container create /dev/mem or a disk node: refuse device nodes
+    # here; fifos, sockets and regular files stay allowed.
+    for name, argno in (("mknod", 1), ("mknodat", 2)):
+        for kind in (stat.S_IFBLK, stat.S_IFCHR):
+            flt.add_rule(deny, name, seccomp.Arg(argno, seccomp.MASKED_EQ, 0o170000, kind))
     # clone3 passes its flags in memory seccomp cannot read: answer ENOSYS so libc
     # falls back to clone(2), whose flags the rules above can see (as Docker does).
     flt.add_rule(seccomp.ERRNO(errno.ENOSYS), "clone3")

@@ -1,0 +1,398 @@
+"""Real containers from the minimal template, checked from the inside (issue #3 "Show").
+
+Needs root and the real kernel; no cgroup (cgroup_procs=[]) unless a test says so.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import stat
+import time
+import uuid
+
+import pytest
+
+from mcd.runtime import launcher
+from mcd.spec import (DEFAULT_CAPABILITIES, DEFAULT_NAMESPACES, IDMapping, Linux, Mount, Root,
+                      User, resolve_capabilities)
+from mcd.runtime.security import capability_mask
+from conftest import make_spec, read_all, require_root, wait_exit
+
+pytestmark = [require_root, pytest.mark.root]
+
+
+def status_fields(text: str) -> dict:
+    out = {}
+    for line in text.splitlines():
+        key, _, value = line.partition(":")
+        out[key.strip()] = value.strip()
+    return out
+
+
+def test_pid1_is_the_command(run_container):
+    r = run_container(["sh", "-c", "echo $$; cat /proc/1/cmdline | tr '\\0' ' '"])
+    assert r.code == 0, r.stderr
+    lines = r.stdout.splitlines()
+    assert lines[0] == "1"
+    assert lines[1].startswith("sh -c echo $$")
+
+
+def test_hostname_is_the_containers(run_container):
+    r = run_container(["sh", "-c", "hostname; cat /etc/hostname; grep box-7 /etc/hosts"],
+                      hostname="box-7")
+    assert r.code == 0, r.stderr
+    assert r.stdout.splitlines()[:2] == ["box-7", "box-7"]
+    assert os.uname().nodename != "box-7"
+
+
+def test_only_loopback_and_it_is_up(run_container):
+    r = run_container(["sh", "-c", "tail -n +3 /proc/net/dev | cut -d: -f1; echo --; "
+                                   "ls /sys/class/net; echo --; cat /sys/class/net/lo/operstate;"
+                                   " cat /sys/class/net/lo/flags"])
+    assert r.code == 0, r.stderr
+    devs, sysnet, state = r.stdout.split("--\n")
+    assert [d.strip() for d in devs.split()] == ["lo"]
+    assert sysnet.split() == ["lo"]
+    assert int(state.split()[1], 16) & 1      # IFF_UP
+
+
+def test_network_host_shares_the_hosts_links(run_container):
+    ns = [n for n in DEFAULT_NAMESPACES if n != "network"]
+    r = run_container(["cat", "/proc/net/dev"], linux=Linux(namespaces=ns))
+    assert r.code == 0, r.stderr
+    with open("/proc/net/dev") as f:
+        host_links = {line.split(":")[0].strip() for line in f.readlines()[2:]}
+    inside = {line.split(":")[0].strip() for line in r.stdout.splitlines()[2:]}
+    assert inside == host_links
+
+
+EXPECTED_MOUNTS = {"/", "/proc", "/sys", "/dev", "/dev/pts", "/dev/shm", "/dev/mqueue",
+                   "/etc/hostname", "/etc/hosts", "/etc/resolv.conf"}
+
+
+def test_host_mounts_are_invisible(run_container):
+    r = run_container(["cat", "/proc/self/mountinfo"])
+    assert r.code == 0, r.stderr
+    targets = {line.split()[4] for line in r.stdout.splitlines()}
+    from mcd.spec import DEFAULT_MASKED_PATHS, DEFAULT_READONLY_PATHS
+    allowed = EXPECTED_MOUNTS | set(DEFAULT_MASKED_PATHS) | set(DEFAULT_READONLY_PATHS)
+    assert targets <= allowed, targets - allowed
+    assert EXPECTED_MOUNTS <= targets
+    assert not any(line.split()[4] == "/sys/fs/cgroup" for line in r.stdout.splitlines())
+
+
+def test_container_rootfs_never_reaches_the_host_mount_table(start_container):
+    spec, paths, launched = start_container(["sleep", "100"])
+    with open("/proc/self/mountinfo") as f:
+        host = f.read()
+    assert paths.dir not in host
+    assert paths.rootfs not in host
+
+
+def test_mount_made_inside_never_appears_on_host(start_container, runtime_root):
+    caps = resolve_capabilities(add=["SYS_ADMIN"])
+    marker = "mct-inside-" + uuid.uuid4().hex[:8]
+    r_fd, w_fd = os.pipe()
+    spec, paths, launched = start_container(
+        ["sh", "-c", f"mkdir -p /mnt/{marker} && mount -t tmpfs {marker} /mnt/{marker} && "
+                     f"grep -c {marker} /proc/self/mounts && sleep 100"],
+        capabilities=caps, linux=Linux(seccomp="unconfined"),
+        stdio=launcher.Stdio(stdout=w_fd, stderr=w_fd))
+    os.close(w_fd)
+    line = os.read(r_fd, 100)
+    os.close(r_fd)
+    assert line.strip() == b"1", line     # mounted inside...
+    with open("/proc/self/mountinfo") as f:
+        assert marker not in f.read()     # ...and not on the host
+    with open(f"/proc/{launched.pid}/mountinfo") as f:
+        assert marker in f.read()
+
+
+def test_masked_paths(run_container):
+    r = run_container(["sh", "-c", "for p in /proc/kcore /proc/keys /proc/timer_list; do "
+                                   "if [ -e $p ]; then echo $p $(wc -c < $p) $(stat -c %t:%T $p);"
+                                   " else echo $p absent; fi; done; ls -A /sys/firmware | wc -l;"
+                                   " touch /sys/firmware/x 2>&1"])
+    lines = r.stdout.splitlines()
+    for line in lines[:3]:
+        path, rest = line.split(" ", 1)
+        if os.path.exists(path):
+            # present on this kernel: masked by /dev/null (char 1:3), reads nothing
+            assert rest == "0 1:3", line
+        else:
+            assert rest == "absent", line
+    assert lines[3] == "0"
+    assert "Read-only" in r.stdout
+
+
+def test_proc_sys_is_read_only(run_container):
+    r = run_container(["sh", "-c", "echo x > /proc/sys/kernel/hostname; echo rc=$?; "
+                                   "echo h > /proc/sysrq-trigger; echo rc=$?"])
+    assert "rc=1" in r.stdout and "rc=0" not in r.stdout
+    assert "Read-only file system" in r.stderr
+
+
+def test_capabilities_nnp_seccomp(run_container):
+    r = run_container(["cat", "/proc/self/status"])
+    st = status_fields(r.stdout)
+    want = capability_mask(DEFAULT_CAPABILITIES)
+    assert len(DEFAULT_CAPABILITIES) <= 14
+    for key in ("CapEff", "CapPrm", "CapBnd"):
+        assert int(st[key], 16) == want, key
+    assert int(st["CapInh"], 16) == 0
+    assert int(st["CapAmb"], 16) == 0
+    assert st["NoNewPrivs"] == "1"
+    assert st["Seccomp"] == "2"
+
+
+def test_cap_drop_and_add(run_container):
+    caps = resolve_capabilities(add=["SYS_TIME"], drop=["CHOWN"])
+    r = run_container(["sh", "-c", "grep CapEff /proc/self/status; chown 1:1 /tmp; echo rc=$?"],
+                      capabilities=caps)
+    assert int(status_fields(r.stdout)["CapEff"], 16) == capability_mask(caps)
+    assert "rc=1" in r.stdout
+
+
+def test_seccomp_unconfined_turns_the_filter_off(run_container):
+    r = run_container(["grep", "Seccomp:", "/proc/self/status"], linux=Linux(seccomp="unconfined"))
+    assert r.stdout.split() == ["Seccomp:", "0"]
+
+
+def test_mount_unshare_mknod_are_refused(run_container):
+    r = run_container(["sh", "-c",
+                       "mount -t tmpfs x /mnt; echo mount=$?; "
+                       "unshare -Ur true; echo unshare=$?; unshare -n true; echo unshare_n=$?; "
+                       "mknod /tmp/sda b 8 0; echo mknod=$?; mknod /tmp/mem c 1 1; echo mknodc=$?; "
+                       "mkfifo /tmp/fifo; echo fifo=$?"])
+    out = dict(line.split("=") for line in r.stdout.split())
+    assert out["mount"] != "0"
+    assert out["unshare"] != "0"
+    assert out["unshare_n"] != "0"
+    assert out["mknod"] != "0"
+    assert out["mknodc"] != "0"
+    assert out["fifo"] == "0"      # the filter is precise: fifos still work
+
+
+def test_only_fds_0_to_2_in_pid1(start_container):
+    spec, paths, launched = start_container(["sleep", "100"])
+    assert sorted(os.listdir(f"/proc/{launched.pid}/fd"), key=int) == ["0", "1", "2"]
+
+
+def test_pid1_is_in_its_own_session(start_container):
+    spec, paths, launched = start_container(["sleep", "100"])
+    assert os.getsid(launched.pid) == launched.pid
+    assert os.getsid(launched.pid) != os.getsid(0)
+
+
+def test_env_is_exactly_the_spec(run_container, monkeypatch):
+    monkeypatch.setenv("NOTIFY_SOCKET", "/run/systemd/notify")
+    monkeypatch.setenv("LISTEN_FDS", "3")
+    r = run_container(["/bin/busybox", "env"], env=["PATH=/bin", "A=b c"], hostname="envbox")
+    assert sorted(r.stdout.splitlines()) == ["A=b c", "HOSTNAME=envbox", "PATH=/bin"]
+
+
+def test_exit_code_and_signal(run_container, start_container):
+    assert run_container(["sh", "-c", "exit 3"]).exit["exit_code"] == 3
+    spec, paths, launched = start_container(["sleep", "100"])
+    os.kill(launched.pid, signal.SIGKILL)
+    ex = wait_exit(paths)
+    assert ex["exit_code"] == 137 and ex["signal"] == 9
+    assert ex["finished_at"].endswith("Z")
+
+
+def test_output_goes_to_the_log(run_container):
+    from mcd.runtime import logs
+    r = run_container(["sh", "-c", "echo out1; echo err1 >&2; printf partial"])
+    entries = logs.read(r.paths.log)
+    got = [(e["stream"], e["log"]) for e in entries]
+    assert ("stdout", "out1\n") in got and ("stderr", "err1\n") in got
+    assert ("stdout", "partial") in got
+    assert all(e["time"].endswith("Z") for e in entries)
+    assert r.stdout == "out1\npartial" and r.stderr == "err1\n"
+
+
+def test_writes_never_reach_the_template_or_another_container(run_container, minimal_rootfs):
+    before = sorted(os.listdir(os.path.join(minimal_rootfs, "etc")))
+    a = run_container(["sh", "-c", "echo A > /etc/marker && rm /etc/group && "
+                                   "echo x >> /etc/passwd && rm /bin/ls && echo done"])
+    assert a.stdout.strip() == "done", a.stderr
+    b = run_container(["sh", "-c", "ls /etc/marker; test -e /etc/group && echo group; "
+                                   "grep -c x$ /etc/passwd; test -e /bin/ls && echo ls"])
+    assert "group" in b.stdout and "\nls" in b.stdout
+    assert "No such file" in b.stderr
+    assert sorted(os.listdir(os.path.join(minimal_rootfs, "etc"))) == before
+    assert os.path.lexists(os.path.join(minimal_rootfs, "bin/ls"))
+    # A's changes live in A's upper dir only (a whiteout for the deleted file).
+    assert os.path.exists(os.path.join(a.paths.upper, "etc/marker"))
+    st = os.lstat(os.path.join(a.paths.upper, "etc/group"))
+    assert stat.S_ISCHR(st.st_mode) and st.st_rdev == 0
+
+
+def test_userns_maps_ids_as_promised(run_container):
+    base = 300000 + (os.getpid() % 100) * 65536
+    lin = Linux(namespaces=DEFAULT_NAMESPACES + ["user"],
+                uid_mappings=[IDMapping(0, base, 65536)], gid_mappings=[IDMapping(0, base, 65536)])
+    r = run_container(["sh", "-c", "id -u; id -g; cat /proc/self/uid_map /proc/self/gid_map; "
+                                   "touch /root/by-root; mkdir /tmp/d; chown 1000:1000 /tmp/d; "
+                                   "stat -c %u /bin/busybox"], linux=lin)
+    assert r.code == 0, r.stderr
+    lines = r.stdout.splitlines()
+    assert lines[:2] == ["0", "0"]
+    assert lines[2].split() == ["0", str(base), "65536"]
+    assert lines[3].split() == ["0", str(base), "65536"]
+    assert lines[4] == "0"     # the template (host uid 0) is seen through the idmapped mount
+    st = os.stat(os.path.join(r.paths.upper, "root/by-root"))
+    assert (st.st_uid, st.st_gid) == (base, base)
+    st = os.stat(os.path.join(r.paths.upper, "tmp/d"))
+    assert (st.st_uid, st.st_gid) == (base + 1000, base + 1000)
+
+
+def test_userns_non_root_user(run_container):
+    base = 400000
+    lin = Linux(namespaces=DEFAULT_NAMESPACES + ["user"],
+                uid_mappings=[IDMapping(0, base, 65536)], gid_mappings=[IDMapping(0, base, 65536)])
+    r = run_container(["sh", "-c", "id -u; touch /tmp/f; grep CapEff /proc/self/status"],
+                      linux=lin, user=User(uid=1000, gid=1000))
+    assert r.stdout.splitlines()[0] == "1000"
+    assert int(status_fields(r.stdout)["CapEff"], 16) == 0
+    st = os.stat(os.path.join(r.paths.upper, "tmp/f"))
+    assert (st.st_uid, st.st_gid) == (base + 1000, base + 1000)
+
+
+def test_user_and_workdir(run_container):
+    r = run_container(["sh", "-c", "id -u; id -g; id -G; pwd; grep CapEff /proc/self/status"],
+                      user=User(uid=1000, gid=1001, additional_gids=[5]), cwd="/work/dir")
+    lines = r.stdout.splitlines()
+    assert lines[:4] == ["1000", "1001", "1001 5", "/work/dir"]
+    assert int(status_fields(r.stdout)["CapEff"], 16) == 0     # non-root: none, as Docker
+
+
+def test_readonly_rootfs(run_container):
+    r = run_container(["sh", "-c", "touch /x; echo rc=$?; touch /tmp/y; echo tmp=$?; "
+                                   "echo ok > /dev/null; echo dev=$?"], root=Root(readonly=True))
+    assert "rc=1" in r.stdout and "Read-only" in r.stderr
+    assert "dev=0" in r.stdout
+
+
+def test_bind_and_tmpfs_mounts(run_container, leak_check_root):
+    host_dir = os.path.join(leak_check_root, "vol-" + uuid.uuid4().hex[:6])
+    os.mkdir(host_dir)
+    with open(os.path.join(host_dir, "in.txt"), "w") as f:
+        f.write("from host\n")
+    ro_dir = os.path.join(leak_check_root, "ro-" + uuid.uuid4().hex[:6])
+    os.mkdir(ro_dir)
+    mounts = [Mount.parse_volume(f"{host_dir}:/data"), Mount.parse_volume(f"{ro_dir}:/ro:ro"),
+              Mount.parse_tmpfs("/scratch:size=1m,mode=1777")]
+    r = run_container(["sh", "-c", "cat /data/in.txt; echo hi > /data/out.txt; "
+                                   "touch /ro/x; echo ro=$?; grep /scratch /proc/mounts; "
+                                   "stat -c %a /scratch"], mounts=mounts)
+    assert r.stdout.startswith("from host\n")
+    assert "ro=1" in r.stdout
+    assert "tmpfs /scratch tmpfs rw,nosuid,nodev" in r.stdout and "size=1024k" in r.stdout
+    assert r.stdout.splitlines()[-1] == "1777"
+    with open(os.path.join(host_dir, "out.txt")) as f:
+        assert f.read() == "hi\n"
+    assert os.listdir(ro_dir) == []
+
+
+def test_terminal_to_caller(start_container):
+    spec, paths, launched = start_container(
+        ["sh", "-c", "tty; ls -l /proc/self/fd/0"], terminal=True,
+        stdio=launcher.Stdio(tty_to_caller=True))
+    assert launched.tty_master is not None
+    out = b""
+    while True:
+        try:
+            data = os.read(launched.tty_master, 4096)
+        except OSError:        # EIO: the container closed its side
+            break
+        if not data:
+            break
+        out += data
+    os.close(launched.tty_master)
+    text = out.decode()
+    assert "/dev/pts/0" in text.splitlines()[0]   # the container's own devpts
+    assert wait_exit(paths)["exit_code"] == 0
+
+
+def test_terminal_logged_by_monitor(start_container):
+    spec, paths, launched = start_container(["sh", "-c", "tty; echo in-log"], terminal=True)
+    wait_exit(paths)
+    from mcd.runtime import logs
+    text = "".join(e["log"] for e in logs.read(paths.log))
+    assert "/dev/pts/0" in text and "in-log" in text
+
+
+def test_stdin_from_caller(run_container):
+    r_fd, w_fd = os.pipe()
+    os.write(w_fd, b"fed through stdin\n")
+    os.close(w_fd)
+    r = run_container(["cat"], stdin=r_fd)
+    os.close(r_fd)
+    assert r.stdout == "fed through stdin\n"
+
+
+def test_joins_a_real_cgroup(run_container):
+    parent = f"/sys/fs/cgroup/pids/mctest-{uuid.uuid4().hex[:8]}"
+    if not os.path.isdir("/sys/fs/cgroup/pids"):
+        pytest.skip("no v1 pids hierarchy here")
+    child = os.path.join(parent, "c1")
+    os.makedirs(child)
+    try:
+        r = run_container(["cat", "/proc/self/cgroup"],
+                          cgroup_procs=[os.path.join(child, "cgroup.procs")])
+        assert r.code == 0, r.stderr
+        # the cgroup namespace makes the container's own cgroup its root
+        assert any(line.startswith(tuple(f"{i}:pids:/" for i in range(20)))
+                   and line.endswith(":/") for line in r.stdout.splitlines()), r.stdout
+        with open(os.path.join(child, "pids.max")) as f:
+            assert f.read()
+    finally:
+        for d in (child, parent):
+            for _ in range(100):
+                try:
+                    os.rmdir(d)
+                    break
+                except OSError:
+                    time.sleep(0.05)
+    assert not os.path.exists(parent)
+
+
+def test_pid_and_start_time_identify_pid1(start_container):
+    spec, paths, launched = start_container(["sleep", "100"])
+    from mcd.runtime.syscalls import proc_start_time
+    assert proc_start_time(launched.pid) == launched.pid_start_time
+    with open(f"/proc/{launched.pid}/status") as f:
+        nspid = status_fields(f.read())["NSpid"].split()
+    assert nspid == [str(launched.pid), "1"]
+    with open(f"/proc/{launched.pid}/status") as f:
+        assert int(status_fields(f.read())["PPid"]) == launched.monitor_pid
+
+
+def test_monitor_survives_its_starter(runtime_root, minimal_rootfs):
+    """A 'daemon' process starts a container and exits: the container and its monitor
+    keep running, and the monitor still records the exit."""
+    import json
+    import subprocess
+    import sys
+    name = "surv" + uuid.uuid4().hex[:8]
+    cdir = os.path.join(runtime_root, "containers", name)
+    code = (
+        "import json, sys\n"
+        "from mcd.runtime import launcher\n"
+        "from mcd.spec import ContainerSpec, Process\n"
+        f"spec = ContainerSpec(name={name!r}, process=Process(args=['sleep', '100']))\n"
+        f"paths = launcher.ContainerPaths(dir={cdir!r}, lower={minimal_rootfs!r})\n"
+        "l = launcher.start(spec, paths, [])\n"
+        "print(json.dumps(l.__dict__))\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True, cwd=os.path.dirname(os.path.dirname(os.path.dirname(
+                             os.path.dirname(os.path.abspath(__file__))))))
+    launched = json.loads(out.stdout)
+    from mcd.runtime.syscalls import proc_start_time
+    assert proc_start_time(launched["pid"]) == launched["pid_start_time"]   # still running
+    os.kill(launched["pid"], signal.SIGTERM)    # PID 1 of a pidns ignores it without a handler
+    os.kill(launched["pid"], signal.SIGKILL)
+    paths = launcher.ContainerPaths(dir=cdir, lower=minimal_rootfs)
+    assert wait_exit(paths)["signal"] == 9
