@@ -8,6 +8,7 @@ daemon and leave every container running.
 
 from __future__ import annotations
 
+import errno
 import fcntl
 import grp
 import logging
@@ -119,14 +120,19 @@ class Daemon:
 
     def _serve(self, wake_r: int) -> int:
         cfg = self.cfg
-        self.manager = Manager(cfg.root, cfg.cgroup_parent, on_change=self._status)
-        report = self.manager.restore()
-        log.info("restored: %s", ", ".join(f"{len(v)} {k}" for k, v in report.items()))
+        # Bind first (a live socket means another daemon: refuse before touching anything),
+        # serve only after the state is reconciled; early clients wait in the backlog.
         gid = socket_group()
         try:
             sock = bind_unix(cfg.socket, mode=0o660 if gid is not None else 0o600, gid=gid)
         except OSError as err:
+            if err.errno == errno.EADDRINUSE:
+                raise MCError(f"socket {cfg.socket}: another daemon is listening on it",
+                              step="socket", path=cfg.socket) from err
             raise KernelError.from_oserror("bind", err, path=cfg.socket, step="socket") from err
+        self.manager = Manager(cfg.root, cfg.cgroup_parent, on_change=self._status)
+        report = self.manager.restore()
+        log.info("restored: %s", ", ".join(f"{len(v)} {k}" for k, v in report.items()))
         api = Api(self.manager, info_extra=lambda: {"socket": cfg.socket,
                                                     "web_listen": cfg.web_listen})
         self.server = HTTPServer(sock, api, authorize=make_authorize(gid), max_body=cfg.max_body,

@@ -16,6 +16,7 @@ serves the API on the Unix socket and (for the dashboard) on TCP::
 from __future__ import annotations
 
 import array
+import errno
 import json
 import logging
 import os
@@ -131,7 +132,7 @@ def bind_unix(path: str, mode: int = 0o600, gid: int | None = None, backlog: int
         except OSError as err:
             raise OSError(err.errno, f"cannot probe existing socket {path}: {err.strerror}") from err
         else:
-            raise OSError(98, f"{path}: another daemon is listening on this socket")
+            raise OSError(errno.EADDRINUSE, f"{path}: another daemon is listening on this socket")
         finally:
             probe.close()
     os.makedirs(os.path.dirname(path) or ".", mode=0o755, exist_ok=True)
