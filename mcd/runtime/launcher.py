@@ -181,10 +181,12 @@ def drop_privileges_and_exec(process: Process, plan_bpf: bytes | None, cap_last:
         os.setgroups(list(user.additional_gids))
         os.setresgid(user.gid, user.gid, user.gid)
         os.setresuid(user.uid, user.uid, user.uid)
-    with step("capabilities"):
-        security.set_capabilities(keep)
+    # Before capset: a non-root user has no effective capabilities here, so the
+    # workdir is checked with the user's own permissions.
     with step("chdir", process.cwd):
         os.chdir(process.cwd)
+    with step("capabilities"):
+        security.set_capabilities(keep)
     os.umask(0o022)
     reset_signals()
     close_fds(sync_fd)
