@@ -12,14 +12,16 @@ Rules (docs/design.md, "Cgroups"):
 - delegated: systemd is running, our own cgroup is a unit (*.service / *.scope,
   or a `supervisor` leaf directly under one that we moved ourselves into), and
   systemd marked it delegated (the trusted.delegate / user.delegate xattr that
-  Delegate=yes sets). Then containers go under that unit; otherwise under a
-  parent at the root of each hierarchy.
+  Delegate=yes sets on systemd >= 251; failing that, `systemctl show -p Delegate`
+  says yes). Then containers go under that unit; otherwise under a parent at
+  the root of each hierarchy.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import os
+import subprocess
 from dataclasses import dataclass, field
 
 from mcd.errors import KernelError, Unsupported
@@ -142,6 +144,19 @@ def _is_delegated_dir(path: str) -> bool:
     return False
 
 
+def _systemd_says_delegated(unit_path: str, systemctl: str | None) -> bool:
+    """Older systemd marks nothing in cgroupfs: ask it (once, at detection)."""
+    if not systemctl:
+        return False
+    unit = unit_path.rstrip("/").rsplit("/", 1)[-1]
+    try:
+        out = subprocess.run([systemctl, "show", "--property=Delegate", "--value", unit],
+                             stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=10)
+    except (OSError, subprocess.SubprocessError):
+        return False
+    return out.returncode == 0 and out.stdout.strip() == "yes"
+
+
 def _unit_of(path: str) -> str | None:
     """The systemd unit cgroup we may own: P if P is a unit, or P's parent if P is our supervisor leaf."""
     parts = [p for p in path.split("/") if p]
@@ -160,7 +175,7 @@ def _within(path: str, root: str) -> bool:
 def detect(root: str = "/sys/fs/cgroup", mounts: str = "/proc/self/mountinfo",
            proc_cgroup: str = "/proc/self/cgroup", systemd_dir: str = "/run/systemd/system",
            delegated: bool | None = None, driver: str | None = None,
-           kernel_release: str | None = None) -> Layout:
+           kernel_release: str | None = None, systemctl: str | None = "systemctl") -> Layout:
     """Detect the layout. `delegated` and `driver` override detection (tests, config).
 
     driver="v2" on a hybrid host uses the unified mount (with whatever controllers
@@ -203,11 +218,11 @@ def detect(root: str = "/sys/fs/cgroup", mounts: str = "/proc/self/mountinfo",
     systemd = os.path.isdir(systemd_dir)
 
     if driver == "v1":
-        return _detect_v1(root, mode, v1_mounts, v1_roots, unified, own, systemd, delegated)
-    return _detect_v2(root, mode, v1_mounts, unified, own, systemd, delegated, kernel_release)
+        return _detect_v1(root, mode, v1_mounts, v1_roots, unified, own, systemd, delegated, systemctl)
+    return _detect_v2(root, mode, v1_mounts, unified, own, systemd, delegated, kernel_release, systemctl)
 
 
-def _detect_v1(root, mode, v1_mounts, v1_roots, unified, own, systemd, delegated) -> Layout:
+def _detect_v1(root, mode, v1_mounts, v1_roots, unified, own, systemd, delegated, systemctl) -> Layout:
     controllers = {c for c in v1_mounts if c in V1_RESOURCE_CONTROLLERS}
     mem = v1_mounts.get("memory")
     swap = bool(mem) and os.path.exists(os.path.join(mem, "memory.memsw.limit_in_bytes"))
@@ -234,7 +249,8 @@ def _detect_v1(root, mode, v1_mounts, v1_roots, unified, own, systemd, delegated
                 tracker = sysd_mount + unit
             elif unit and unified:
                 tracker = unified + unit
-            delegated = bool(tracker) and _is_delegated_dir(tracker)
+            delegated = bool(tracker) and (_is_delegated_dir(tracker)
+                                           or _systemd_says_delegated(unit, systemctl))
     if delegated:
         for c in controllers:
             unit = _unit_of(own_v1.get(c, ""))
@@ -249,11 +265,13 @@ def _detect_v1(root, mode, v1_mounts, v1_roots, unified, own, systemd, delegated
                   delegated_to=delegated_to)
 
 
-def _detect_v2(root, mode, v1_mounts, unified, own, systemd, delegated, kernel_release) -> Layout:
+def _detect_v2(root, mode, v1_mounts, unified, own, systemd, delegated, kernel_release,
+               systemctl) -> Layout:
     own_path = own.get("", "/")
     unit = _unit_of(own_path)
     if delegated is None:
-        delegated = bool(systemd and unit and _is_delegated_dir(unified + unit))
+        delegated = bool(systemd and unit and (_is_delegated_dir(unified + unit)
+                                               or _systemd_says_delegated(unit, systemctl)))
     elif delegated and not unit:
         raise Unsupported(f"delegation asked for, but our cgroup {own_path} is not a systemd unit")
     base = unified + unit if delegated else unified

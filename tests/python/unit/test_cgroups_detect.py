@@ -72,7 +72,8 @@ def make_v2(tmp_path, own="/system.slice/mcd.service", systemd=True, delegate_xa
     sd = tmp_path / "run-systemd"
     if systemd:
         sd.mkdir()
-    return dict(root=str(root), mounts=str(mi), proc_cgroup=str(pc), systemd_dir=str(sd))
+    return dict(root=str(root), mounts=str(mi), proc_cgroup=str(pc), systemd_dir=str(sd),
+                systemctl=None)
 
 
 # ---------------------------------------------------------------- parsers
@@ -239,3 +240,18 @@ def test_nested_parent(tmp_path):
     assert mgr.bases["memory"] == os.path.join(lay.root, "memory", "mctest-x", "inner")
     assert mgr._levels(mgr.bases["memory"]) == [os.path.join(lay.root, "memory", "mctest-x"),
                                                 mgr.bases["memory"]]
+
+
+def _fake_systemctl(tmp_path, answer):
+    script = tmp_path / "systemctl"
+    script.write_text(f"#!/bin/sh\n[ \"$*\" = \"show --property=Delegate --value mcd.service\" ] "
+                      f"&& echo {answer} && exit 0\nexit 1\n")
+    script.chmod(0o755)
+    return str(script)
+
+
+@pytest.mark.parametrize("answer, delegated", [("yes", True), ("no", False)])
+def test_detect_v2_asks_systemctl_when_no_xattr(tmp_path, answer, delegated):
+    kw = make_v2(tmp_path)
+    kw["systemctl"] = _fake_systemctl(tmp_path, answer)
+    assert cgroups.detect(**kw).delegated is delegated
