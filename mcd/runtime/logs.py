@@ -65,6 +65,9 @@ class LogWriter:
             nl = buf.find(b"\n", start)
             if nl < 0:
                 break
+            while nl + 1 - start > MAX_LINE:
+                self._emit(stream, buf[start:start + MAX_LINE])
+                start += MAX_LINE
             self._emit(stream, buf[start:nl + 1])
             start = nl + 1
         rest = buf[start:]
