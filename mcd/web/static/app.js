@@ -55,7 +55,8 @@
     const units = ["B", "KiB", "MiB", "GiB", "TiB"];
     let i = 0, v = n;
     while (v >= 1024 && i < units.length - 1) { v /= 1024; i++; }
-    return (i === 0 ? v.toFixed(0) : v >= 100 ? v.toFixed(0) : v >= 10 ? v.toFixed(1) : v.toFixed(2)) + " " + units[i];
+    const text = i === 0 ? v.toFixed(0) : v >= 100 ? v.toFixed(0) : v >= 10 ? v.toFixed(1) : v.toFixed(2);
+    return text.replace(/\.0+$|(\.\d*[1-9])0+$/, "$1") + " " + units[i];
   }
 
   function fmtPct(p) {
@@ -262,7 +263,7 @@
       mem: h("td", { class: "num" }),
       pids: h("td", { class: "num" }),
       restarts: h("td", { class: "num" }),
-      actions: h("td", { class: "control-only" + (state.control ? "" : " hidden") }),
+      actions: h("td", { class: "actions control-only" + (state.control ? "" : " hidden") }),
     };
     const link = h("a", { href: "#/c/" + encodeURIComponent(id) });
     const labels = h("span", { class: "labels" });
@@ -361,16 +362,17 @@
 
   // ------------------------------------------------------------------ control
   function actionButtons(c, compact) {
+    // The table row keeps the frequent ones; the container page has them all.
     const running = c.status === "running", paused = c.status === "paused";
     const wrap = h("span", { class: "row-actions" });
     const add = (label, action, opts) => {
       opts = opts || {};
-      const b = h("button", { type: "button", class: "btn" + (opts.danger ? " danger" : "") + (compact ? " small" : ""), "data-action": action, text: label });
+      const b = h("button", { type: "button", class: "btn" + (opts.danger ? " danger" : "") + (compact ? " btn-sm" : ""), "data-action": action, text: label });
       b.addEventListener("click", (ev) => { ev.preventDefault(); ev.stopPropagation(); doAction(c, action, b, opts); });
       wrap.append(b);
     };
-    if (running) { add("Stop", "stop"); add("Restart", "restart"); add("Pause", "pause"); }
-    else if (paused) { add("Unpause", "unpause"); add("Stop", "stop"); }
+    if (running) { add("Stop", "stop"); add("Restart", "restart"); if (!compact) add("Pause", "pause"); }
+    else if (paused) { add("Unpause", "unpause"); if (!compact) add("Stop", "stop"); }
     else { add("Start", "start"); }
     add("Remove", "remove", { danger: true, confirm: true });
     return wrap;
@@ -423,6 +425,7 @@
     if (page.logsAbort) page.logsAbort.abort();
     if (page.events) page.events.close();
     if (page.topTimer) clearInterval(page.topTimer);
+    clearTimeout(page.inspectTimer);
     Object.assign(page, { ref: null, id: null, inspect: null, logsAbort: null, events: null, topTimer: null, actionsKey: null });
   }
 
@@ -580,7 +583,8 @@
   function niceMax(v) {
     if (v <= 0) return 1;
     const p = Math.pow(10, Math.floor(Math.log10(v)));
-    for (const m of [1, 2, 2.5, 5, 10]) if (m * p >= v) return m * p;
+    // Four gridlines: these maxima give round steps (0.25, 0.5, 1, 1.5, 2, 2.5 x 10^k).
+    for (const m of [1, 2, 4, 6, 8, 10]) if (m * p >= v - 1e-9) return m * p;
     return 10 * p;
   }
 
@@ -596,12 +600,19 @@
     ctx.clearRect(0, 0, w, hgt);
     const padL = 58, padR = 10, padT = 10, padB = 22;
     const pw = w - padL - padR, ph = hgt - padT - padB;
-    const tEnd = state.lastSample || nowSec(), tStart = tEnd - WINDOW_SECONDS;
+    const tEnd = state.lastSample || nowSec();
+    // The window grows with the data (1, 2, then 5 minutes) so a page opened a few
+    // seconds ago still shows a readable line instead of a dot at the right edge.
+    const first = points.length ? points[0][0] : tEnd;
+    const span = tEnd - first;
+    const win = span <= 55 ? 60 : span <= 115 ? 120 : WINDOW_SECONDS;
+    const tStart = tEnd - win;
     const vals = points.filter((p) => p[0] >= tStart && p[1] !== null && p[1] !== undefined);
     let peak = vals.reduce((m, p) => Math.max(m, p[1]), 0);
     if (opts.limit) peak = Math.max(peak, opts.limit);
-    const ymax = niceMax(Math.max(peak * 1.1, opts.minMax));
-    const x = (t) => padL + ((t - tStart) / WINDOW_SECONDS) * pw;
+    const unit = opts.unit || 1;     // bytes are scaled to MiB so the ticks are round
+    const ymax = niceMax(Math.max(peak * 1.1, opts.minMax) / unit) * unit;
+    const x = (t) => padL + ((t - tStart) / win) * pw;
     const y = (v) => padT + ph - (v / ymax) * ph;
     const font = "11px " + cssVar("--sans");
     ctx.font = font;
@@ -613,13 +624,14 @@
     for (let i = 0; i <= 4; i++) {
       const v = (ymax / 4) * i, yy = Math.round(y(v)) + 0.5;
       ctx.beginPath(); ctx.moveTo(padL, yy); ctx.lineTo(padL + pw, yy); ctx.stroke();
-      ctx.fillText(opts.fmt(v), padL - 8, yy);
+      ctx.fillText(i === 0 ? "0" : opts.fmt(v), padL - 8, yy);
     }
     ctx.textAlign = "center";
     ctx.textBaseline = "alphabetic";
-    for (let m = 5; m >= 0; m--) {
-      const t = tEnd - m * 60;
-      ctx.fillText(m ? "-" + m + "m" : "now", Math.min(x(t), padL + pw - 12), hgt - 6);
+    const step = win === 60 ? 15 : win === 120 ? 30 : 60;
+    for (let s = win; s >= 0; s -= step) {
+      const label = s === 0 ? "now" : s % 60 === 0 ? "-" + s / 60 + "m" : "-" + s + "s";
+      ctx.fillText(label, Math.min(Math.max(x(tEnd - s), padL + 10), padL + pw - 12), hgt - 6);
     }
     if (opts.limit) {
       const yy = Math.round(y(opts.limit)) + 0.5;
@@ -667,15 +679,19 @@
       ctx.lineJoin = "round";
       ctx.stroke();
     }
+    // Where the newest point landed, in CSS pixels: lets a test read the drawing back.
+    const last = vals[vals.length - 1];
+    canvas.dataset.lastX = String(Math.round(x(last[0])));
+    canvas.dataset.lastY = String(Math.round(y(last[1])));
   }
 
   function drawCharts(c) {
     const hist = state.history.get(c.id) || [];
     const cpuCanvas = $("chart-cpu"), memCanvas = $("chart-mem");
     drawChart(cpuCanvas, hist.map((p) => [p[0], p[1]]),
-      { color: "--chart-cpu", minMax: 10, fmt: (v) => (v >= 10 || v === 0 ? v.toFixed(0) : v.toFixed(1)) + "%", emptyText: "no samples yet" });
+      { color: "--chart-cpu", minMax: 4, fmt: (v) => (v >= 10 || v === 0 ? v.toFixed(0) : v.toFixed(1)) + "%", emptyText: "no samples yet" });
     drawChart(memCanvas, hist.map((p) => [p[0], p[2]]),
-      { color: "--chart-mem", minMax: 1024 * 1024, limit: memLimit(c), fmt: fmtBytes, emptyText: "no samples yet" });
+      { color: "--chart-mem", minMax: 4 * 1024 * 1024, unit: 1024 * 1024, limit: memLimit(c), fmt: fmtBytes, emptyText: "no samples yet" });
     const last = hist.length ? hist[hist.length - 1] : null;
     memCanvas.dataset.last = last && last[2] !== null && last[2] !== undefined ? String(last[2]) : "";
     memCanvas.dataset.points = String(hist.length);
@@ -760,12 +776,16 @@
       const name = e.name || (e.container && e.container.name);
       if (!(id && page.id && String(id) === page.id) && !(name && (name === page.ref || (page.inspect && name === page.inspect.name)))) return;
       addEvent(e);
+      const kind = e.type || e.event;
+      const fresh = (parseTime(e.time) || nowSec()) >= page.openedAt - 1;
+      if (kind === "destroyed") {
+        if (fresh) { toast((e.name || page.ref) + " was removed"); location.hash = "#/"; }
+        return;
+      }
       // A lifecycle event changes what inspect shows (pid, started_at, exit code);
       // a (re)start begins a new log stream, the old follow ended with the old process.
       clearTimeout(page.inspectTimer);
       page.inspectTimer = setTimeout(loadInspect, 250);
-      const kind = e.type || e.event;
-      const fresh = (parseTime(e.time) || nowSec()) >= page.openedAt - 1;
       if (fresh && (kind === "started" || kind === "restarted") && $("follow").checked && page.logsEnded) startLogs();
     };
     es.onmessage = handler;
