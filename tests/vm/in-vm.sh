@@ -1,0 +1,232 @@
+#!/bin/bash
+# The VM lane's tests, run INSIDE the VM (root, systemd PID 1, pure cgroup v2, no network) by
+# the image's mc-vm-test.service via tests/vm/run.sh. Prints one TAP-like line per check and
+# ends with the plain line "N passed, N failed, N skipped". Exit status: 0 only if nothing failed.
+#
+# Sections: (0) the VM is what the lane promises, (1) the kernel/systemd v2 delegation facts,
+# (2) the project's real-kernel cgroup tests, directly and under Delegate=yes, (3) the installed
+# .deb for real. A section whose subject has not landed yet is reported as skipped, with why.
+set -uo pipefail
+repo="$(cd "$(dirname "$0")/../.." && pwd)"
+out="${MC_VM_OUT:-/share/out}"
+mkdir -p "$out"
+export LC_ALL=C.UTF-8 DEBIAN_FRONTEND=noninteractive PYTHONDONTWRITEBYTECODE=1
+export PYTHONPATH="/opt/mc-python:$repo"
+pyenv=(PYTHONPATH="$PYTHONPATH" PYTHONDONTWRITEBYTECODE=1 LC_ALL=C.UTF-8)
+
+n=0 passed=0 failed=0 skipped=0
+ok()     { n=$((n+1)); passed=$((passed+1)); echo "ok $n - $1"; }
+not_ok() { n=$((n+1)); failed=$((failed+1)); echo "not ok $n - $1"; }
+skip()   { n=$((n+1)); skipped=$((skipped+1)); echo "ok $n - $1 # SKIP $2"; }
+indent() { sed -e 's/\r$//' -e 's/^/#   /'; }
+# check DESC CMD...: ok when CMD exits 0; otherwise not ok with CMD's output (indented) below.
+check() {
+    local desc="$1" log; shift
+    log="$(mktemp)"
+    if "$@" > "$log" 2>&1; then ok "$desc"; else not_ok "$desc"; indent < "$log" | tail -n 40; fi
+    rm -f "$log"
+}
+section() { echo "# --- $* ---"; }
+
+# ------------------------------------------------------------------------------------------
+section "0. the VM"
+check "PID 1 is systemd" test "$(cat /proc/1/comm)" = systemd
+check "/sys/fs/cgroup is the cgroup v2 unified hierarchy" test "$(stat -f -c %T /sys/fs/cgroup)" = cgroup2fs
+echo "# controllers: $(cat /sys/fs/cgroup/cgroup.controllers)"
+check "memory, pids, cpu, cpuset and io controllers are available" \
+    bash -c 'for c in memory pids cpu cpuset io; do grep -qw $c /sys/fs/cgroup/cgroup.controllers || { echo "missing $c"; exit 1; }; done'
+
+# ------------------------------------------------------------------------------------------
+section "1. kernel and systemd: a Delegate=yes service manages its own subtree"
+v2log="$(mktemp)"
+systemd-run --quiet --wait --pipe --collect -p Delegate=yes --unit=mc-vm-v2check \
+    bash "$repo/tests/vm/v2-delegate-check.sh" > "$v2log" 2>&1
+v2rc=$?
+grep -v '^RESULT ' "$v2log" | grep '^#' || true
+if grep -q '^RESULT ' "$v2log"; then
+    while read -r _ verdict rest; do
+        case "$verdict" in
+            ok) ok "${rest#- }" ;;
+            not) not_ok "${rest#ok - }" ;;
+        esac
+    done < <(grep '^RESULT ' "$v2log")
+else
+    not_ok "the Delegate=yes check service ran (systemd-run exit $v2rc)"; indent < "$v2log"
+fi
+rm -f "$v2log"
+
+# ------------------------------------------------------------------------------------------
+section "2. the project's real-kernel cgroup tests on cgroup v2"
+shopt -s nullglob
+cgtests=("$repo"/tests/python/linux/test_cgroups*.py)
+shopt -u nullglob
+if [ ${#cgtests[@]} = 0 ]; then
+    skip "pytest tests/python/linux/test_cgroups*.py as root" "not in the repo yet"
+    skip "pytest tests/python/linux/test_cgroups*.py in a Delegate=yes service" "not in the repo yet"
+else
+    rel=("${cgtests[@]#$repo/}")
+    # pytest exits 5 when it collected nothing: that proves nothing, so it fails here.
+    pytest_cmd=(python3 -m pytest -p no:cacheprovider -q -rs "${rel[@]}")
+    # Placement outside delegation: the oneshot unit's cgroup is not delegated, so the driver
+    # must fall back to its own parent at the root of the hierarchy.
+    log="$(mktemp)"
+    (cd "$repo" && timeout 600 "${pytest_cmd[@]}") > "$log" 2>&1; rc=$?
+    tail -n 30 "$log" | indent; cp "$log" "$out/pytest-cgroups-root.log"
+    if [ "$rc" = 0 ]; then ok "pytest ${rel[*]} as root (not delegated)"
+    else not_ok "pytest ${rel[*]} as root (not delegated): exit $rc"; fi
+    # Placement inside systemd's delegation: the daemon's real situation under mcd.service.
+    envargs=(); for e in "${pyenv[@]}"; do envargs+=(-E "$e"); done
+    (timeout 600 systemd-run --quiet --wait --pipe --collect -p Delegate=yes --unit=mc-vm-pytest \
+        -p WorkingDirectory="$repo" "${envargs[@]}" "${pytest_cmd[@]}") > "$log" 2>&1; rc=$?
+    tail -n 30 "$log" | indent; cp "$log" "$out/pytest-cgroups-delegated.log"
+    if [ "$rc" = 0 ]; then ok "pytest ${rel[*]} in a Delegate=yes service"
+    else not_ok "pytest ${rel[*]} in a Delegate=yes service: exit $rc"; fi
+    rm -f "$log"
+fi
+
+# ------------------------------------------------------------------------------------------
+section "3. the installed package"
+pkg_checks=(
+    "apt install ./mini-container_*.deb (offline)"
+    "systemctl is-active mcd (Type=notify readiness)"
+    "mcctl run --rm minimal echo hello prints hello as root"
+    "mcctl run works for a user in group mcd"
+    "mcctl run is refused for a user not in group mcd"
+    "a -d container survives systemctl restart mcd"
+    "a memory hog under -m 32m is OOM-killed and reported (exit 137)"
+    "man mcctl renders"
+    "bash completion completes mcctl ru<TAB> to run"
+    "systemd-analyze verify mcd.service prints nothing"
+    "apt remove stops the daemon and leaves no unit behind"
+    "apt purge removes /var/lib/mcd and /etc/mcd"
+)
+skip_pkg() { local c; for c in "${pkg_checks[@]:$1}"; do skip "$c" "$2"; done; }
+
+deb="$(ls -t "$repo"/dist/mini-container_*.deb 2>/dev/null | head -n1 || true)"
+unit=/usr/lib/systemd/system/mcd.service
+mc() { timeout 120 mcctl "$@"; }
+as_user() { local u="$1"; shift; timeout 120 runuser -u "$u" -- "$@"; }
+
+if [ -z "$deb" ]; then
+    skip_pkg 0 "no dist/mini-container_*.deb yet (make deb has not produced one)"
+else
+    pkg="$(dpkg-deb -f "$deb" Package)"
+    echo "# package: $(basename "$deb") ($pkg), Depends: $(dpkg-deb -f "$deb" Depends)"
+    log="$(mktemp)"
+    if (cd "$(dirname "$deb")" && timeout 300 apt-get install -y --no-install-recommends "./$(basename "$deb")") > "$log" 2>&1 \
+       && dpkg-query -W -f='${Status}' "$pkg" | grep -q 'ok installed'; then
+        ok "${pkg_checks[0]}"
+        installed=1
+    else
+        not_ok "${pkg_checks[0]}"; indent < "$log" | tail -n 40
+        installed=0
+    fi
+    rm -f "$log"
+    if [ "$installed" = 0 ]; then
+        skip_pkg 1 "the package did not install"
+    else
+        # Type=notify: postinst's `systemctl start` returns once READY=1 arrived; allow for a
+        # postinst that uses --no-block.
+        for _ in $(seq 60); do [ "$(systemctl is-active mcd)" = activating ] || break; sleep 1; done
+        state="$(systemctl is-active mcd)"
+        if [ "$state" = active ]; then ok "${pkg_checks[1]}"
+        else not_ok "${pkg_checks[1]}: $state"; systemctl status mcd --no-pager 2>&1 | indent | tail -n 20; fi
+
+        check_hello() {  # who cmd...
+            local got; got="$("$@" 2>&1)"; local rc=$?
+            echo "$got"
+            [ "$rc" = 0 ] && [ "$(printf '%s' "$got" | tr -d '\r')" = hello ]
+        }
+        check "${pkg_checks[2]}" check_hello mc run --rm minimal echo hello
+
+        useradd -m -G mcd mc-member 2>/dev/null || usermod -aG mcd mc-member
+        useradd -m mc-outsider 2>/dev/null || true
+        check "${pkg_checks[3]}" check_hello as_user mc-member mcctl run --rm minimal echo hello
+
+        refused() {
+            local got rc; got="$(as_user mc-outsider mcctl run --rm minimal echo hello 2>&1)"; rc=$?
+            echo "exit $rc: $got"
+            # Refused: non-zero, nothing ran, and one clear line rather than a traceback.
+            [ "$rc" != 0 ] && ! grep -qx hello <<< "$got" && ! grep -q Traceback <<< "$got" \
+                && [ "$(grep -c . <<< "$got")" -le 2 ]
+        }
+        check "${pkg_checks[4]}" refused
+
+        survives() {
+            local id pid_before pid_after
+            id="$(mc run -d minimal sleep 1000 | tr -d '\r' | tail -n1)" || { echo "run -d failed: $id"; return 1; }
+            echo "container: $id"
+            [ -n "$id" ] || return 1
+            sleep 1
+            # The container's PID 1 (busybox sleep), found by reading /proc, never signalled here.
+            pid_before="$(pgrep -f -x 'sleep 1000' | head -n1)"
+            echo "container PID 1 on the host: ${pid_before:-none}"
+            systemctl restart mcd || { echo "systemctl restart mcd failed"; return 1; }
+            echo "mcd after restart: $(systemctl is-active mcd)"
+            pid_after="$(pgrep -f -x 'sleep 1000' | head -n1)"
+            local ps; ps="$(mc ps 2>&1)"; echo "$ps"
+            local alive=1
+            [ -n "$pid_before" ] && [ "$pid_before" = "$pid_after" ] || alive=0
+            grep -q "${id:0:12}" <<< "$ps" || alive=0
+            grep "${id:0:12}" <<< "$ps" | grep -qiE 'running|up' || alive=0
+            mc rm -f "$id" >/dev/null 2>&1 || mc kill "$id" >/dev/null 2>&1 || true
+            [ "$alive" = 1 ] && [ "$(systemctl is-active mcd)" = active ]
+        }
+        check "${pkg_checks[5]}" survives
+
+        oom() {
+            local got rc
+            got="$(mc run --rm -m 32m minimal dd if=/dev/zero of=/dev/null bs=64M count=1 2>&1)"; rc=$?
+            echo "exit $rc: $got"
+            [ "$rc" = 137 ] && grep -qiE 'oom|out of memory' <<< "$got"
+        }
+        check "${pkg_checks[6]}" oom
+
+        check "${pkg_checks[7]}" bash -c 'set -o pipefail; page="$(MANWIDTH=80 man -P cat mcctl 2>&1)" || { echo "$page"; exit 1; };
+            echo "$page" | head -n 5; grep -q "^NAME" <<< "$page" && grep -q mcctl <<< "$page"'
+
+        completes() {
+            bash -c '
+                f=/usr/share/bash-completion/completions/mcctl
+                [ -f "$f" ] || { echo "no $f"; exit 1; }
+                source /usr/share/bash-completion/bash_completion 2>/dev/null
+                source "$f"
+                spec="$(complete -p mcctl)" || exit 1; echo "$spec"
+                fn="$(sed -n "s/.*-F \([^ ]*\).*/\1/p" <<< "$spec")"
+                [ -n "$fn" ] || { echo "no completion function"; exit 1; }
+                COMP_WORDS=(mcctl ru); COMP_CWORD=1; COMP_LINE="mcctl ru"; COMP_POINT=${#COMP_LINE}
+                COMPREPLY=()
+                "$fn" mcctl ru mcctl
+                echo "COMPREPLY: ${COMPREPLY[*]}"
+                printf "%s\n" "${COMPREPLY[@]}" | grep -qx "run *"'
+        }
+        check "${pkg_checks[8]}" completes
+
+        check "${pkg_checks[9]}" bash -c "got=\"\$(systemd-analyze verify $unit 2>&1)\"; rc=\$?; echo \"\$got\"; [ \$rc = 0 ] && [ -z \"\$got\" ]"
+
+        removed() {
+            timeout 300 apt-get remove -y "$pkg" || return 1
+            systemctl daemon-reload
+            local state load units
+            state="$(systemctl is-active mcd)"; load="$(systemctl show -p LoadState --value mcd)"
+            units="$(systemctl list-units --all --plain --no-legend 'mcd*')"
+            echo "is-active: $state; LoadState: $load; units: ${units:-none}"
+            # The daemon's process must be gone too (looked up, never signalled).
+            local procs; procs="$(pgrep -x mcd || true)"; echo "mcd processes: ${procs:-none}"
+            [ "$state" != active ] && [ "$state" != activating ] && [ "$load" = not-found ] \
+                && [ -z "$units" ] && [ -z "$procs" ]
+        }
+        check "${pkg_checks[10]}" removed
+
+        purged() {
+            timeout 300 apt-get purge -y "$pkg" || return 1
+            ls -d /var/lib/mcd /etc/mcd 2>&1
+            [ ! -e /var/lib/mcd ] && [ ! -e /etc/mcd ]
+        }
+        check "${pkg_checks[11]}" purged
+        journalctl -u mcd --no-pager > "$out/mcd-journal.log" 2>&1 || true
+    fi
+fi
+
+echo "$passed passed, $failed failed, $skipped skipped"
+[ "$failed" = 0 ]
