@@ -111,6 +111,7 @@ class Cgroup:
     """One container's cgroup, in every hierarchy the driver uses."""
 
     driver = "?"
+    FREEZE_TIMEOUT = 5.0      # seconds a freeze or thaw may take before it is an error
 
     def __init__(self, container_id: str, dirs: dict[str, str], features: Features):
         self.id = container_id
@@ -284,22 +285,27 @@ class Cgroup:
 
         cgroup.kill where the kernel has it; else freeze (so nothing forks
         between reading the pid list and killing it), kill each pid, thaw.
+        Whatever is still listed afterwards is killed again until none is left.
         """
         kill_file = self._kill_file()
         if kill_file:
             self._write(kill_file, "1", "kill processes")
         elif self.features.freeze:
-            self.freeze()
+            try:
+                self.freeze()
+            except KernelError:
+                pass        # stuck FREEZING (a task in D state): kill anyway, the loop below mops up
             try:
                 self._kill_listed()
             finally:
-                self.thaw()
-        else:
-            # No freezer: repeat until a pass finds nothing (pids.max bounds the forks).
-            deadline = time.monotonic() + timeout
-            while self._kill_listed() and time.monotonic() < deadline:
-                time.sleep(0.001)
-        self._wait(lambda: not self.pids(), "kill processes", timeout)
+                self._thaw_quietly()
+        self._wait(lambda: self._kill_listed() == 0, "kill processes", timeout)
+
+    def _thaw_quietly(self) -> None:
+        try:
+            self.thaw()
+        except KernelError:
+            pass
 
     def _kill_listed(self) -> int:
         pids = self.pids()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import errno as _errno
 import os
 import re
+import threading
 
 from mcd.errors import Conflict, InvalidArgument, KernelError
 from mcd.spec import Resources, validate_resources
@@ -62,6 +63,7 @@ class CgroupManager:
         self._pid = pid or os.getpid()
         self.features = Features()
         self._prepared = False
+        self._prepare_lock = threading.Lock()
         if self.driver == "v1":
             self.bases = {}
             for c in USED_CONTROLLERS:
@@ -88,11 +90,14 @@ class CgroupManager:
         cgroup v2 lets a cgroup with processes in it delegate no controller."""
         if self._prepared:
             return
-        if self.driver == "v1":
-            self._prepare_v1()
-        else:
-            self._prepare_v2()
-        self._prepared = True
+        with self._prepare_lock:
+            if self._prepared:
+                return
+            if self.driver == "v1":
+                self._prepare_v1()
+            else:
+                self._prepare_v2()
+            self._prepared = True
 
     def _levels(self, base: str) -> list[str]:
         """The directories of our parent, top first: a/b/c -> [.../a, .../a/b, .../a/b/c]."""

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 
-from mcd.errors import InvalidArgument
+from mcd.errors import InvalidArgument, KernelError
 from mcd.spec import Resources
 
 from . import convert
@@ -161,13 +161,18 @@ class CgroupV1(Cgroup):
     def freeze(self) -> None:
         self.features.require("freezer", "pause")
         self._write(self.file("freezer", "freezer.state"), "FROZEN", "freeze")
-        # FREEZING until every task has stopped; re-writing FROZEN retries stragglers.
-        self._wait(lambda: self._freezer_state() == "FROZEN", "freeze", 5.0)
+        try:
+            # FREEZING until every task has stopped (a task in D state can hold it there).
+            self._wait(lambda: self._freezer_state() == "FROZEN", "freeze", self.FREEZE_TIMEOUT)
+        except KernelError:
+            # Never leave a container half frozen behind an error.
+            self._write(self.file("freezer", "freezer.state"), "THAWED", "thaw after failed freeze")
+            raise
 
     def thaw(self) -> None:
         self.features.require("freezer", "unpause")
         self._write(self.file("freezer", "freezer.state"), "THAWED", "thaw")
-        self._wait(lambda: self._freezer_state() == "THAWED", "thaw", 5.0)
+        self._wait(lambda: self._freezer_state() == "THAWED", "thaw", self.FREEZE_TIMEOUT)
 
     def frozen(self) -> bool:
         if "freezer" not in self.dirs:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 
+from mcd.errors import KernelError
 from mcd.spec import Resources
 
 from . import convert
@@ -132,12 +133,17 @@ class CgroupV2(Cgroup):
     def freeze(self) -> None:
         self.features.require("freezer", "pause")
         self._write(os.path.join(self._dir, "cgroup.freeze"), "1", "freeze")
-        self._wait(lambda: self._events().get("frozen") == 1, "freeze", 5.0)
+        try:
+            self._wait(lambda: self._events().get("frozen") == 1, "freeze", self.FREEZE_TIMEOUT)
+        except KernelError:
+            # Never leave a container half frozen behind an error.
+            self._write(os.path.join(self._dir, "cgroup.freeze"), "0", "thaw after failed freeze")
+            raise
 
     def thaw(self) -> None:
         self.features.require("freezer", "unpause")
         self._write(os.path.join(self._dir, "cgroup.freeze"), "0", "thaw")
-        self._wait(lambda: self._events().get("frozen") == 0, "thaw", 5.0)
+        self._wait(lambda: self._events().get("frozen") == 0, "thaw", self.FREEZE_TIMEOUT)
 
     def frozen(self) -> bool:
         text = read_or_none(os.path.join(self._dir, "cgroup.events"))

@@ -187,9 +187,11 @@ def test_half_a_cpu_holds_a_busy_loop(mgr):
         reap(p)
     share = (u1 - u0) / ((t1 - t0) * 1e9)
     # A functional bound, kept loose: unthrottled, the loop would use ~100% of a CPU.
-    assert 0.2 < share < 0.70, f"busy loop used {share:.0%} of one CPU under --cpus 0.5"
+    # (The lower bound only proves the loop ran: on a busy host it may get less than its quota.)
+    assert 0.05 < share < 0.70, f"busy loop used {share:.0%} of one CPU under --cpus 0.5"
     st = cg.stats()
-    assert st["throttled_periods"] > 0 and st["throttled_ns"] > 0
+    if share > 0.4:     # it ran up against its quota, so the kernel must have throttled it
+        assert st["throttled_periods"] > 0 and st["throttled_ns"] > 0, (share, st)
     cg.destroy()
 
 

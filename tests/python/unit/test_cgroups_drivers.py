@@ -309,3 +309,21 @@ def test_write_plan_is_ordered_period_then_quota_v1(tmp_path):
     writes = cg.plan(Resources(cpu_quota=50000, cpu_period=50000), {"cpu_quota", "cpu_period"}, False)
     assert [w.file for w in writes] == ["cpu.cfs_period_us", "cpu.cfs_quota_us"]
     assert isinstance(writes[0], Write)
+
+
+def test_a_freeze_that_does_not_complete_is_undone(tmp_path, monkeypatch):
+    cg = fake_v2(tmp_path)      # a fake tree: cgroup.events never says "frozen 1"
+    monkeypatch.setattr(CgroupV2, "FREEZE_TIMEOUT", 0.05)
+    with pytest.raises(KernelError, match="container c1: freeze: did not complete"):
+        cg.freeze()
+    assert get(cg.path, "cgroup.freeze") == "0"
+
+
+def test_v1_freeze_that_does_not_complete_is_undone(tmp_path, monkeypatch):
+    cg = fake_v1(tmp_path)
+    monkeypatch.setattr(CgroupV1, "FREEZE_TIMEOUT", 0.05)
+    # a plain file would read back FROZEN at once; a task stuck in D state keeps it FREEZING
+    monkeypatch.setattr(CgroupV1, "_freezer_state", lambda self: "FREEZING")
+    with pytest.raises(KernelError, match="freeze: did not complete"):
+        cg.freeze()
+    assert get(cg.dirs["freezer"], "freezer.state") == "THAWED"
