@@ -18,43 +18,39 @@ import tomllib
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 HERE = os.path.join(REPO, "packaging")
 
-# Positional arguments named like this complete with names asked of the daemon. The parser
-# stays free of shell knowledge: the convention is the argument's dest or metavar.
-CONTAINER_ARGS = {"container", "containers", "ref", "refs"}
-TEMPLATE_ARGS = {"template", "templates"}
-
-# Asked of the daemon at TAB time through the same binary the user typed; silent and
-# empty when the daemon is down or the user may not use its socket.
+# mcctl/parser.py marks the positionals that take container or template names with
+# shtab's `.complete = {"bash": "_mcctl_containers", "zsh": "_mcctl_containers"}` (and
+# _mcctl_templates); these are those functions. They ask the daemon at TAB time, through
+# the same binary the user typed, and complete nothing (silently) when the daemon is down
+# or the user may not use its socket. Containers: the names from `ps -a --format json`
+# (indent=2, one key per line); templates: `template ls -q` (one name per line).
 COMPLETION_PREAMBLE = {
     "bash": r'''
-# Names asked of the daemon through the mcctl being completed.
-_mcctl_daemon_names() {
+# Container and template names, asked of the daemon through the mcctl being completed.
+_mcctl_ask() {
   "${COMP_WORDS[0]:-mcctl}" "$@" 2>/dev/null
 }
-_mcctl_compgen_containers() {
-  compgen -W "$(_mcctl_daemon_names __CONTAINERS__)" -- "$1"
+_mcctl_containers() {
+  compgen -W "$(_mcctl_ask ps -a --format json | sed -n 's/^    "name": "\([^"]*\)".*/\1/p')" -- "$1"
 }
-_mcctl_compgen_templates() {
-  compgen -W "$(_mcctl_daemon_names __TEMPLATES__)" -- "$1"
+_mcctl_templates() {
+  compgen -W "$(_mcctl_ask template ls -q)" -- "$1"
 }
 ''',
     "zsh": r'''
-# Names asked of the daemon through the mcctl being completed.
+# Container and template names, asked of the daemon through the mcctl being completed.
 _mcctl_containers() {
   local -a names
-  names=(${(f)"$("${words[1]:-mcctl}" __CONTAINERS__ 2>/dev/null)"})
+  names=(${(f)"$("${words[1]:-mcctl}" ps -a --format json 2>/dev/null | sed -n 's/^    "name": "\([^"]*\)".*/\1/p')"})
   compadd -a names
 }
 _mcctl_templates() {
   local -a names
-  names=(${(f)"$("${words[1]:-mcctl}" __TEMPLATES__ 2>/dev/null)"})
+  names=(${(f)"$("${words[1]:-mcctl}" template ls -q 2>/dev/null)"})
   compadd -a names
 }
 ''',
 }
-# mcctl's own ways to print one name per line (see mcctl/parser.py).
-LIST_CONTAINERS = "ps -a --format names"
-LIST_TEMPLATES = "template ls --format names"
 
 
 def project_version() -> str:
@@ -114,38 +110,12 @@ def strip_date(text: str) -> str:
 
 # ------------------------------------------------------------------------ completions
 
-def _walk(parser: argparse.ArgumentParser):
-    yield parser
-    for action in parser._actions:
-        if isinstance(action, argparse._SubParsersAction):
-            seen = set()
-            for sub in action.choices.values():
-                if id(sub) not in seen:  # aliases share one parser
-                    seen.add(id(sub))
-                    yield from _walk(sub)
-
-
-def annotate(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
-    """Tell shtab which positionals complete with container or template names."""
-    for p in _walk(parser):
-        for action in p._positionals._group_actions:
-            names = {str(action.dest).lower(), str(action.metavar or "").lower()}
-            if names & CONTAINER_ARGS:
-                action.complete = {"bash": "_mcctl_compgen_containers", "zsh": "_mcctl_containers"}
-            elif names & TEMPLATE_ARGS:
-                action.complete = {"bash": "_mcctl_compgen_templates", "zsh": "_mcctl_templates"}
-    return parser
-
-
 def render_completion(shell: str) -> str:
     import shtab
 
-    preamble = (COMPLETION_PREAMBLE[shell]
-                .replace("__CONTAINERS__", LIST_CONTAINERS)
-                .replace("__TEMPLATES__", LIST_TEMPLATES))
-    parser = annotate(mcctl_parser())
+    parser = mcctl_parser()
     parser.prog = "mcctl"
-    return shtab.complete(parser, shell=shell, preamble=preamble)
+    return shtab.complete(parser, shell=shell, preamble=COMPLETION_PREAMBLE[shell])
 
 
 COMPLETIONS = {"mcctl.bash": "bash", "_mcctl": "zsh"}

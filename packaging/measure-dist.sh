@@ -1,13 +1,14 @@
 #!/usr/bin/env bash
-# The numbers behind "what do the packages install" (docs/packaging.md): median wall time of
-# `mcctl --version` over N runs for each frozen form, and its size on disk.
-# Usage: packaging/measure-dist.sh [runs]   (after make dist)
+# The numbers behind "what do the packages install" (docs/packaging.md): `mcctl --version`
+# for each frozen form, median wall time and median CPU time (user+sys, less sensitive to
+# other load on the machine) over N runs, interleaved so load changes hit every form alike;
+# and the size on disk. Usage: packaging/measure-dist.sh [runs]   (after make dist)
 set -euo pipefail
 repo="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$repo"
 runs="${1:-20}"
 /usr/bin/python3 - "$runs" <<'PY'
-import os, statistics, subprocess, sys, time
+import os, resource, statistics, subprocess, sys, time
 
 runs = int(sys.argv[1])
 
@@ -21,16 +22,23 @@ forms = [
     ("one-dir dist/mcctl-dir/mcctl", ["dist/mcctl-dir/mcctl", "--version"], "dist/mcctl-dir"),
     ("venv python -m mcctl", [".venv/bin/python", "-m", "mcctl", "--version"], None),
 ]
-print(f"{'form':34} {'median ms':>9} {'min ms':>7} {'size MB':>8}")
-for label, argv, path in forms:
-    if not os.path.exists(argv[0]):
-        continue
+forms = [f for f in forms if os.path.exists(f[1][0])]
+wall = {f[0]: [] for f in forms}
+cpu = {f[0]: [] for f in forms}
+for label, argv, _ in forms:
     subprocess.run(argv, stdout=subprocess.DEVNULL, check=True)  # warm the page cache
-    times = []
-    for _ in range(runs):
+for _ in range(runs):
+    for label, argv, _ in forms:
+        r0 = resource.getrusage(resource.RUSAGE_CHILDREN)
         t0 = time.perf_counter()
         subprocess.run(argv, stdout=subprocess.DEVNULL, check=True)
-        times.append((time.perf_counter() - t0) * 1000)
+        wall[label].append((time.perf_counter() - t0) * 1000)
+        r1 = resource.getrusage(resource.RUSAGE_CHILDREN)
+        cpu[label].append((r1.ru_utime - r0.ru_utime + r1.ru_stime - r0.ru_stime) * 1000)
+print(f"load average before: {os.getloadavg()[0]:.2f}  runs: {runs}")
+print(f"{'form':30} {'wall median ms':>14} {'wall min ms':>11} {'cpu median ms':>13} {'size MB':>8}")
+for label, _, path in forms:
     mb = f"{size(path) / 1e6:8.1f}" if path else f"{'-':>8}"
-    print(f"{label:34} {statistics.median(times):9.1f} {min(times):7.1f} {mb}")
+    print(f"{label:30} {statistics.median(wall[label]):14.1f} {min(wall[label]):11.1f} "
+          f"{statistics.median(cpu[label]):13.1f} {mb}")
 PY
