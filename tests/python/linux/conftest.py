@@ -210,3 +210,28 @@ def wait_exit(paths, timeout: float = 10.0):
             return ex
         time.sleep(0.02)
     raise AssertionError(f"no exit.json in {paths.dir} after {timeout}s")
+
+
+# --- cgroups (resource manager engineer) ---------------------------------------------------
+
+@pytest.fixture
+def cgroup_manager():
+    """A CgroupManager under a private parent `mctest-<random>` at the place the daemon's
+    would go (root of each hierarchy, or the delegated unit). At teardown every container
+    cgroup left in it is killed and removed, then the parent, and the fixture asserts that
+    nothing is left in any hierarchy."""
+    if not _is_root():
+        pytest.skip("needs root and the real kernel")
+    from mcd.runtime import cgroups
+    mgr = cgroups.CgroupManager(parent=f"mctest-{uuid.uuid4().hex[:8]}", layout=cgroups.detect())
+    mgr.prepare()
+    yield mgr
+    for cid in mgr.list_ids():
+        cg = mgr.open(cid)
+        if cg is not None:
+            if cg.frozen():
+                cg.thaw()
+            cg.destroy(kill=True)
+    mgr.remove_parent()
+    left = [b for b in mgr.unique_bases() if os.path.exists(b)]
+    assert not left, f"cgroups left behind: {left}"

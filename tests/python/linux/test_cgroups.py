@@ -430,3 +430,14 @@ def test_nested_parent_is_made_and_removed_level_by_level():
     finally:
         _cleanup_and_prove(m)
     assert not any(os.path.exists(os.path.dirname(b)) for b in m.unique_bases())
+
+
+def test_shared_fixture_cleans_up_after_a_careless_test(cgroup_manager):
+    # Leaves a frozen cgroup with a live process behind on purpose: the conftest
+    # fixture must thaw, kill and remove it, and prove the parent is gone.
+    cg = cgroup_manager.create("careless", Resources())
+    p = spawn(cg, "import sys\nsys.stdin.readline()\n")
+    assert p.pid in cg.pids()
+    cg.freeze()
+    p.stdin.close()
+    p.stdout.close()
