@@ -235,6 +235,9 @@ def _each(args, env, fn, print_name=True):
             if print_name:
                 env.stdout.write(ref + "\n")
         except ClientError as err:
+            if getattr(args, "debug", False):
+                import traceback
+                traceback.print_exc(file=env.stderr)
             env.stderr.write(f"mcctl: {err}\n")
             rc = err.exit_code
     return rc

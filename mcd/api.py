@@ -355,6 +355,8 @@ class Api:
         finally:
             _close_all(fds)
         if detach:
+            # The exec helper is our child: reap it in the background.
+            threading.Thread(target=handle.wait, name="exec-reaper", daemon=True).start()
             return Response.json({"pid": handle.pid}, 201)
         master = getattr(handle, "tty_master", None)
 

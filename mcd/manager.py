@@ -802,11 +802,25 @@ class Manager:
             if c.status not in ACTIVE:
                 raise NotRunning(f'container "{c.name}" is not running', container=c.name)
             pid = c.state["pid"]
-        try:
-            root = psutil.Process(pid)
-            procs = [root] + root.children(recursive=True)
-        except psutil.NoSuchProcess:
-            procs = []
+            cg = c.cgroup
+        pids = []
+        if cg is not None and hasattr(cg, "pids"):
+            try:
+                pids = sorted(cg.pids())     # the cgroup sees exec'd processes too
+            except MCError:
+                pids = []
+        if not pids:
+            try:
+                root = psutil.Process(pid)
+                pids = [pid] + [p.pid for p in root.children(recursive=True)]
+            except psutil.NoSuchProcess:
+                pids = []
+        procs = []
+        for p in pids:
+            try:
+                procs.append(psutil.Process(p))
+            except psutil.NoSuchProcess:
+                pass
         rows = []
         for p in procs:
             try:
