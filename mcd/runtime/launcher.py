@@ -256,6 +256,8 @@ def _container_init(plan: _Plan, sync: socket.socket, userns_fd: int | None,
         rootfs.bind_files(rootfd, [(paths.hostname, "/etc/hostname"), (paths.hosts, "/etc/hosts"),
                                    (paths.resolv_conf, "/etc/resolv.conf")],
                           {m.destination for m in spec.mounts})
+        if userns_fd is not None and new_netns:
+            rootfs.userns_net_sysctls(rootfd)
         rootfs.mask_paths(rootfd, spec.linux.masked_paths)
         rootfs.readonly_paths(rootfd, spec.linux.readonly_paths)
         if "uts" in spec.linux.namespaces:
@@ -500,7 +502,10 @@ def start(spec: ContainerSpec, paths: ContainerPaths, cgroup_procs: list[str] = 
             finally:
                 os._exit(0)
         theirs.close()
-        os.waitpid(pid, 0)
+        try:
+            os.waitpid(pid, 0)
+        except ChildProcessError:
+            pass    # a waitpid(-1) elsewhere in the caller reaped the intermediate first
         kind, payload, fds = _recv(result)
     finally:
         result.close()

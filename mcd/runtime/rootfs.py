@@ -194,6 +194,20 @@ def open_pty(dirfd: int, ptmx: str) -> tuple[int, int]:
     return master, slave
 
 
+def userns_net_sysctls(rootfd: int) -> None:
+    """With --userns the netns belongs to the host's userns, so the container's
+    CAP_NET_BIND_SERVICE / CAP_NET_RAW count for nothing there. Open low ports and
+    ICMP sockets to everyone in this netns instead (both sysctls are per netns)."""
+    for path, value in (("/proc/sys/net/ipv4/ip_unprivileged_port_start", "0"),
+                        ("/proc/sys/net/ipv4/ping_group_range", "0 2147483647")):
+        with step("sysctl", path):
+            fd = resolve(rootfd, path, os.O_WRONLY)
+            try:
+                os.write(fd, value.encode())
+            finally:
+                os.close(fd)
+
+
 def mask_paths(rootfd: int, masked: list[str]) -> None:
     for path in masked:
         with step("mask", path):

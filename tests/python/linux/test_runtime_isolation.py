@@ -248,6 +248,19 @@ def test_userns_maps_ids_as_promised(run_container):
     assert (st.st_uid, st.st_gid) == (base + 1000, base + 1000)
 
 
+def test_userns_container_can_still_bind_low_ports(run_container):
+    lin = Linux(namespaces=DEFAULT_NAMESPACES + ["user"],
+                uid_mappings=[IDMapping(0, 600000, 65536)], gid_mappings=[IDMapping(0, 600000, 65536)])
+    r = run_container(["sh", "-c", "cat /proc/sys/net/ipv4/ip_unprivileged_port_start; "
+                                   "nc -l -p 80 -e true & for i in $(seq 200); do "
+                                   "netstat -ltn | grep -q ':80 ' && break; "
+                                   "kill -0 $! 2>/dev/null || break; sleep 0.05; done; "
+                                   "netstat -ltn | grep -c ':80 '; kill $!"], linux=lin)
+    lines = r.stdout.split()
+    assert lines[0] == "0"
+    assert lines[1] == "1", r.stderr
+
+
 def test_userns_non_root_user(run_container):
     base = 400000
     lin = Linux(namespaces=DEFAULT_NAMESPACES + ["user"],

@@ -1,0 +1,215 @@
+"""Kernel work of one container start, daemon side, and the monitor's memory.
+
+    .venv/bin/python bench/runtime_start.py [--runs 40] [--pss 10]
+
+Rows (median / p90 over --runs, after warm-up):
+  start->exec    launcher.start() until it returns (PID 1 has execve'd /bin/true)
+  start->exit    until exit.json exists (monitor reaped PID 1 and wrote it)
+  variants       the same without one piece, to see where the time goes
+  python-forks   the three forks alone (intermediate, monitor, PID 1) + execve, no namespaces
+  crun           `crun run` of a bundle on the same rootfs (whole CLI run), if installed
+Then the PSS of N idle monitors (psutil memory_full_info().pss), started from this
+process after importing what the daemon imports.
+
+Needs root. Everything lives under a temp dir that is removed at the end.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import json
+import os
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+import psutil  # noqa: E402
+
+from mcd.runtime import launcher, security  # noqa: E402
+from mcd.runtime import syscalls as sc  # noqa: E402
+from mcd.spec import DEFAULT_NAMESPACES, ContainerSpec, Linux, Process  # noqa: E402
+from mcd.templates import TemplateStore  # noqa: E402
+
+
+def quantiles(xs):
+    xs = sorted(xs)
+    return statistics.median(xs), xs[min(len(xs) - 1, int(len(xs) * 0.9))]
+
+
+def wait_exit(paths, timeout=10):
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        if os.path.exists(paths.exit):
+            return
+        time.sleep(0.0002)
+    raise RuntimeError("no exit.json")
+
+
+def one(root, lower, i, args, **kw):
+    spec = ContainerSpec(name=f"b{i}", process=Process(args=args), **kw)
+    paths = launcher.ContainerPaths(dir=os.path.join(root, "containers", spec.name), lower=lower)
+    launcher.prepare_dirs(spec, paths)      # directory creation is the daemon's, not the kernel's
+    t0 = time.perf_counter()
+    launched = launcher.start(spec, paths, [])
+    t1 = time.perf_counter()
+    wait_exit(paths)
+    t2 = time.perf_counter()
+    shutil.rmtree(paths.dir, ignore_errors=True)
+    return (t1 - t0) * 1000, (t2 - t0) * 1000, launched
+
+
+def python_forks(n):
+    """Baseline: the same process tree without namespaces or mounts."""
+    out = []
+    for _ in range(n):
+        t0 = time.perf_counter()
+        a, b = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        pid = os.fork()
+        if pid == 0:
+            if os.fork() == 0:
+                c, d = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+                p1 = os.fork()
+                if p1 == 0:
+                    os.execv("/bin/true", ["true"])
+                d.close()
+                c.recv(10)
+                b.send(b"S")
+                os.waitpid(p1, 0)
+            os._exit(0)
+        b.close()
+        os.waitpid(pid, 0)
+        a.recv(10)
+        out.append((time.perf_counter() - t0) * 1000)
+        a.close()
+    time.sleep(0.2)
+    return out
+
+
+def crun_runs(lower, tmp, n):
+    if not shutil.which("crun"):
+        return None
+    bundle = os.path.join(tmp, "bundle")
+    os.makedirs(bundle)
+    subprocess.run(["crun", "spec"], cwd=bundle, check=True)
+    with open(os.path.join(bundle, "config.json")) as f:
+        cfg = json.load(f)
+    cfg["root"] = {"path": lower, "readonly": True}
+    cfg["process"]["args"] = ["/bin/true"]
+    cfg["process"]["terminal"] = False
+    with open(os.path.join(bundle, "config.json"), "w") as f:
+        json.dump(cfg, f)
+    out = []
+    for i in range(n + 3):
+        t0 = time.perf_counter()
+        r = subprocess.run(["crun", "run", "--bundle", bundle, f"mcbench-rt-{os.getpid()}-{i}"],
+                           stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                           stderr=subprocess.PIPE, text=True)
+        if r.returncode:
+            # hybrid cgroups here: crun refuses unless run from a prepared holder (bench/harness.py)
+            print(f"crun skipped: {r.stderr.strip()}")
+            return None
+        if i >= 3:
+            out.append((time.perf_counter() - t0) * 1000)
+    return out
+
+
+def pss_of_monitors(root, lower, n):
+    started = []
+    for i in range(n):
+        spec = ContainerSpec(name=f"idle{i}", process=Process(args=["sleep", "1000"]))
+        paths = launcher.ContainerPaths(dir=os.path.join(root, "containers", spec.name),
+                                        lower=lower)
+        started.append((paths, launcher.start(spec, paths, [])))
+    time.sleep(0.5)
+    pss = [psutil.Process(l.monitor_pid).memory_full_info().pss for _, l in started]
+    uss = [psutil.Process(l.monitor_pid).memory_full_info().uss for _, l in started]
+    rss = [psutil.Process(l.monitor_pid).memory_info().rss for _, l in started]
+    for paths, l in started:
+        os.kill(l.pid, signal.SIGKILL)
+    for paths, _ in started:
+        wait_exit(paths)
+    return pss, uss, rss
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--runs", type=int, default=40)
+    ap.add_argument("--pss", type=int, default=10)
+    args = ap.parse_args(argv)
+    if os.geteuid() != 0:
+        print("runtime_start: needs root", file=sys.stderr)
+        return 2
+    # Orphaned monitors come back to us, so nothing outlives the benchmark.
+    sc.prctl(sc.PR_SET_CHILD_SUBREAPER, 1)
+    tmp = tempfile.mkdtemp(prefix="mcbench-rt-")
+    try:
+        root = os.path.join(tmp, "root")
+        lower = TemplateStore(os.path.join(root, "templates")).rootfs_path("minimal")
+        security.default_filter_bpf()       # compiled once per daemon, not per start
+        gc.collect()
+        no_net = [n for n in DEFAULT_NAMESPACES if n != "network"]
+        variants = [
+            ("default (all namespaces, seccomp)", {}),
+            ("seccomp unconfined", {"linux": Linux(seccomp="unconfined")}),
+            ("--network host (no netns)", {"linux": Linux(namespaces=no_net)}),
+            ("no masked/readonly paths", {"linux": Linux(masked_paths=[], readonly_paths=[])}),
+            ("bare: no netns/masks/seccomp", {"linux": Linux(namespaces=no_net, masked_paths=[],
+                                                            readonly_paths=[],
+                                                            seccomp="unconfined")}),
+        ]
+        print(f"{'what':40} {'start->exec ms':>18} {'start->exit ms':>18}")
+        i = 0
+        for label, kw in variants:
+            for _ in range(5):
+                one(root, lower, i, ["/bin/true"], **kw)
+                i += 1
+            to_exec, to_exit = [], []
+            for _ in range(args.runs):
+                a, b, _l = one(root, lower, i, ["/bin/true"], **kw)
+                i += 1
+                to_exec.append(a)
+                to_exit.append(b)
+            (m1, p1), (m2, p2) = quantiles(to_exec), quantiles(to_exit)
+            print(f"{label:40} {m1:8.2f} (p90 {p1:5.2f}) {m2:8.2f} (p90 {p2:5.2f})")
+            # Reap the monitors (we are their subreaper).
+            while True:
+                try:
+                    if os.waitpid(-1, os.WNOHANG)[0] == 0:
+                        break
+                except ChildProcessError:
+                    break
+        m, p = quantiles(python_forks(args.runs))
+        print(f"{'python forks + execve only':40} {m:8.2f} (p90 {p:5.2f})")
+        cr = crun_runs(lower, tmp, min(args.runs, 20))
+        if cr:
+            m, p = quantiles(cr)
+            print(f"{'crun run /bin/true (whole CLI)':40} {'':18} {m:8.2f} (p90 {p:5.2f})")
+        if args.pss:
+            for n in (1, args.pss):
+                pss, uss, rss = pss_of_monitors(root, lower, n)
+                print(f"monitor memory, {n:3} idle containers: PSS mean "
+                      f"{statistics.mean(pss) / 2**20:.3f} MiB, USS mean "
+                      f"{statistics.mean(uss) / 2**20:.3f} MiB, RSS "
+                      f"{statistics.mean(rss) / 2**20:.1f} MiB")
+                while True:
+                    try:
+                        if os.waitpid(-1, os.WNOHANG)[0] == 0:
+                            break
+                    except ChildProcessError:
+                        break
+    finally:
+        time.sleep(0.2)
+        shutil.rmtree(tmp, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
