@@ -202,6 +202,22 @@ def test_create_from_dir_and_remove(store, tmp_path):
         store.remove("fromdir")
 
 
+def test_remove_refused_while_a_container_config_names_it(tmp_path):
+    store = TemplateStore(str(tmp_path / "templates"))
+    archive = make_tar(tmp_path / "good.tar", GOOD)
+    store.import_tar("used", archive)
+    cdir = tmp_path / "containers" / ("a" * 64)
+    cdir.mkdir(parents=True)
+    (cdir / "config.json").write_text(
+        '{"id": "x", "spec": {"name": "web", "root": {"template": "used"}}}')
+    with pytest.raises(errors.Conflict, match="web"):
+        store.remove("used")
+    assert store.exists("used")
+    (cdir / "config.json").unlink()
+    store.remove("used")
+    assert not store.exists("used")
+
+
 def test_create_from_dir_refuses_devices(store, tmp_path):
     src = tmp_path / "src"
     src.mkdir()
