@@ -1,0 +1,248 @@
+"""The API's routing, validation and HTTP handling, in-process on a real Unix socket.
+
+Only what needs no kernel privileges: creating (not starting) containers, lookups,
+renames, destroys, bad input, body limits, fd passing. Starting containers is covered
+by tests/python/integration against a real daemon.
+"""
+
+import json
+import os
+import socket
+import threading
+
+import pytest
+
+from mcctl.client import Client, ClientError
+from mcd.api import ROUTES, Api, build_openapi
+from mcd.httpserver import HTTPServer, Response, bind_unix
+from mcd.manager import Manager
+from mcd.templates import TemplateStore
+
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
+
+
+@pytest.fixture
+def api_server(tmp_path):
+    root = tmp_path / "root"
+    # A template is just a directory: a real TemplateStore over one.
+    (root / "templates" / "minimal" / "rootfs").mkdir(parents=True)
+    (root / "templates" / "minimal" / "template.json").write_text(json.dumps({"name": "minimal"}))
+    m = Manager(str(root), "mctest-unit", templates=TemplateStore(str(root / "templates")))
+    sock_path = str(tmp_path / "api.sock")
+    srv = HTTPServer(bind_unix(sock_path), Api(m), max_body=1 << 20, header_timeout=2)
+    srv.start()
+    yield Client(sock_path), m, sock_path
+    srv.shutdown()
+    m.close()
+
+
+def test_openapi_in_repo_lists_every_route_and_matches_the_code():
+    with open(os.path.join(REPO, "mcd", "openapi.json")) as f:
+        doc = json.load(f)
+    for method, path, _handler, _summary in ROUTES:
+        assert method.lower() in doc["paths"].get(path, {}), f"{method} {path} missing from openapi.json"
+    assert doc == json.loads(json.dumps(build_openapi())), "regenerate: python -m mcd.api > mcd/openapi.json"
+
+
+def test_openapi_served(api_server):
+    client, _m, _ = api_server
+    assert client.get("/v1/openapi.json")["openapi"].startswith("3.")
+
+
+def spec(name=None, **kw):
+    s = {"process": {"args": ["true"]}, "root": {"template": "minimal"}, **kw}
+    if name:
+        s["name"] = name
+    return s
+
+
+def test_create_list_lookup_rename_destroy(api_server):
+    client, m, _ = api_server
+    a = client.post("/v1/containers", {"spec": spec("alpha")})
+    b = client.post("/v1/containers", {"spec": spec()})
+    assert len(a["id"]) == 64 and a["name"] == "alpha"
+    assert "_" in b["name"]
+    listed = client.get("/v1/containers", all=True)
+    assert {x["name"] for x in listed} == {"alpha", b["name"]}
+    assert client.get("/v1/containers") == []        # none running
+    assert client.get(f"/v1/containers/{a['id'][:6]}")["name"] == "alpha"
+    client.post("/v1/containers/alpha/rename", name="beta")
+    with pytest.raises(ClientError) as e:
+        client.get("/v1/containers/alpha")
+    assert e.value.code == "NOT_FOUND" and e.value.status == 404
+    with pytest.raises(ClientError) as e:
+        client.post("/v1/containers/beta/rename", name=b["name"])
+    assert e.value.code == "CONFLICT"
+    with pytest.raises(ClientError) as e:
+        client.post("/v1/containers/beta/stop", t="soon")
+    assert e.value.code == "INVALID_ARGUMENT" and "expected an integer" in e.value.message
+    with pytest.raises(ClientError) as e:
+        client.post("/v1/containers/beta/kill")
+    assert e.value.code == "NOT_RUNNING"
+    client.delete("/v1/containers/beta")
+    assert [x["name"] for x in client.get("/v1/containers", all=True)] == [b["name"]]
+    assert client.post("/v1/containers/prune")["removed"] == [b["id"]]
+
+
+def test_ambiguous_prefix(api_server):
+    client, m, _ = api_server
+    ids = [client.post("/v1/containers", {"spec": spec()})["id"] for _ in range(20)]
+    first = {}
+    for i in ids:
+        first.setdefault(i[0], []).append(i)
+    dup = next((v for v in first.values() if len(v) > 1), None)
+    if dup:
+        with pytest.raises(ClientError) as e:
+            client.get(f"/v1/containers/{dup[0][0]}")
+        assert "ambiguous" in e.value.message
+
+
+@pytest.mark.parametrize("body,code,needle", [
+    ({"spec": {"process": {"args": []}}}, "INVALID_ARGUMENT", "a command is required"),
+    ({"spec": spec(), "start": 1}, "INVALID_ARGUMENT", "expected a boolean"),
+    ({"spec": spec(), "nope": True}, "INVALID_ARGUMENT", "unknown field(s) nope"),
+    ({}, "INVALID_ARGUMENT", "spec is required"),
+    ({"spec": spec("x", hostname="bad_host")}, "INVALID_ARGUMENT", "hostname"),
+    ({"spec": {**spec(), "root": {"template": "ghost"}}}, "NOT_FOUND", "ghost"),
+])
+def test_bad_creates_change_nothing(api_server, body, code, needle):
+    client, m, _ = api_server
+    with pytest.raises(ClientError) as e:
+        client.post("/v1/containers", body)
+    assert e.value.code == code and needle in e.value.message
+    assert client.get("/v1/containers", all=True) == []
+
+
+def test_unknown_route_and_method(api_server):
+    client, _m, _ = api_server
+    with pytest.raises(ClientError) as e:
+        client.get("/v2/containers")
+    assert e.value.status == 404
+    with pytest.raises(ClientError) as e:
+        client.call("PATCH", "/v1/containers")
+    assert e.value.status == 405
+
+
+def _raw(path, data):
+    s = socket.socket(socket.AF_UNIX)
+    s.settimeout(10)
+    s.connect(path)
+    try:
+        s.sendall(data)
+    except BrokenPipeError:
+        pass
+    out = b""
+    while True:
+        try:
+            d = s.recv(65536)
+        except ConnectionResetError:
+            break
+        if not d:
+            break
+        out += d
+    s.close()
+    return out
+
+
+def test_body_limit_and_malformed_request(api_server):
+    _client, _m, path = api_server
+    out = _raw(path, b"POST /v1/containers HTTP/1.1\r\nContent-Length: 2000000\r\n\r\n" + b"x" * 1000)
+    assert out.startswith(b"HTTP/1.1 413")
+    out = _raw(path, b"GARBAGE\r\n\r\n")
+    assert out.startswith(b"HTTP/1.1 400")
+    out = _raw(path, b"POST /v1/containers HTTP/1.1\r\nContent-Length: -5\r\n\r\n")
+    assert out.startswith(b"HTTP/1.1 400")
+    out = _raw(path, b"POST /v1/containers HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n")
+    assert out.startswith(b"HTTP/1.1 411")
+    out = _raw(path, b"GET /v1/version HTTP/1.1\r\nHost: x\r\n")   # never finishes: deadline
+    assert out.startswith(b"HTTP/1.1 408")
+
+
+def test_keep_alive_two_requests_on_one_connection(api_server):
+    _client, _m, path = api_server
+    req = b"GET /v1/version HTTP/1.1\r\nHost: x\r\n\r\n"
+    out = _raw(path, req + req[:-2] + b"Connection: close\r\n\r\n")
+    assert out.count(b"HTTP/1.1 200") == 2
+
+
+def test_fds_ride_on_requests_and_responses(tmp_path):
+    """SCM_RIGHTS both ways: the handler reads the fd we sent and sends one back."""
+    seen = {}
+
+    def handler(req):
+        fds = req.take_fds()
+        seen["data"] = os.read(fds[0], 100)
+        for fd in fds:
+            os.close(fd)
+        r, w = os.pipe()
+        os.write(w, b"from-daemon")
+        os.close(w)
+        return Response.json({"ok": True}, fds=[r])
+
+    path = str(tmp_path / "fd.sock")
+    srv = HTTPServer(bind_unix(path), handler)
+    srv.start()
+    try:
+        r, w = os.pipe()
+        os.write(w, b"from-client")
+        os.close(w)
+        resp = Client(path).open("POST", "/x", {}, fds=[r])
+        os.close(r)
+        assert resp.json() == {"ok": True}
+        got = resp.fds
+        assert len(got) == 1 and os.read(got[0], 100) == b"from-daemon"
+        os.close(got[0])
+        resp.close()
+        assert seen["data"] == b"from-client"
+    finally:
+        srv.shutdown()
+
+
+def test_streamed_response_is_chunked(tmp_path):
+    def handler(req):
+        return Response(200, stream=iter([b'{"n": 1}\n', b'{"n": 2}\n']),
+                        content_type="application/x-ndjson")
+
+    path = str(tmp_path / "s.sock")
+    srv = HTTPServer(bind_unix(path), handler)
+    srv.start()
+    try:
+        resp = Client(path).open("GET", "/x")
+        assert [x["n"] for x in resp.lines()] == [1, 2]
+        resp.close()
+    finally:
+        srv.shutdown()
+
+
+def test_live_socket_is_not_replaced_but_stale_one_is(tmp_path):
+    path = str(tmp_path / "a.sock")
+    s = bind_unix(path)
+    with pytest.raises(OSError) as e:
+        bind_unix(path)
+    assert "another daemon is listening" in str(e.value)
+    s.close()           # the file stays: a stale socket, as after a crash
+    assert os.path.exists(path)
+    s2 = bind_unix(path, mode=0o600)
+    assert (os.stat(path).st_mode & 0o777) == 0o600
+    s2.close()
+
+
+def test_concurrent_creates_same_name_exactly_one(api_server):
+    client, _m, path = api_server
+    results = []
+    barrier = threading.Barrier(30)
+
+    def go():
+        barrier.wait()
+        try:
+            Client(path).post("/v1/containers", {"spec": spec("same")})
+            results.append("ok")
+        except ClientError as err:
+            results.append(err.code)
+
+    ts = [threading.Thread(target=go) for _ in range(30)]
+    for t in ts:
+        t.start()
+    for t in ts:
+        t.join()
+    assert results.count("ok") == 1 and results.count("CONFLICT") == 29
