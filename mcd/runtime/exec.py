@@ -101,7 +101,7 @@ def _process(process: Process, plan_bpf, cap_last, env, sock: socket.socket,
             with step("open pty", "/dev/pts/ptmx"):
                 master, slave = rootfs.open_pty(-100, "/dev/pts/ptmx")
             with step("send pty"):
-                launcher._send(sock, b"T", {}, [master])
+                launcher.send_msg(sock, b"T", {}, [master])
             os.close(master)
             with step("set controlling tty"):
                 launcher.set_controlling_tty(slave)
@@ -111,7 +111,7 @@ def _process(process: Process, plan_bpf, cap_last, env, sock: socket.socket,
                 os.setresuid(0, 0, 0)
         launcher.drop_privileges_and_exec(process, plan_bpf, cap_last, env, sock.fileno())
     except BaseException as err:    # noqa: B036 - everything must reach the caller
-        launcher._report(sock, err)
+        launcher.report_failure(sock, err)
     os._exit(127)
 
 
@@ -123,7 +123,7 @@ def _helper(pid: int, nsfds, process: Process, spec: ContainerSpec, cgroup_procs
         keep = {sock.fileno(), *(fd for _, _, fd in nsfds)}
         std = [stdio.stdin, stdio.stdout, stdio.stderr]
         keep.update(fd for fd in std if fd is not None)
-        launcher._keep_only(keep)
+        launcher.keep_only_fds(keep)
         with step("open", "/dev/null"):
             devnull = os.open("/dev/null", os.O_RDWR | os.O_CLOEXEC)
         high = [fcntl.fcntl(fd if fd is not None else devnull, fcntl.F_DUPFD_CLOEXEC, 10)
@@ -142,7 +142,7 @@ def _helper(pid: int, nsfds, process: Process, spec: ContainerSpec, cgroup_procs
         child = os.fork()
         if child == 0:
             _process(process, bpf, cap_last, env, sock, stdio, "user" in spec.linux.namespaces)
-        launcher._send(sock, b"P", {"pid": child})
+        launcher.send_msg(sock, b"P", {"pid": child})
         sock.close()
         for fd in (0, 1, 2):
             os.close(fd)
@@ -154,7 +154,7 @@ def _helper(pid: int, nsfds, process: Process, spec: ContainerSpec, cgroup_procs
                 continue
         code = _exit_code(status)
     except BaseException as err:    # noqa: B036
-        launcher._report(sock, err)
+        launcher.report_failure(sock, err)
     os._exit(code)
 
 
@@ -178,7 +178,7 @@ def run(pid: int, process: Process, spec: ContainerSpec, cgroup_procs=(),
         child = None
         master = None
         while True:
-            kind, payload, fds = launcher._recv(ours)
+            kind, payload, fds = launcher.recv_msg(ours)
             if kind == b"P":
                 child = payload["pid"]
             elif kind == b"T" and fds:

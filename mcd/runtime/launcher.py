@@ -87,7 +87,7 @@ class _Plan:
 
 # ------------------------------------------------------------------ the wire
 
-def _send(sock: socket.socket, kind: bytes, payload: dict, fds: list[int] = ()) -> None:
+def send_msg(sock: socket.socket, kind: bytes, payload: dict, fds: list[int] = ()) -> None:
     msg = kind + json.dumps(payload).encode()
     if fds:
         socket.send_fds(sock, [msg], list(fds))
@@ -95,7 +95,7 @@ def _send(sock: socket.socket, kind: bytes, payload: dict, fds: list[int] = ()) 
         sock.send(msg)
 
 
-def _recv(sock: socket.socket):
+def recv_msg(sock: socket.socket):
     """-> (kind, payload, fds); kind b"" on EOF."""
     msg, fds, _flags, _addr = socket.recv_fds(sock, 65536, 4)
     if not msg:
@@ -103,7 +103,7 @@ def _recv(sock: socket.socket):
     return msg[:1], json.loads(msg[1:] or b"{}"), fds
 
 
-def _report(sock: socket.socket, err: BaseException) -> None:
+def report_failure(sock: socket.socket, err: BaseException) -> None:
     if isinstance(err, StepFailed):
         payload = {"step": err.step, "path": err.path, "errno": err.errno}
     elif isinstance(err, OSError):
@@ -111,7 +111,7 @@ def _report(sock: socket.socket, err: BaseException) -> None:
     else:
         payload = {"step": "setup", "path": None, "errno": errno.EIO, "detail": repr(err)}
     try:
-        _send(sock, b"E", payload)
+        send_msg(sock, b"E", payload)
     except OSError:
         pass
 
@@ -276,7 +276,7 @@ def _container_init(plan: _Plan, sync: socket.socket, userns_fd: int | None,
         if pty is not None:
             master, slave = pty
             with step("send pty"):
-                _send(sync, b"T", {}, [master])
+                send_msg(sync, b"T", {}, [master])
             os.close(master)
             with step("set controlling tty"):
                 set_controlling_tty(slave)
@@ -290,7 +290,7 @@ def _container_init(plan: _Plan, sync: socket.socket, userns_fd: int | None,
         drop_privileges_and_exec(spec.process, plan.bpf, plan.cap_last, plan.env,
                                  sync.fileno())
     except BaseException as err:    # noqa: B036 - everything must reach the caller
-        _report(sync, err)
+        report_failure(sync, err)
     os._exit(127)
 
 
@@ -332,7 +332,7 @@ def _make_userns(spec: ContainerSpec) -> int:
         os.waitpid(pid, 0)
 
 
-def _keep_only(keep: set[int]) -> None:
+def keep_only_fds(keep: set[int]) -> None:
     """The monitor is a copy of the daemon: drop every fd it does not need
     (listening socket, other containers' pipes...)."""
     for name in os.listdir("/proc/self/fd"):
@@ -359,7 +359,7 @@ def _monitor(plan: _Plan, result: socket.socket) -> None:
         keep = {result.fileno(), *attach.values()}
         if stdio.stdin is not None:
             keep.add(stdio.stdin)
-        _keep_only(keep)
+        keep_only_fds(keep)
         devnull = os.open("/dev/null", os.O_RDWR)
         for fd in (0, 1, 2):
             if fd not in keep and fd != devnull:
@@ -396,7 +396,7 @@ def _monitor(plan: _Plan, result: socket.socket) -> None:
             os.close(stdio.stdin)   # a terminal container reads its pty, not the caller's fd
         master = None
         while True:
-            kind, payload, fds = _recv(sync)
+            kind, payload, fds = recv_msg(sync)
             if kind == b"T" and fds:
                 master = fds[0]
                 continue
@@ -405,13 +405,13 @@ def _monitor(plan: _Plan, result: socket.socket) -> None:
         if kind == b"E":
             for fd in fds:
                 os.close(fd)
-            _send(result, b"E", payload)
+            send_msg(result, b"E", payload)
             os.waitpid(pid, 0)
             os._exit(0)
         start_time = sc.proc_start_time(pid)
         give = [master] if master is not None and stdio.tty_to_caller else []
         try:
-            _send(result, b"S", {"pid": pid, "start_time": start_time,
+            send_msg(result, b"S", {"pid": pid, "start_time": start_time,
                                 "monitor_pid": os.getpid()}, give)
         except OSError:
             pass    # the daemon died: keep supervising, it re-adopts us from state.json
@@ -423,7 +423,7 @@ def _monitor(plan: _Plan, result: socket.socket) -> None:
                 sources = {master: "stdout"}
         monitor.supervise(pid, sources, plan.paths.log, attach, plan.paths.exit)
     except BaseException as err:    # noqa: B036
-        _report(result, err)
+        report_failure(result, err)
     os._exit(0)
 
 
@@ -506,7 +506,7 @@ def start(spec: ContainerSpec, paths: ContainerPaths, cgroup_procs: list[str] = 
             os.waitpid(pid, 0)
         except ChildProcessError:
             pass    # a waitpid(-1) elsewhere in the caller reaped the intermediate first
-        kind, payload, fds = _recv(result)
+        kind, payload, fds = recv_msg(result)
     finally:
         result.close()
         if theirs.fileno() >= 0:

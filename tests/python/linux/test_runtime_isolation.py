@@ -409,3 +409,23 @@ def test_monitor_survives_its_starter(runtime_root, minimal_rootfs):
     os.kill(launched["pid"], signal.SIGKILL)
     paths = launcher.ContainerPaths(dir=cdir, lower=minimal_rootfs)
     assert wait_exit(paths)["signal"] == 9
+
+
+def test_client_going_away_stops_only_its_copy(start_container):
+    """EPIPE on an attach fd: the monitor stops copying there, keeps logging, the
+    container never notices."""
+    r_fd, w_fd = os.pipe()
+    in_r, in_w = os.pipe()
+    spec, paths, launched = start_container(
+        ["sh", "-c", "read x; i=0; while [ $i -lt 2000 ]; do echo line $i; i=$((i+1)); done"],
+        stdio=launcher.Stdio(stdin=in_r, stdout=w_fd, stderr=w_fd))
+    os.close(in_r)
+    os.close(w_fd)
+    os.close(r_fd)          # the client is gone before the container writes anything...
+    os.write(in_w, b"go\n")  # ...and only now does it start writing
+    os.close(in_w)
+    ex = wait_exit(paths)
+    assert ex["exit_code"] == 0
+    from mcd.runtime import logs
+    lines = [e["log"] for e in logs.read(paths.log)]
+    assert lines[0] == "line 0\n" and lines[-1] == "line 1999\n" and len(lines) == 2000
