@@ -79,7 +79,8 @@ def host_facts(proc: str = "/proc") -> dict:
 
 
 def make_fetch(handler) -> Callable[[], dict]:
-    """The feed's sampler: the list, one stats pass for all, and the host summary."""
+    """The feed's sampler: the list, one stats pass for all, the host summary and the
+    daemon's recent events (the feed sends on only the new ones)."""
     host_static = host_facts()
 
     def fetch() -> dict:
@@ -90,12 +91,16 @@ def make_fetch(handler) -> Callable[[], dict]:
         stats = stats_by_id(api_get(handler, "/v1/stats")) if running else {}
         info = api_get(handler, "/v1/info")
         host = {**host_static, **(info if isinstance(info, dict) else {})}
+        try:
+            events = api_get(handler, "/v1/events", {"stream": "0"})
+        except MCError:
+            events = []
         containers = []
         for c in listed:
             c = dict(c)
             c["stats"] = stats.get(c.get("id"))
             containers.append(c)
-        return {"host": host, "containers": containers}
+        return {"host": host, "containers": containers, "events": events}
 
     return fetch
 

@@ -82,6 +82,8 @@ class LiveFeed:
         maxlen = max(2, int(history_seconds / interval) + 1)
         self._history: collections.deque = collections.deque(maxlen=maxlen)
         self._last: bytes | None = None
+        self._seen_events: collections.OrderedDict = collections.OrderedDict()
+        self._events_primed = False
         self.samples_taken = 0
         self.last_sample_seconds = 0.0
 
@@ -136,6 +138,7 @@ class LiveFeed:
     # -------------------------------------------------------------- sampling
 
     def _run(self) -> None:
+        next_at = self._clock()
         while True:
             with self._lock:
                 if not self._subs or self._stopped:
@@ -143,9 +146,13 @@ class LiveFeed:
                     # Nobody is looking: the next page starts from a fresh baseline.
                     self._prev.clear()
                     self._last = None
+                    self._seen_events.clear()
+                    self._events_primed = False
                     return
             self.sample_once()
-            self._wake.wait(self.interval)
+            # A fixed rate, not a fixed pause: a slow sample does not stretch the period.
+            next_at = max(next_at + self.interval, self._clock())
+            self._wake.wait(max(0.0, next_at - self._clock()))
             self._wake.clear()
 
     def sample_once(self) -> bytes:
@@ -182,7 +189,7 @@ class LiveFeed:
             del self._prev[gone]
         t = round(self._wall(), 3)
         payload = {"t": t, "interval": self.interval, "host": data.get("host", {}),
-                   "containers": containers,
+                   "containers": containers, "events": self._new_events(data.get("events")),
                    "sample_ms": round(self.last_sample_seconds * 1000, 2)}
         if error:
             payload["error"] = error
@@ -195,6 +202,29 @@ class LiveFeed:
             for sub in self._subs:
                 sub.put(message)
         return message
+
+    def _new_events(self, recent) -> list:
+        """Lifecycle events that appeared since the previous sample.
+
+        They ride on the feed so a page needs one connection for samples and
+        events: browsers allow six per host, shared by every tab.
+        """
+        if not isinstance(recent, list):
+            return []
+        fresh = []
+        for ev in recent:
+            if not isinstance(ev, dict):
+                continue
+            key = (ev.get("time"), ev.get("type"), ev.get("id"))
+            if key in self._seen_events:
+                continue
+            self._seen_events[key] = True
+            if self._events_primed:
+                fresh.append(ev)
+        while len(self._seen_events) > 2048:
+            self._seen_events.popitem(last=False)
+        self._events_primed = True
+        return fresh
 
     def _history_message(self) -> bytes | None:
         if not self._history:

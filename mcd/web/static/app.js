@@ -220,6 +220,7 @@
     }
     for (const id of Array.from(state.containers.keys())) if (!seen.has(id)) state.containers.delete(id);
     if (s.error) setText($("live-text"), "daemon error");
+    for (const e of s.events || []) onLiveEvent(e);
     document.body.dataset.samples = String((Number(document.body.dataset.samples) || 0) + 1);
     render();
   }
@@ -405,7 +406,7 @@
   }
 
   // ------------------------------------------------------------------ container page
-  const page = { ref: null, id: null, inspect: null, logsAbort: null, events: null, topTimer: null, tab: "logs", actionsKey: null };
+  const page = { ref: null, id: null, inspect: null, logsAbort: null, topTimer: null, tab: "logs", actionsKey: null, eventKeys: new Set() };
 
   function openContainer(ref) {
     closeContainer();
@@ -423,10 +424,9 @@
 
   function closeContainer() {
     if (page.logsAbort) page.logsAbort.abort();
-    if (page.events) page.events.close();
     if (page.topTimer) clearInterval(page.topTimer);
     clearTimeout(page.inspectTimer);
-    Object.assign(page, { ref: null, id: null, inspect: null, logsAbort: null, events: null, topTimer: null, actionsKey: null });
+    Object.assign(page, { ref: null, id: null, inspect: null, logsAbort: null, topTimer: null, actionsKey: null });
   }
 
   function loadInspect() {
@@ -765,34 +765,44 @@
   }
 
   // ---- events: the API's SSE stream, filtered to this container
+  // Events arrive on the live feed (one connection per tab: browsers allow six per
+  // host across all tabs); the history comes once from GET /v1/events?stream=0.
+  function eventIsMine(e) {
+    const id = e.id || e.container_id;
+    const name = e.name;
+    return (id && page.id && String(id) === page.id) ||
+      (name && (name === page.ref || (page.inspect && name === page.inspect.name)));
+  }
+
   function startEvents() {
-    if (page.events) page.events.close();
-    const es = new EventSource("/v1/events?stream=1&history=1");
-    page.events = es;
-    const handler = (ev) => {
-      let e;
-      try { e = JSON.parse(ev.data); } catch (err) { return; }
-      const id = e.id || e.container_id || (e.container && (e.container.id || e.container)) || e.actor;
-      const name = e.name || (e.container && e.container.name);
-      if (!(id && page.id && String(id) === page.id) && !(name && (name === page.ref || (page.inspect && name === page.inspect.name)))) return;
-      addEvent(e);
-      const kind = e.type || e.event;
-      const fresh = (parseTime(e.time) || nowSec()) >= page.openedAt - 1;
-      if (kind === "destroyed") {
-        if (fresh) { toast((e.name || page.ref) + " was removed"); location.hash = "#/"; }
-        return;
-      }
-      // A lifecycle event changes what inspect shows (pid, started_at, exit code);
-      // a (re)start begins a new log stream, the old follow ended with the old process.
-      clearTimeout(page.inspectTimer);
-      page.inspectTimer = setTimeout(loadInspect, 250);
-      if (fresh && (kind === "started" || kind === "restarted") && $("follow").checked && page.logsEnded) startLogs();
-    };
-    es.onmessage = handler;
-    for (const t of ["created", "started", "died", "stopped", "oom", "destroyed", "restarted", "paused", "unpaused", "renamed", "updated", "event"]) es.addEventListener(t, handler);
+    page.eventKeys = new Set();
+    const ref = page.ref;
+    api("/v1/events?stream=0").then((list) => {
+      if (page.ref !== ref || !Array.isArray(list)) return;
+      for (const e of list) if (eventIsMine(e)) addEvent(e);
+    }).catch(() => { /* the live ones still come */ });
+  }
+
+  function onLiveEvent(e) {
+    if (!page.ref || !eventIsMine(e)) return;
+    addEvent(e);
+    const kind = e.type || e.event;
+    if (kind === "destroyed") {
+      toast((e.name || page.ref) + " was removed");
+      location.hash = "#/";
+      return;
+    }
+    // A lifecycle event changes what inspect shows (pid, started_at, exit code);
+    // a (re)start begins a new log stream, the old follow ended with the old process.
+    clearTimeout(page.inspectTimer);
+    page.inspectTimer = setTimeout(loadInspect, 250);
+    if ((kind === "started" || kind === "restarted") && $("follow").checked && page.logsEnded) startLogs();
   }
 
   function addEvent(e) {
+    const key = [e.time, e.type, e.id].join("|");
+    if (page.eventKeys.has(key)) return;
+    page.eventKeys.add(key);
     $("events-empty").classList.add("hidden");
     const kind = e.type || e.event || e.action || e.status || "event";
     const t = parseTime(e.time || e.timestamp || e.at) || (typeof e.time === "number" ? e.time : nowSec());
@@ -801,11 +811,14 @@
     if (e.oom_killed) why.push("OOM killed");
     if (e.signal) why.push("signal " + e.signal);
     if (e.message) why.push(String(e.message));
-    const li = h("li", null,
+    const li = h("li", { "data-t": String(t) },
       h("time", { text: new Date(t * 1000).toLocaleTimeString() }),
       h("span", { class: "what", text: String(kind) }),
       h("span", { class: "why", text: why.join(" · ") }));
-    $("events").prepend(li);
+    // Newest first, whichever of the history and the live feed arrived first.
+    const list = $("events");
+    const after = Array.from(list.children).find((x) => Number(x.dataset.t) < t);
+    list.insertBefore(li, after || null);
   }
 
   // ---- processes

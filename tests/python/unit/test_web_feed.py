@@ -142,3 +142,16 @@ def test_stats_shapes():
     assert stats_by_id({"containers": [row]}) == {"x": row}
     assert stats_by_id({"x": {"memory_current": 5}}) == {"x": {"memory_current": 5}}
     assert stats_by_id([{"id": "y", "stats": {"memory_current": 1}}]) == {"y": {"memory_current": 1}}
+
+
+def test_only_new_events_ride_on_the_feed():
+    batches = [
+        [{"type": "started", "id": "a", "time": "1"}],
+        [{"type": "started", "id": "a", "time": "1"}, {"type": "died", "id": "a", "time": "2"}],
+        [{"type": "died", "id": "a", "time": "2"}, {"type": "started", "id": "a", "time": "3"}],
+    ]
+    it = iter(batches)
+    feed = LiveFeed(lambda: {"containers": [], "events": next(it)})
+    got = [parse(feed.sample_once())[1]["events"] for _ in batches]
+    # What happened before anyone looked is history (fetched by the page), not news.
+    assert got == [[], [batches[1][1]], [batches[2][1]]]
