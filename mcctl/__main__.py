@@ -459,7 +459,15 @@ def cmd_template(args, env, client):
         return EXIT_OK
     if args.template_cmd == "import":
         if args.file == "-":
-            fd = os.dup(env.fd(env.stdin, 0))
+            # The daemon needs a seekable file: spool stdin into an unlinked temp file.
+            import shutil
+            import tempfile
+            tmp = tempfile.TemporaryFile()
+            with os.fdopen(os.dup(env.fd(env.stdin, 0)), "rb") as src:
+                shutil.copyfileobj(src, tmp)
+            tmp.flush()
+            fd = os.dup(tmp.fileno())
+            tmp.close()
         else:
             try:
                 fd = os.open(args.file, os.O_RDONLY | os.O_CLOEXEC)
@@ -520,6 +528,24 @@ def cmd_info(args, env, client):
     return EXIT_OK
 
 
+def cmd_dashboard(args, env, client):
+    """The token never crosses the API: read it from the daemon's root ourselves."""
+    info = client.get("/v1/info")
+    listen = info.get("web_listen")
+    if not listen or listen == "off":
+        raise UsageError("the dashboard is off (mcd --web-listen ADDR:PORT)")
+    path = os.path.join(info.get("root") or "/var/lib/mcd", "dashboard.token")
+    try:
+        with open(path) as f:
+            token = f.read().strip()
+    except PermissionError:
+        raise UsageError(f"reading {path}: permission denied (needs root or group mcd)") from None
+    except OSError as err:
+        raise UsageError(f"reading {path}: {err.strerror}") from None
+    env.stdout.write(f"http://{listen}/#token={token}\n")
+    return EXIT_OK
+
+
 def cmd_version(args, env, client):
     from mcctl import output
     try:
@@ -544,7 +570,7 @@ COMMANDS = {
     "rm": cmd_rm, "destroy": cmd_rm, "ps": cmd_ps, "inspect": cmd_inspect, "logs": cmd_logs,
     "exec": cmd_exec, "wait": cmd_wait, "stats": cmd_stats, "top": cmd_top, "update": cmd_update,
     "pause": cmd_pause, "unpause": cmd_unpause, "rename": cmd_rename, "prune": cmd_prune,
-    "template": cmd_template, "info": cmd_info, "version": cmd_version,
+    "template": cmd_template, "info": cmd_info, "dashboard": cmd_dashboard, "version": cmd_version,
 }
 
 

@@ -204,6 +204,8 @@ def build_parser() -> argparse.ArgumentParser:
     tp = tsub.add_parser("rm", help="Remove templates", description="Remove templates")
     _template(tp.add_argument("names", nargs="+", metavar="NAME"))
 
+    p = cmd("dashboard", "Print the dashboard's address with its access token (root or group mcd)")
+
     p = cmd("info", "Daemon information: versions, cgroup mode, drivers, counts")
     p.add_argument("--format", choices=("table", "json"), default="table", help="output format")
     p = cmd("version", "Client and daemon versions")

@@ -20,7 +20,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--root", metavar="DIR", help="state, templates and logs (default /var/lib/mcd)")
     p.add_argument("--cgroup-parent", metavar="NAME", help="parent cgroup (default mini_container)")
     p.add_argument("--web-listen", metavar="ADDR:PORT|off",
-                   help="dashboard address on loopback (default 127.0.0.1:8080), or off")
+                   help="dashboard address (default 127.0.0.1:7070), or off")
+    p.add_argument("--web-allow-remote", action="store_true", default=None,
+                   help="allow a non-loopback --web-listen address (logged as a warning)")
     p.add_argument("--log-level", choices=LOG_LEVELS, help="default info")
     p.add_argument("--version", action="version", version="mcd 0.1.0")
     return p
@@ -33,7 +35,8 @@ def main(argv=None) -> int:
     try:
         cfg = config_mod.load(args.config or DEFAULT_CONFIG_FILE, {
             "socket": args.socket, "root": args.root, "cgroup_parent": args.cgroup_parent,
-            "web_listen": args.web_listen, "log_level": args.log_level},
+            "web_listen": args.web_listen, "log_level": args.log_level,
+            "web_allow_remote": args.web_allow_remote},
             required=args.config is not None)
     except MCError as err:
         print(f"mcd: {err}", file=sys.stderr)

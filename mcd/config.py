@@ -17,7 +17,8 @@ class Config:
     socket: str = "/run/mcd/mcd.sock"
     root: str = "/var/lib/mcd"
     cgroup_parent: str = "mini_container"
-    web_listen: str = "127.0.0.1:8080"
+    web_listen: str = "127.0.0.1:7070"
+    web_allow_remote: bool = False
     log_level: str = "info"
     max_body: int = 1 << 20
 
@@ -56,8 +57,8 @@ def load(path: str | None, overrides: dict, *, required: bool = False) -> Config
         k = key.replace("-", "_")
         if k not in known:
             raise InvalidArgument(f"config file {path}: unknown key {key!r}")
-        expected = int if k == "max_body" else str
-        if not isinstance(value, expected) or isinstance(value, bool):
+        expected = {"max_body": int, "web_allow_remote": bool}.get(k, str)
+        if not isinstance(value, expected) or (expected is not bool and isinstance(value, bool)):
             raise InvalidArgument(f"config file {path}: {key} must be a {expected.__name__}")
         setattr(cfg, k, value)
     for k, v in overrides.items():

@@ -144,7 +144,8 @@ class Daemon:
             try:
                 from mcd import web
                 token = web.load_or_create_token(cfg.root)
-                self.stop_web = web.start_web(api, cfg.web_listen, token)
+                self.stop_web = web.start_web(api, cfg.web_listen, token,
+                                              allow_remote=cfg.web_allow_remote)
             except (MCError, ImportError, OSError) as err:
                 log.error("dashboard not started: %s", err)
         self.notifier.ready(self.manager.status_line())

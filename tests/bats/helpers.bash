@@ -38,6 +38,7 @@ stop_daemon() {
         find "$d" -depth -type d -exec rmdir {} \; 2>/dev/null
     done
     if grep -qF "$BATS_MC_TMP" /proc/self/mountinfo; then leftovers="$leftovers mounts"; fi
+    mkdir -p test-artifacts && cp "$BATS_MC_TMP/mcd.log" test-artifacts/bats-mcd.log 2>/dev/null
     rm -rf "$BATS_MC_TMP"
     if [ -n "$leftovers" ]; then echo "left behind:$leftovers" >&2; return 1; fi
 }
@@ -54,3 +55,6 @@ wait_status() {
 json_field() {  # json_field EXPR  (reads JSON on stdin; EXPR in python over `d`)
     python3 -c "import json,sys; d=json.load(sys.stdin); print($1)"
 }
+
+# On failure bats shows what a test printed: show the last command's status and output.
+teardown() { echo "last run: status=${status:-} output=${output:-}"; }

@@ -214,7 +214,11 @@ IN
     [ "$status" -eq 0 ]
     run mc template ls -q
     [[ "$output" == *"fromtar"* ]]
-    run mc template rm fromdir fromtar
+    run bash -c "$MCCTL template import - fromstdin < $BATS_TEST_TMPDIR/t.tar"
+    [ "$status" -eq 0 ]
+    run mc run --rm fromstdin cat /etc/marker
+    [ "$output" = "from-dir" ]
+    run mc template rm fromdir fromtar fromstdin
     [ "$status" -eq 0 ]
     run mc template ls --format json
     [[ "$output" != *"fromtar"* ]]
@@ -245,6 +249,12 @@ IN
     run mc run --rm nosuchtemplate true
     [ "$status" -eq 125 ]
     [[ "$output" == *"nosuchtemplate"*"not found"* ]]
+}
+
+@test "dashboard prints the address with the token" {
+    run mc dashboard
+    [ "$status" -eq 125 ]
+    [ "$output" = "mcctl: the dashboard is off (mcd --web-listen ADDR:PORT)" ]
 }
 
 @test "a daemon that is not there: one line, 125" {
