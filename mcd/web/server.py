@@ -20,6 +20,9 @@ from mcd.web.feed import LiveFeed
 log = logging.getLogger("mcd.web")
 
 KEEPALIVE_SECONDS = 15
+# Each open page holds a connection thread in the daemon: enough for a wall of
+# screens, not enough for a local user to exhaust the daemon's threads.
+MAX_FEED_CLIENTS = 32
 # Only these request headers reach the Api: the token and the browser's
 # cookies/identity stay in the front end.
 FORWARD_HEADERS = ("content-type", "content-length", "accept", "connection")
@@ -70,6 +73,9 @@ class WebHandler:
         if req.method not in ("GET", "HEAD"):
             return json_error(405, "INVALID_ARGUMENT", f"{req.method} is not allowed on {path}")
         if path == "/web/feed":
+            if self.feed.subscribers >= MAX_FEED_CLIENTS:
+                return json_error(503, "UNAVAILABLE",
+                                  f"too many open dashboard pages (max {MAX_FEED_CLIENTS})")
             return Response(200, content_type="text/event-stream; charset=utf-8",
                             headers={"Cache-Control": "no-store"}, stream=self._feed_stream())
         if path == "/web/session":

@@ -560,7 +560,7 @@
       ["Started", c.started_at ? new Date(c.started_at).toLocaleString() : null],
       ["Finished", c.finished_at ? new Date(c.finished_at).toLocaleString() : null],
       ["PID", c.pid],
-      ["Restart policy", spec.restart ? spec.restart + " · restarted " + (c.restart_count || 0) + "×" : String(c.restart_count || 0) + " restarts"],
+      ["Restart policy", (spec.restart_policy || "no") + " · " + (c.restart_count || 0) + " restart" + (c.restart_count === 1 ? "" : "s")],
       ["Hostname", spec.hostname],
     ];
     const tbody = $("c-details");
@@ -835,8 +835,15 @@
       }
       const head = $("top-head"), body = $("top-rows");
       clear(head); clear(body);
-      for (const t of titles) head.append(h("th", { text: String(t).toUpperCase() }));
-      for (const r of rows) body.append(h("tr", null, r.map((v, n) => h("td", { class: /cmd|command|args/i.test(titles[n]) ? "cmd" : null, text: Array.isArray(v) ? v.join(" ") : String(v ?? "") }))));
+      const kb = titles.map((t) => /^rss_kb$/i.test(t));
+      const numeric = titles.map((t) => /^(pid|ppid|uid|rss_kb|rss)$/i.test(t));
+      for (const [n, t] of titles.entries()) head.append(h("th", { class: numeric[n] ? "num" : null, text: kb[n] ? "RSS" : String(t).toUpperCase() }));
+      for (const r of rows) {
+        body.append(h("tr", null, r.map((v, n) => h("td", {
+          class: /cmd|command|args/i.test(titles[n]) ? "cmd" : numeric[n] ? "num" : null,
+          text: kb[n] && typeof v === "number" ? fmtBytes(v * 1024) : Array.isArray(v) ? v.join(" ") : String(v ?? ""),
+        }))));
+      }
       $("top-empty").classList.toggle("hidden", rows.length > 0);
     }).catch((err) => {
       clear($("top-rows"));
