@@ -79,3 +79,40 @@ def remove_all(sock_path: str) -> int:
         except ApiError:
             pass
     return len(ids)
+
+
+def timed_attach(sock_path: str, body: dict, fds: list[int], timeout: float = 120) -> dict:
+    """POST an attached request and time its stages as seen by the client, in ms.
+
+    The daemon sends an `attached` line once the container's command has been exec'd
+    (the launcher reports exec over its sync pipe), an `exit` line when it has ended,
+    and closes the connection after that (and after removing it, with rm).
+    """
+    import time
+    payload = json.dumps(body).encode()
+    head = (f"POST /v1/containers HTTP/1.1\r\nHost: mcd\r\nConnection: close\r\n"
+            f"Content-Type: application/json\r\nContent-Length: {len(payload)}\r\n\r\n").encode()
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    s.settimeout(timeout)
+    marks: dict[str, float] = {}
+    buf = b""
+    t0 = time.perf_counter_ns()
+    try:
+        s.connect(sock_path)
+        s.sendmsg([head + payload], [(socket.SOL_SOCKET, socket.SCM_RIGHTS, array.array("i", fds))])
+        while True:
+            b = s.recv(65536)
+            now = time.perf_counter_ns()
+            if not b:
+                marks["closed"] = now
+                break
+            buf += b
+            if "attached" not in marks and b'"attached"' in buf:
+                marks["attached"] = now
+            if "exit" not in marks and b'"exit' in buf:
+                marks["exit"] = now
+    finally:
+        s.close()
+    if not buf.startswith(b"HTTP/1.1 200") or "attached" not in marks or "exit" not in marks:
+        raise ApiError(int(buf.split()[1]) if buf[:5] == b"HTTP/" else 0, buf)
+    return {k: (v - t0) / 1e6 for k, v in marks.items()}
