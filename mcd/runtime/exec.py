@@ -117,7 +117,9 @@ def _process(process: Process, plan_bpf, cap_last, env, sock: socket.socket,
 
 def _helper(pid: int, nsfds, process: Process, spec: ContainerSpec, cgroup_procs,
             stdio: launcher.Stdio, bpf, cap_last, env, sock: socket.socket) -> None:
-    """Runs in the daemon's child; never returns."""
+    """Runs in the daemon's child; never returns. It always reaps the process it forked:
+    an orphan would be re-parented outside the container's pid namespace (to init or a
+    subreaper) and, left unreaped, would keep the namespace's PID 1 from finishing exit."""
     code = 127
     try:
         keep = {sock.fileno(), *(fd for _, _, fd in nsfds)}
@@ -142,7 +144,10 @@ def _helper(pid: int, nsfds, process: Process, spec: ContainerSpec, cgroup_procs
         child = os.fork()
         if child == 0:
             _process(process, bpf, cap_last, env, sock, stdio, "user" in spec.linux.namespaces)
-        launcher.send_msg(sock, b"P", {"pid": child})
+        try:
+            launcher.send_msg(sock, b"P", {"pid": child})
+        except OSError:
+            pass    # the caller already has the child's error; we must still reap it
         sock.close()
         for fd in (0, 1, 2):
             os.close(fd)

@@ -181,11 +181,11 @@ def start_container(runtime_root, minimal_rootfs):
     from mcd.runtime import launcher
     started = []
 
-    def start(args, *, spec=None, lower=None, stdio=None, **kw):
+    def start(args, *, spec=None, lower=None, stdio=None, cgroup_procs=(), **kw):
         spec = spec or make_spec(args, **kw)
         paths = launcher.ContainerPaths(dir=os.path.join(runtime_root, "containers", spec.name),
                                         lower=lower or minimal_rootfs)
-        launched = launcher.start(spec, paths, [], stdio or launcher.Stdio())
+        launched = launcher.start(spec, paths, list(cgroup_procs), stdio or launcher.Stdio())
         started.append((paths, launched))
         return spec, paths, launched
 
