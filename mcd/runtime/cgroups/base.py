@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import errno as _errno
 import os
+import resource
 import signal
 import time
 from dataclasses import dataclass, field
@@ -78,6 +79,86 @@ def int_or_none(text: str | None) -> int | None:
         return None
 
 
+class StatReader:
+    """Keeps accounting files open between stats_all passes.
+
+    Re-reading an open cgroup file with pread at offset 0 costs one syscall; a fresh
+    open+read+close costs three plus a path walk, and on this host that is 4-20x slower
+    for 900 files. A removed cgroup's open file reads ENODEV: it is closed and reopened
+    once (the id may have a new cgroup). The cache is bounded (it must not eat the
+    daemon's file descriptors) and `forget`/`retain` close what is no longer needed,
+    because an open file keeps a removed cgroup's memory pinned in the kernel.
+    """
+
+    def __init__(self, max_fds: int | None = None):
+        if max_fds is None:
+            soft = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+            if soft == resource.RLIM_INFINITY:
+                soft = 1 << 20
+            max_fds = max(0, min(soft // 2 - 64, 65536))
+        self.max_fds = max_fds
+        self._fds: dict[str, int] = {}
+        self._owner: dict[str, str] = {}           # path -> container id
+
+    def __len__(self) -> int:
+        return len(self._fds)
+
+    def reader(self, cid: str):
+        def read(path: str) -> str | None:
+            return self.read(cid, path)
+        return read
+
+    def read(self, cid: str, path: str) -> str | None:
+        fd = self._fds.get(path)
+        if fd is not None:
+            try:
+                return os.pread(fd, _READ_CHUNK, 0).decode("ascii", "replace")
+            except OSError as err:
+                self._close(path)
+                if err.errno not in _MISSING:
+                    raise
+        if len(self._fds) >= self.max_fds:
+            return read_or_none(path)
+        try:
+            fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+        except OSError as err:
+            if err.errno in _MISSING:
+                return None
+            if err.errno in (_errno.EMFILE, _errno.ENFILE):
+                return read_or_none(path)
+            raise
+        try:
+            data = os.pread(fd, _READ_CHUNK, 0)
+        except OSError as err:
+            os.close(fd)
+            if err.errno in _MISSING:
+                return None
+            raise
+        self._fds[path] = fd
+        self._owner[path] = cid
+        return data.decode("ascii", "replace")
+
+    def _close(self, path: str) -> None:
+        fd = self._fds.pop(path, None)
+        self._owner.pop(path, None)
+        if fd is not None:
+            os.close(fd)
+
+    def forget(self, cid: str) -> None:
+        for path in [p for p, c in self._owner.items() if c == cid]:
+            self._close(path)
+
+    def retain(self, cids) -> None:
+        """Close the files of every container not in `cids`."""
+        keep = set(cids)
+        for path in [p for p, c in self._owner.items() if c not in keep]:
+            self._close(path)
+
+    def close(self) -> None:
+        for path in list(self._fds):
+            self._close(path)
+
+
 # ---------------------------------------------------------------- features
 
 @dataclass
@@ -117,6 +198,7 @@ class Cgroup:
         self.id = container_id
         self.dirs = dirs                  # controller -> directory
         self.features = features
+        self.on_destroy = None            # the manager's hook: forget cached stat fds
 
     # -- paths
     @property
@@ -251,7 +333,9 @@ class Cgroup:
     def effective(self) -> dict:
         raise NotImplementedError
 
-    def stats(self) -> dict:
+    def stats(self, read=read_or_none) -> dict:
+        """Accounting in one pass. `read(path) -> str | None` is how files are read
+        (the manager's stats_all passes a reader that keeps them open)."""
         raise NotImplementedError
 
     def oom_killed(self) -> int:
@@ -322,6 +406,9 @@ class Cgroup:
         """rmdir in every hierarchy; tasks that are still exiting get `timeout` to drain."""
         if kill and self.exists():
             self.kill_all()
+        if self.on_destroy is not None:
+            # Open files pin a removed cgroup in the kernel (a "dying" memcg): close ours first.
+            self.on_destroy(self.id)
         for d in reversed(self.unique_dirs()):
             deadline = time.monotonic() + timeout
             delay = 0.0005

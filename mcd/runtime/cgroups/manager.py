@@ -10,7 +10,7 @@ import threading
 from mcd.errors import Conflict, InvalidArgument, KernelError
 from mcd.spec import Resources, validate_resources
 
-from .base import RESOURCE_FIELDS, Cgroup, Features, read_file, read_or_none, write_file
+from .base import RESOURCE_FIELDS, Cgroup, Features, StatReader, read_file, read_or_none, write_file
 from .detection import SUPERVISOR_LEAF, Layout, detect
 from .v1 import USED_CONTROLLERS, CgroupV1
 from .v2 import WANTED_CONTROLLERS, CgroupV2
@@ -64,6 +64,8 @@ class CgroupManager:
         self.features = Features()
         self._prepared = False
         self._prepare_lock = threading.Lock()
+        self._stats_lock = threading.Lock()
+        self._stat_reader = StatReader()
         if self.driver == "v1":
             self.bases = {}
             for c in USED_CONTROLLERS:
@@ -219,9 +221,16 @@ class CgroupManager:
         if not isinstance(container_id, str) or not ID_RE.fullmatch(container_id):
             raise InvalidArgument(f"container id {container_id!r} cannot name a cgroup")
         if self.driver == "v1":
-            return CgroupV1(container_id, {c: os.path.join(b, container_id) for c, b in self.bases.items()},
-                            self.features)
-        return CgroupV2(container_id, os.path.join(self.bases[""], container_id), self.features)
+            cg = CgroupV1(container_id, {c: os.path.join(b, container_id) for c, b in self.bases.items()},
+                          self.features)
+        else:
+            cg = CgroupV2(container_id, os.path.join(self.bases[""], container_id), self.features)
+        cg.on_destroy = self._forget
+        return cg
+
+    def _forget(self, container_id: str) -> None:
+        with self._stats_lock:
+            self._stat_reader.forget(container_id)
 
     def create(self, container_id: str, resources: Resources) -> Cgroup:
         """mkdir in every hierarchy and write the limits; undo all of it on any failure.
@@ -276,16 +285,30 @@ class CgroupManager:
         return sorted(ids)
 
     def stats_all(self, ids) -> dict:
-        """{id: stats} for every id whose cgroup exists, in one pass over the files."""
+        """{id: stats} for every id whose cgroup exists, in one pass over the files.
+
+        The files stay open between calls (see StatReader); ids not asked for this
+        time have theirs closed, so call it with every container you want stats of.
+        """
         self.prepare()
+        ids = list(ids)
         out = {}
-        for cid in ids:
-            cg = self._make(cid)
-            s = cg.stats()
-            # A vanished cgroup reads as all-None: leave it out.
-            if any(v is not None for v in s.values()):
-                out[cid] = s
+        with self._stats_lock:
+            self._stat_reader.retain(ids)
+            for cid in ids:
+                cg = self._make(cid)
+                s = cg.stats(self._stat_reader.reader(cid))
+                # A vanished cgroup reads as all-None: leave it out.
+                if any(v is not None for v in s.values()):
+                    out[cid] = s
+                else:
+                    self._stat_reader.forget(cid)
         return out
+
+    def close(self) -> None:
+        """Close the files stats_all keeps open."""
+        with self._stats_lock:
+            self._stat_reader.close()
 
     def info(self) -> dict:
         """For GET /v1/info: the layout and what our containers can use."""

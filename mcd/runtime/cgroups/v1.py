@@ -109,7 +109,7 @@ class CgroupV1(Cgroup):
             "pids_limit": convert.parse_limit(pids) if pids is not None else None,
         }
 
-    def stats(self) -> dict:
+    def stats(self, read=read_or_none) -> dict:
         d = self.dirs
         s = {"cpu_usage_ns": None, "cpu_user_ns": None, "cpu_system_ns": None,
              "memory_current": None, "memory_peak": None, "memory_limit": None,
@@ -117,8 +117,8 @@ class CgroupV1(Cgroup):
              "cpu_periods": None, "throttled_periods": None, "throttled_ns": None}
         if "cpuacct" in d:
             base = d["cpuacct"] + "/"
-            s["cpu_usage_ns"] = int_or_none(read_or_none(base + "cpuacct.usage"))
-            st = read_or_none(base + "cpuacct.stat")
+            s["cpu_usage_ns"] = int_or_none(read(base + "cpuacct.usage"))
+            st = read(base + "cpuacct.stat")
             if st is not None:
                 kv = convert.parse_flat_keyed(st)
                 if "user" in kv:
@@ -126,7 +126,7 @@ class CgroupV1(Cgroup):
                 if "system" in kv:
                     s["cpu_system_ns"] = convert.ticks_to_ns(kv["system"], _HZ)
         if "cpu" in d:
-            st = read_or_none(d["cpu"] + "/cpu.stat")
+            st = read(d["cpu"] + "/cpu.stat")
             if st is not None:
                 kv = convert.parse_flat_keyed(st)
                 s["cpu_periods"] = kv.get("nr_periods")
@@ -134,17 +134,17 @@ class CgroupV1(Cgroup):
                 s["throttled_ns"] = kv.get("throttled_time")
         if "memory" in d:
             base = d["memory"] + "/"
-            s["memory_current"] = int_or_none(read_or_none(base + "memory.usage_in_bytes"))
-            s["memory_peak"] = int_or_none(read_or_none(base + "memory.max_usage_in_bytes"))
-            lim = read_or_none(base + "memory.limit_in_bytes")
+            s["memory_current"] = int_or_none(read(base + "memory.usage_in_bytes"))
+            s["memory_peak"] = int_or_none(read(base + "memory.max_usage_in_bytes"))
+            lim = read(base + "memory.limit_in_bytes")
             s["memory_limit"] = convert.parse_limit(lim) if lim is not None else None
-            oc = read_or_none(base + "memory.oom_control")
+            oc = read(base + "memory.oom_control")
             if oc is not None:
                 s["oom_kills"] = convert.parse_flat_keyed(oc).get("oom_kill", 0)
         if "pids" in d:
             base = d["pids"] + "/"
-            s["pids_current"] = int_or_none(read_or_none(base + "pids.current"))
-            lim = read_or_none(base + "pids.max")
+            s["pids_current"] = int_or_none(read(base + "pids.current"))
+            lim = read(base + "pids.max")
             s["pids_limit"] = convert.parse_limit(lim) if lim is not None else None
         return s
 

@@ -89,13 +89,13 @@ class CgroupV2(Cgroup):
             "pids_limit": convert.parse_limit(pids) if pids is not None else None,
         }
 
-    def stats(self) -> dict:
+    def stats(self, read=read_or_none) -> dict:
         base = self._dir + "/"
         s = {"cpu_usage_ns": None, "cpu_user_ns": None, "cpu_system_ns": None,
              "memory_current": None, "memory_peak": None, "memory_limit": None,
              "pids_current": None, "pids_limit": None, "oom_kills": None,
              "cpu_periods": None, "throttled_periods": None, "throttled_ns": None}
-        st = read_or_none(base + "cpu.stat")
+        st = read(base + "cpu.stat")
         if st is not None:
             kv = convert.parse_flat_keyed(st)
 
@@ -108,16 +108,16 @@ class CgroupV2(Cgroup):
             s["throttled_periods"] = kv.get("nr_throttled")
             s["throttled_ns"] = ns("throttled_usec")
         if "memory" in self.features.controllers:
-            s["memory_current"] = int_or_none(read_or_none(base + "memory.current"))
-            s["memory_peak"] = int_or_none(read_or_none(base + "memory.peak"))
-            lim = read_or_none(base + "memory.max")
+            s["memory_current"] = int_or_none(read(base + "memory.current"))
+            s["memory_peak"] = int_or_none(read(base + "memory.peak"))
+            lim = read(base + "memory.max")
             s["memory_limit"] = convert.parse_limit(lim) if lim is not None else None
-            ev = read_or_none(base + "memory.events")
+            ev = read(base + "memory.events")
             if ev is not None:
                 s["oom_kills"] = convert.parse_flat_keyed(ev).get("oom_kill", 0)
         if "pids" in self.features.controllers:
-            s["pids_current"] = int_or_none(read_or_none(base + "pids.current"))
-            lim = read_or_none(base + "pids.max")
+            s["pids_current"] = int_or_none(read(base + "pids.current"))
+            lim = read(base + "pids.max")
             s["pids_limit"] = convert.parse_limit(lim) if lim is not None else None
         return s
 

@@ -441,3 +441,21 @@ def test_shared_fixture_cleans_up_after_a_careless_test(cgroup_manager):
     cg.freeze()
     p.stdin.close()
     p.stdout.close()
+
+
+def test_stats_all_keeps_files_open_but_never_pins_a_removed_cgroup(mgr):
+    cg = mgr.create("fd1", Resources(memory=64 * MiB))
+    first = mgr.stats_all(["fd1"])["fd1"]
+    assert first["memory_limit"] == 64 * MiB and len(mgr._stat_reader) > 0
+    cg.destroy()                                 # closes what stats_all held open
+    assert len(mgr._stat_reader) == 0
+    # Removed behind the manager's back (no hook): the stale files read ENODEV and are
+    # reopened on the new cgroup of the same id.
+    cg = mgr.create("fd1", Resources(memory=32 * MiB))
+    mgr.stats_all(["fd1"])
+    cg.on_destroy = None
+    cg.destroy()
+    assert mgr.stats_all(["fd1"]) == {}
+    assert len(mgr._stat_reader) == 0
+    mgr.create("fd1", Resources(memory=48 * MiB))
+    assert mgr.stats_all(["fd1"])["fd1"]["memory_limit"] == 48 * MiB

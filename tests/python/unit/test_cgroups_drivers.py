@@ -9,7 +9,7 @@ import pytest
 
 from mcd.errors import InvalidArgument, KernelError, Unsupported
 from mcd.runtime import cgroups
-from mcd.runtime.cgroups.base import Features, Write
+from mcd.runtime.cgroups.base import Features, StatReader, Write
 from mcd.runtime.cgroups.v1 import CgroupV1
 from mcd.runtime.cgroups.v2 import CgroupV2
 from mcd.spec import Resources
@@ -327,3 +327,48 @@ def test_v1_freeze_that_does_not_complete_is_undone(tmp_path, monkeypatch):
     with pytest.raises(KernelError, match="freeze: did not complete"):
         cg.freeze()
     assert get(cg.dirs["freezer"], "freezer.state") == "THAWED"
+
+
+# ---------------------------------------------------------------- the stat reader
+
+def test_stat_reader_keeps_files_open_and_closes_them(tmp_path):
+    put(str(tmp_path / "a"), "f1", "1\n")
+    put(str(tmp_path / "b"), "f1", "2\n")
+    r = StatReader(max_fds=10)
+    assert r.read("a", str(tmp_path / "a/f1")) == "1\n"
+    assert r.read("b", str(tmp_path / "b/f1")) == "2\n"
+    assert len(r) == 2
+    with open(tmp_path / "a/f1", "r+") as f:       # same file, new content: pread sees it
+        f.write("7\n")
+    assert r.reader("a")(str(tmp_path / "a/f1")) == "7\n" and len(r) == 2
+    assert r.read("a", str(tmp_path / "a/nope")) is None and len(r) == 2
+    r.retain(["b"])
+    assert len(r) == 1
+    r.forget("b")
+    assert len(r) == 0
+
+
+def test_stat_reader_is_bounded(tmp_path):
+    put(str(tmp_path), "f", "3\n")
+    r = StatReader(max_fds=0)
+    assert r.read("a", str(tmp_path / "f")) == "3\n" and len(r) == 0
+    assert StatReader().max_fds > 0
+
+
+def test_stats_all_uses_one_reader_and_prunes(tmp_path):
+    mgr = fake_v2_manager(tmp_path)
+    mgr.prepare()
+    base = mgr.bases[""]
+    for cid in ("aaa", "bbb"):
+        fake_v2(tmp_path / "x", cid)
+        os.rename(str(tmp_path / "x" / "mini_container" / cid), os.path.join(base, cid))
+    mgr.stats_all(["aaa", "bbb"])
+    both = len(mgr._stat_reader)
+    assert both > 0
+    mgr.stats_all(["aaa"])
+    assert 0 < len(mgr._stat_reader) < both
+    mgr.open("aaa").on_destroy("aaa")
+    assert len(mgr._stat_reader) == 0
+    mgr.stats_all(["aaa"])
+    mgr.close()
+    assert len(mgr._stat_reader) == 0
