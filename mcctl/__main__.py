@@ -13,8 +13,18 @@ import signal
 import sys
 import threading
 
-from mcctl.client import Client, ClientError, ref_path
 from mcctl.parser import DEFAULT_SOCKET, VERSION, build_parser
+
+# The HTTP client (http.client pulls in the email package) is imported only once a
+# command needs the daemon, so `mcctl --version` and `--help` do not pay for it.
+Client = ClientError = ref_path = None
+
+
+def _load_client() -> None:
+    global Client, ClientError, ref_path
+    if Client is None:
+        from mcctl import client as _client
+        Client, ClientError, ref_path = _client.Client, _client.ClientError, _client.ref_path
 
 EXIT_OK, EXIT_DAEMON = 0, 125
 
@@ -581,6 +591,7 @@ def main(argv=None, env: Environment | None = None) -> int:
         args = parser.parse_args(argv)
     except SystemExit as e:        # argparse: usage errors are exit 125 in Docker's convention
         return 0 if e.code == 0 else EXIT_DAEMON
+    _load_client()
     sock = args.socket or env.environ.get("MCD_SOCKET") or DEFAULT_SOCKET
     client = Client(sock)
     try:
