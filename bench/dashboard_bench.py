@@ -83,11 +83,14 @@ def measure_window(pid: int, seconds: float) -> float:
     return 100.0 * (c1 - c0) / (t1 - t0)
 
 
-def mcctl_command() -> list[str]:
-    for frozen in (os.path.join(REPO, "dist", "mcctl"), os.path.join(REPO, "dist", "mcctl", "mcctl")):
-        if os.path.isfile(frozen) and os.access(frozen, os.X_OK):
-            return [frozen]
-    return [os.path.join(REPO, ".venv", "bin", "mcctl")]
+def mcctl_commands() -> list[str]:
+    """Every mcctl there is: the venv's, and the frozen builds if `make dist` ran."""
+    out = []
+    for path in (os.path.join(REPO, ".venv", "bin", "mcctl"), os.path.join(REPO, "dist", "mcctl"),
+                 os.path.join(REPO, "dist", "mcctl-dir", "mcctl")):
+        if os.path.isfile(path) and os.access(path, os.X_OK):
+            out.append(path)
+    return out
 
 
 def main(argv=None) -> int:
@@ -139,16 +142,19 @@ def main(argv=None) -> int:
             time.sleep(3)       # the clients' sockets close; sampling stops
 
         # The same containers through the CLI, and one raw stats pass over the socket.
-        cmd = mcctl_command() + ["--socket", d.socket, "stats", "--no-stream"]
-        walls = []
-        for _ in range(args.repeat):
-            t = time.monotonic()
-            out = subprocess.run(cmd, capture_output=True, text=True)
-            walls.append((time.monotonic() - t) * 1000)
-            if out.returncode != 0:
-                raise AssertionError(f"{' '.join(cmd)}: {out.stderr.strip()}")
-        results["mcctl"] = cmd[0]
-        results["mcctl_stats_ms_median"] = round(statistics.median(walls), 1)
+        results["mcctl_stats_ms_median"] = {}
+        for mcctl in mcctl_commands():
+            cmd = [mcctl, "--socket", d.socket, "stats", "--no-stream"]
+            walls = []
+            for _ in range(args.repeat):
+                t = time.monotonic()
+                out = subprocess.run(cmd, capture_output=True, text=True)
+                walls.append((time.monotonic() - t) * 1000)
+                if out.returncode != 0:
+                    raise AssertionError(f"{' '.join(cmd)}: {out.stderr.strip()}")
+                assert len(out.stdout.splitlines()) >= args.n, out.stdout[:500]
+            results["mcctl_stats_ms_median"][os.path.relpath(mcctl, REPO)] = \
+                round(statistics.median(walls), 1)
         raw = []
         for _ in range(args.repeat):
             t = time.monotonic()
@@ -177,8 +183,9 @@ def print_table(r: dict) -> None:
          f"{r.get(f'sample_ms_median_{k}_pages', 0)} / {r.get(f'sample_ms_max_{k}_pages', 0)} ms"),
         (f"samples per client in {r['window_s']:.0f} s", str(r.get(f"samples_per_client_{k}_pages"))),
         ("GET /v1/stats over the socket, median", f"{r['api_stats_ms_median']} ms"),
-        ("mcctl stats --no-stream, median wall", f"{r['mcctl_stats_ms_median']} ms"),
     ]
+    for path, ms in r["mcctl_stats_ms_median"].items():
+        rows.append((f"mcctl stats --no-stream ({path}), median wall", f"{ms} ms"))
     print(f"\ndashboard feed, {n} running containers (interval 2 s)")
     w = max(len(a) for a, _ in rows)
     for a, b in rows:

@@ -50,6 +50,16 @@
 
   function clear(el) { while (el.firstChild) el.removeChild(el.firstChild); }
 
+  // Rebuild a block only when what it shows changed, so a selection (say, of the
+  // id, to copy it) survives the once-a-second refresh.
+  const lastShown = new WeakMap();
+  function changed(el, data) {
+    const key = JSON.stringify(data);
+    if (lastShown.get(el) === key) return false;
+    lastShown.set(el, key);
+    return true;
+  }
+
   function fmtBytes(n) {
     if (n === null || n === undefined || n < 0) return "–";
     const units = ["B", "KiB", "MiB", "GiB", "TiB"];
@@ -484,8 +494,6 @@
     renderLimits(c);
     renderDetails(c);
     drawCharts(c);
-    const running = c.status === "running" || c.status === "paused";
-    if (running && !page.topTimer && page.tab === "top") loadTop();
   }
 
   function renderNow(c) {
@@ -543,6 +551,7 @@
       rows.push(["OOM kills", "", "", String(st.oom_kills || 0)]);
     }
     const tbody = $("c-limits");
+    if (!changed(tbody, rows)) return;
     clear(tbody);
     for (const [k, a, b, n] of rows) tbody.append(h("tr", null, h("th", { text: k }), h("td", { text: a }), h("td", { text: b }), h("td", { text: n })));
   }
@@ -564,6 +573,7 @@
       ["Hostname", spec.hostname],
     ];
     const tbody = $("c-details");
+    if (!changed(tbody, [rows, labels])) return;
     clear(tbody);
     for (const [k, v] of rows) {
       if (v === null || v === undefined || v === "") continue;
@@ -824,6 +834,13 @@
   // ---- processes
   function loadTop() {
     const ref = page.id || page.ref;
+    const c = currentContainer();
+    if (c && !(c.status === "running" || c.status === "paused")) {
+      clear($("top-rows"));
+      setText($("top-empty"), "Not running: no processes.");
+      $("top-empty").classList.remove("hidden");
+      return Promise.resolve();
+    }
     return api("/v1/containers/" + encodeURIComponent(ref) + "/top").then((data) => {
       if ((page.id || page.ref) !== ref) return;
       let titles, rows;

@@ -219,3 +219,26 @@ def test_ephemeral_loopback_listener_stops_cleanly(daemon):
         except OSError:
             return True
     wait_for(closed, 10, "the in-process listener to close")
+
+
+def test_non_loopback_with_the_flag_binds_and_warns():
+    """Inside a fresh network namespace (only its own lo), so 0.0.0.0 exposes nothing."""
+    import subprocess
+    import sys
+    from daemon import REPO
+    code = (
+        "import logging, socket\n"
+        "logging.basicConfig(level=logging.INFO, format='%(levelname)s %(message)s')\n"
+        "from mcd.web import start_web\n"
+        "stop = start_web(lambda req: None, '0.0.0.0:0', 't' * 43, allow_remote=True)\n"
+        "s = socket.create_connection(('127.0.0.1', stop.port), timeout=5)\n"
+        "s.sendall(b'GET / HTTP/1.1\\r\\nHost: anything.example\\r\\nConnection: close\\r\\n\\r\\n')\n"
+        "print(s.recv(20).decode().split('\\r\\n')[0])\n"
+        "stop()\n")
+    out = subprocess.run(["unshare", "--net", "sh", "-c", 'ip link set lo up && exec "$0" -c "$1"',
+                          sys.executable, code], cwd=REPO,
+                         capture_output=True, text=True, timeout=60,
+                         env={**os.environ, "PYTHONPATH": REPO})
+    assert out.returncode == 0, out.stderr
+    assert "HTTP/1.1 200" in out.stdout          # any Host is fine once remote is allowed
+    assert "WARNING dashboard: listening on 0.0.0.0:0, reachable from other hosts" in out.stderr
