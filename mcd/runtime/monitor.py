@@ -74,13 +74,30 @@ def copy_output(sources: dict, log: LogWriter | None, attach: dict) -> None:
                 except OSError:
                     pass    # a full disk must not block the container on its pipe
             out = attach.get(stream)
-            if out is not None:
-                try:
-                    os.write(out, data)
-                except OSError:
-                    # EPIPE: the client went away; stop copying to it, keep logging.
-                    attach = {k: v for k, v in attach.items() if v != out}
-                    os.close(out)
+            if out is not None and not write_all(out, data):
+                # EPIPE: the client went away; stop copying to it, keep logging.
+                attach = {k: v for k, v in attach.items() if v != out}
+                os.close(out)
+
+
+def write_all(fd: int, data: bytes) -> bool:
+    """Blocking write of everything, also to an O_NONBLOCK fd (a client's socket may be
+    one): a slow client slows the copy down instead of losing output. False on error."""
+    view = memoryview(data)
+    while view:
+        try:
+            n = os.write(fd, view)
+        except BlockingIOError:
+            p = select.poll()
+            p.register(fd, select.POLLOUT)
+            p.poll()
+            continue
+        except InterruptedError:
+            continue
+        except OSError:
+            return False
+        view = view[n:]
+    return True
 
 
 def supervise(pid: int, sources: dict, log_path: str | None, attach: dict,
