@@ -59,6 +59,9 @@ class Layout:
     delegated_to: dict = field(default_factory=dict)
     v2_freeze: bool = False
     v2_kill: bool = False
+    # v2: systemd started us inside <unit>/supervisor (DelegateSubgroup=supervisor, systemd
+    # >= 254), so a restart of the unit puts the next daemon there too, not in the unit root.
+    started_in_leaf: bool = False
 
     def to_dict(self) -> dict:
         d = dataclasses.asdict(self)
@@ -320,4 +323,5 @@ def _detect_v2(root, mode, v1_mounts, unified, own, systemd, delegated, kernel_r
     return Layout(mode=mode, driver="v2", root=root, controllers=frozenset(controllers),
                   swap_accounting=swap, v1_mounts=dict(v1_mounts), unified=unified,
                   systemd=systemd, delegated=bool(delegated), own={"": own_path},
-                  delegated_to={"": unit} if delegated else {}, v2_freeze=freeze, v2_kill=kill)
+                  delegated_to={"": unit} if delegated else {}, v2_freeze=freeze, v2_kill=kill,
+                  started_in_leaf=bool(unit) and own_path == unit + "/" + SUPERVISOR_LEAF)

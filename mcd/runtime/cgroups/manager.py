@@ -45,15 +45,34 @@ class CgroupManager:
     default: `mini_container` at the root of each hierarchy, or `containers`
     inside a delegated systemd unit (where the default name `mini_container`
     is read as `containers` too, so the daemon's default config lands there).
+
+    delegation: where containers go when systemd delegated our unit to us.
+      "yes"  inside the unit: <unit>/<parent>/<id>, the daemon moved to <unit>/supervisor.
+      "no"   at the root of each hierarchy, as without systemd.
+      "auto" (default) "yes" where that survives a restart of the unit while containers
+             run: cgroup v1 (no internal-process rule), or v2 when systemd itself started
+             us in <unit>/supervisor (DelegateSubgroup=supervisor, systemd >= 254).
+             Otherwise "no": with the daemon in the unit root, systemd < 254 cannot
+             start the unit again while containers live below it (status=219/CGROUP,
+             the kernel's no-internal-process rule; docs/design.md, "Cgroups").
     """
 
     def __init__(self, parent: str | None = None, layout: Layout | None = None,
-                 root: str | None = None, pid: int | None = None):
+                 root: str | None = None, pid: int | None = None, delegation: str = "auto"):
         if layout is None:
             layout = detect(root=root or "/sys/fs/cgroup")
         self.layout = layout
-        if parent is None or (layout.delegated and parent == DEFAULT_PARENT):
-            parent = DELEGATED_PARENT if layout.delegated else DEFAULT_PARENT
+        if delegation not in ("auto", "yes", "no"):
+            raise InvalidArgument(f"cgroup delegation {delegation!r}: must be auto, yes or no")
+        if delegation == "yes" and not layout.delegated:
+            raise InvalidArgument("cgroup delegation 'yes': this process is not in a systemd unit "
+                                  "with Delegate=yes")
+        if delegation == "auto":
+            self.delegated = layout.delegated and (layout.driver == "v1" or layout.started_in_leaf)
+        else:
+            self.delegated = layout.delegated and delegation == "yes"
+        if parent is None or (self.delegated and parent == DEFAULT_PARENT):
+            parent = DELEGATED_PARENT if self.delegated else DEFAULT_PARENT
         if not isinstance(parent, str) or not PARENT_RE.fullmatch(parent) \
                 or parent.split("/")[0] == SUPERVISOR_LEAF or ".." in parent.split("/"):
             raise InvalidArgument(f"cgroup parent {parent!r}: must be a relative path of names "
@@ -70,10 +89,10 @@ class CgroupManager:
             self.bases = {}
             for c in USED_CONTROLLERS:
                 if c in layout.controllers and c in layout.v1_mounts:
-                    unit = layout.delegated_to.get(c, "") if layout.delegated else ""
+                    unit = layout.delegated_to.get(c, "") if self.delegated else ""
                     self.bases[c] = os.path.normpath(layout.v1_mounts[c] + "/" + unit + "/" + parent)
         else:
-            unit = layout.delegated_to.get("", "") if layout.delegated else ""
+            unit = layout.delegated_to.get("", "") if self.delegated else ""
             self.bases = {"": os.path.normpath(layout.unified + "/" + unit + "/" + parent)}
 
     # ---------------------------------------------------------- parent setup
@@ -168,11 +187,10 @@ class CgroupManager:
 
     def _prepare_v2(self) -> None:
         feats = Features()
-        lay = self.layout
         base = self.bases[""]
         levels = self._levels(base)
         top = os.path.dirname(levels[0])
-        if lay.delegated:
+        if self.delegated:
             unit = top
             sup = os.path.join(unit, SUPERVISOR_LEAF)
             procs = read_or_none(os.path.join(unit, "cgroup.procs")) or ""
@@ -313,7 +331,8 @@ class CgroupManager:
     def info(self) -> dict:
         """For GET /v1/info: the layout and what our containers can use."""
         self.prepare()
-        return {"mode": self.layout.mode, "driver": self.driver, "delegated": self.layout.delegated,
+        return {"mode": self.layout.mode, "driver": self.driver, "delegated": self.delegated,
+                "systemd_delegated_unit": self.layout.delegated,
                 "parent": self.unique_bases(), "controllers": sorted(self.features.controllers),
                 "swap_accounting": self.features.swap, "freeze": self.features.freeze,
                 "kill": self.features.kill or self.features.freeze}

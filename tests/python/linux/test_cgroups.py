@@ -46,15 +46,23 @@ def _cleanup_and_prove(mgr):
     return leftovers
 
 
-def _manager(driver=None):
+def _manager(driver=None, delegation="auto"):
     layout = LAYOUT if driver is None else cgroups.detect(driver=driver)
-    return cgroups.CgroupManager(parent=f"mctest-{secrets.token_hex(4)}", layout=layout)
+    return cgroups.CgroupManager(parent=f"mctest-{secrets.token_hex(4)}", layout=layout,
+                                 delegation=delegation)
 
 
-@pytest.fixture
-def mgr():
+# Inside a systemd unit with Delegate=yes (the VM lane) every test also runs with the
+# containers inside the unit (the daemon, here pytest, moved into <unit>/supervisor), when
+# the default placement is not already that.
+DELEGATED_TOO = LAYOUT is not None and LAYOUT.delegated and not _manager().delegated
+PLACEMENTS = ["default"] + (["in-delegated-unit"] if DELEGATED_TOO else [])
+
+
+@pytest.fixture(params=PLACEMENTS)
+def mgr(request):
     """The manager the daemon would use here, under a private parent."""
-    m = _manager()
+    m = _manager(delegation="yes" if request.param == "in-delegated-unit" else "auto")
     m.prepare()
     yield m
     _cleanup_and_prove(m)
@@ -62,12 +70,15 @@ def mgr():
 
 # Freeze, kill and destroy need no resource controller, so on a hybrid host the
 # v2 driver is exercised too, on the controller-less unified mount.
-CORE_DRIVERS = ["auto"] + (["v2-unified", "v2-unified-no-cgroup.kill"] if HYBRID else [])
+CORE_DRIVERS = PLACEMENTS + (["v2-unified", "v2-unified-no-cgroup.kill"] if HYBRID else [])
 
 
 @pytest.fixture(params=CORE_DRIVERS)
 def any_mgr(request):
-    m = _manager(None if request.param == "auto" else "v2")
+    if request.param.startswith("v2-unified"):
+        m = _manager("v2")
+    else:
+        m = _manager(delegation="yes" if request.param == "in-delegated-unit" else "auto")
     m.prepare()
     if request.param.endswith("no-cgroup.kill"):
         m.features.kill = False     # the kernel < 5.14 path: freeze, kill, thaw
@@ -113,11 +124,16 @@ def test_placement_is_ours_and_never_in_a_host_cgroup(mgr):
     for base in mgr.unique_bases():
         assert os.path.isdir(base)
         assert os.path.basename(base) == mgr.parent
-        if not LAYOUT.delegated:
+        if not mgr.delegated:
             # directly at the root of its hierarchy
             assert os.path.dirname(base) in (set(LAYOUT.v1_mounts.values()) | {LAYOUT.unified})
-    if LAYOUT.delegated:
+        else:
+            unit = next(iter(LAYOUT.delegated_to.values()))
+            assert base.endswith(unit + "/" + mgr.parent)
+    if mgr.delegated and mgr.driver == "v2":
         assert own[""].endswith("/supervisor"), "the daemon moved itself into its supervisor leaf"
+        with open(os.path.join(LAYOUT.unified + own[""].rsplit("/", 1)[0], "cgroup.procs")) as f:
+            assert f.read() == "", "the unit's own cgroup must hold no process"
 
 
 # ---------------------------------------------------------------- limits that the kernel enforces

@@ -148,15 +148,40 @@ def test_detect_v2_delegated_service(tmp_path, xattr):
     except OSError as err:
         pytest.skip(f"this filesystem cannot hold the {xattr} xattr: {err}")
     lay = cgroups.detect(**kw)
-    assert lay.delegated is True
+    assert lay.delegated is True and lay.started_in_leaf is False
     assert lay.delegated_to == {"": "/system.slice/mcd.service"}
-    mgr = cgroups.CgroupManager(layout=lay)
-    assert mgr.parent == "containers"
+    mgr = cgroups.CgroupManager(layout=lay, delegation="yes")
+    assert mgr.delegated and mgr.parent == "containers"
     assert mgr.bases[""] == os.path.join(lay.root, "system.slice/mcd.service/containers")
     # the daemon's default config name lands in the same place; other names are kept
-    assert cgroups.CgroupManager(parent="mini_container", layout=lay).bases == mgr.bases
-    assert cgroups.CgroupManager(parent="mctest-1", layout=lay).bases[""].endswith(
+    assert cgroups.CgroupManager(parent="mini_container", layout=lay, delegation="yes").bases == mgr.bases
+    assert cgroups.CgroupManager(parent="mctest-1", layout=lay, delegation="yes").bases[""].endswith(
         "mcd.service/mctest-1")
+
+
+def test_auto_delegation_stays_out_of_a_unit_that_could_not_restart(tmp_path):
+    # Started in the unit root (no DelegateSubgroup=): moving ourselves to supervisor and
+    # enabling controllers there would make systemd < 254 fail the next start of the unit.
+    lay = cgroups.detect(**make_v2(tmp_path), delegated=True)
+    mgr = cgroups.CgroupManager(layout=lay)
+    assert not mgr.delegated
+    assert mgr.bases[""] == os.path.join(lay.root, "mini_container")
+    assert cgroups.CgroupManager(layout=lay, delegation="no").bases == mgr.bases
+
+
+def test_auto_delegation_inside_a_unit_that_started_us_in_the_leaf(tmp_path):
+    lay = cgroups.detect(**make_v2(tmp_path, own="/system.slice/mcd.service/supervisor"), delegated=True)
+    assert lay.started_in_leaf
+    mgr = cgroups.CgroupManager(layout=lay)
+    assert mgr.delegated and mgr.bases[""] == os.path.join(lay.root, "system.slice/mcd.service/containers")
+
+
+def test_delegation_policy_checked(tmp_path):
+    lay = cgroups.detect(**make_v2(tmp_path))       # not delegated
+    with pytest.raises(InvalidArgument, match="not in a systemd unit with Delegate=yes"):
+        cgroups.CgroupManager(layout=lay, delegation="yes")
+    with pytest.raises(InvalidArgument, match="auto, yes or no"):
+        cgroups.CgroupManager(layout=lay, delegation="maybe")
 
 
 def test_detect_v2_recognises_our_supervisor_leaf(tmp_path):
