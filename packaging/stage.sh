@@ -39,5 +39,7 @@ install -D -m 0644 completions/_mcctl "$dest/usr/share/zsh/vendor-completions/_m
 find "$dest" -type d -exec chmod 0755 {} +
 find "$dest" -type f -exec chmod go-w,u+w,a+r {} +
 # Shared objects are mapped, not executed: no exec bit (PyInstaller copies them 0755).
-find "$lib" -type f -name '*.so*' -exec chmod 0644 {} +
+# Wheels from PyPI (psutil) ship unstripped; a .so has no appended archive, so strip is
+# safe there (never on the bootloader executables, whose bundle is appended to the ELF).
+find "$lib" -type f -name '*.so*' -exec chmod 0644 {} + -exec strip --strip-unneeded {} +
 find "$dest" -exec touch -h -d "@$SOURCE_DATE_EPOCH" {} +

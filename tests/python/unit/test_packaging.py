@@ -246,7 +246,7 @@ def test_maintainer_scripts_are_posix_sh(script):
 
 
 @pytest.mark.parametrize("script", ["build-dist.sh", "gen-man.sh", "gen-completions.sh", "stage.sh",
-                                    "measure-dist.sh", "deb/build.sh", "rpm/build.sh"])
+                                    "measure-dist.sh", "nspawn-check.sh", "deb/build.sh", "rpm/build.sh"])
 def test_build_scripts_parse(script):
     subprocess.run(["bash", "-n", os.path.join(PKG, script)], check=True)
 
