@@ -6,7 +6,7 @@
 # See also: https://github.com/scop/bash-completion/blob/main/doc/configuration.md
 
 _shtab_mcctl_template_subparsers=(ls import create rm)
-_shtab_mcctl_subparsers=(run create start stop restart kill rm destroy ps inspect logs exec wait stats top update pause unpause rename prune template info version)
+_shtab_mcctl_subparsers=(run create start stop restart kill rm destroy ps inspect logs exec wait stats top update pause unpause rename prune template dashboard info version)
 
 _shtab_mcctl_run_option_strings=(--help -d --detach -i --interactive -t --tty --rm --name -h --hostname -e --env --env-file -w --workdir -u --user -v --volume --tmpfs --read-only --network --userns --cap-add --cap-drop --security-opt --restart --stop-timeout --stop-signal -l --label -m --memory --memory-swap --cpu-shares --cpus --cpu-quota --cpu-period --cpuset-cpus --pids-limit)
 _shtab_mcctl_create_option_strings=(--help -i --interactive -t --tty --rm --name -h --hostname -e --env --env-file -w --workdir -u --user -v --volume --tmpfs --read-only --network --userns --cap-add --cap-drop --security-opt --restart --stop-timeout --stop-signal -l --label -m --memory --memory-swap --cpu-shares --cpus --cpu-quota --cpu-period --cpuset-cpus --pids-limit)
@@ -33,6 +33,7 @@ _shtab_mcctl_template_import_option_strings=(-h --help)
 _shtab_mcctl_template_create_option_strings=(-h --help)
 _shtab_mcctl_template_rm_option_strings=(-h --help)
 _shtab_mcctl_template_option_strings=(-h --help)
+_shtab_mcctl_dashboard_option_strings=(-h --help)
 _shtab_mcctl_info_option_strings=(-h --help --format)
 _shtab_mcctl_version_option_strings=(-h --help --format)
 _shtab_mcctl_option_strings=(-h --help --socket --debug --version)
@@ -65,7 +66,7 @@ _shtab_mcctl_template_ls___format_choices=(table json)
 _shtab_mcctl_template_pos_0_choices=(ls import create rm)
 _shtab_mcctl_info___format_choices=(table json)
 _shtab_mcctl_version___format_choices=(table json)
-_shtab_mcctl_pos_0_choices=(run create start stop restart kill rm destroy ps inspect logs exec wait stats top update pause unpause rename prune template info version)
+_shtab_mcctl_pos_0_choices=(run create start stop restart kill rm destroy ps inspect logs exec wait stats top update pause unpause rename prune template dashboard info version)
 
 _shtab_mcctl_run_pos_1_nargs=...
 _shtab_mcctl_run___help_nargs=0
@@ -176,6 +177,8 @@ _shtab_mcctl_template_rm___help_nargs=0
 _shtab_mcctl_template_pos_0_nargs=A...
 _shtab_mcctl_template__h_nargs=0
 _shtab_mcctl_template___help_nargs=0
+_shtab_mcctl_dashboard__h_nargs=0
+_shtab_mcctl_dashboard___help_nargs=0
 _shtab_mcctl_info__h_nargs=0
 _shtab_mcctl_info___help_nargs=0
 _shtab_mcctl_version__h_nargs=0
