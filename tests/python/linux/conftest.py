@@ -4,7 +4,11 @@
 - a session-level leak check: the pytest process is made a child subreaper, so
   every monitor/container process the tests start (double-forked, reparented)
   stays our descendant; at the end none may still run, and the host mount table
-  may not hold anything under the test root. A leak fails the session.
+  may not hold anything under the test root (nor an nsfs bind anywhere in it). A
+  namespace lives only while a process or an nsfs mount holds it, so these two
+  checks also prove no netns/mount ns is left. (Comparing namespace inode numbers
+  instead would be unsound: the kernel reuses them at once, and other tests on
+  this host run containers that get them.) A leak fails the session.
 - ``runtime_root`` (session): a private ROOT dir with the ``minimal`` template.
 - ``run_container`` / ``start_container``: start real containers from it.
 
@@ -46,6 +50,17 @@ def _mount_lines(needle: str) -> list[str]:
         return [line for line in f if needle in line]
 
 
+def _nsfs_mounts() -> list[str]:
+    """nsfs binds whose mount point is ours (a runtime must never pin a namespace)."""
+    out = []
+    with open("/proc/self/mountinfo") as f:
+        for line in f:
+            fields = line.split()
+            if fields[fields.index("-") + 1] == "nsfs" and "/mctest-" in fields[4]:
+                out.append(line)
+    return out
+
+
 def _reap_zombies() -> None:
     while True:
         try:
@@ -76,6 +91,7 @@ def leak_check_root():
     libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
     base = tempfile.mkdtemp(prefix="mctest-")
     before = set(_mount_lines(base))
+    nsfs_before = set(_nsfs_mounts())
     yield base
     # Monitors finish a moment after their container; give them a few seconds.
     deadline = time.monotonic() + 10
@@ -86,6 +102,7 @@ def leak_check_root():
             break
         time.sleep(0.05)
     leftover_mounts = [m for m in _mount_lines(base) if m not in before]
+    leftover_mounts += [m for m in _nsfs_mounts() if m not in nsfs_before]
     for p in live:     # be a good neighbour even when failing: these are ours
         try:
             p.kill()
