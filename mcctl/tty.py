@@ -58,10 +58,17 @@ def interact(master: int, finished, *, stdin_fd: int = 0, stdout_fd: int = 1,
     is_tty = os.isatty(stdin_fd)
     saved = termios.tcgetattr(stdin_fd) if is_tty else None
     old_winch = None
+    old_term = {}
     sig_r = sig_w = None
     old_wakeup = None
     try:
         if is_tty:
+            # A kill of mcctl must not leave the user's terminal raw: turn the usual
+            # termination signals into SystemExit so the finally below runs.
+            def terminate(signum, _frame):
+                raise SystemExit(128 + signum)
+            for sig in (signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT):
+                old_term[sig] = signal.signal(sig, terminate)
             _tty.setraw(stdin_fd, termios.TCSANOW)
             copy_winsize(stdin_fd, master)
             sig_r, sig_w = os.pipe2(os.O_CLOEXEC | os.O_NONBLOCK)
@@ -124,6 +131,8 @@ def interact(master: int, finished, *, stdin_fd: int = 0, stdout_fd: int = 1,
             termios.tcsetattr(stdin_fd, termios.TCSAFLUSH, saved)
         if old_winch is not None:
             signal.signal(signal.SIGWINCH, old_winch)
+        for sig, handler in old_term.items():
+            signal.signal(sig, handler)
         if old_wakeup is not None:
             signal.set_wakeup_fd(old_wakeup)
         for fd in (wake_r, wake_w, sig_r, sig_w):

@@ -264,3 +264,13 @@ IN
     run "$MCCTL" --socket /nonexistent/x.sock ps
     [ "$status" -eq 125 ]
 }
+
+@test "-it: the terminal is restored when mcctl is killed" {
+    mc run -d --name rawt minimal sleep 1000 >/dev/null
+    # Inside script's pty: save the tty mode, run exec -it in the foreground (so it owns the
+    # terminal and makes it raw), SIGTERM it after 3 s, and compare the mode afterwards.
+    run timeout 60 script -qec "bash -c 'before=\$(stty -g); timeout --foreground -s TERM 3 $MCCTL exec -it rawt sleep 100; echo rc=\$?; after=\$(stty -g); [ \"\$before\" = \"\$after\" ] && echo restored'" /dev/null
+    [[ "$output" == *"rc=124"* ]]
+    [[ "$output" == *"restored"* ]]
+    mc rm -f rawt >/dev/null
+}
