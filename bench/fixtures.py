@@ -262,6 +262,121 @@ def _hard_limit(which: int) -> int:
     return 1 << 30 if hard == resource.RLIM_INFINITY else hard
 
 
+# --- a private dockerd ----------------------------------------------------------------------------
+
+def docker_client() -> str | None:
+    # The client from the same docker.io package speaks the server's API version natively.
+    for c in ("/usr/bin/docker", "/usr/local/bin/docker"):
+        if os.access(c, os.X_OK):
+            return c
+    return None
+
+
+class Docker:
+    """A private dockerd (own socket, data root, exec root, cgroup parent); stopped by pid.
+
+    Offline and without touching the host's network: no bridge, no iptables. Its
+    containerd is the one dockerd starts itself, under the private exec root.
+    """
+
+    def __init__(self, work: Path):
+        self.dir = work / "docker"
+        self.socket = work / "docker.sock"
+        self.pidfile = work / "docker.pid"
+        self.client = docker_client()
+        self.env = {"DOCKER_HOST": f"unix://{self.socket}", "DOCKER_CONFIG": str(self.dir / "client")}
+
+    @staticmethod
+    def available() -> str | None:
+        """None when usable, else why not."""
+        if not shutil.which("dockerd", path="/usr/sbin:/usr/bin:/usr/local/bin"):
+            return "no dockerd on this machine (docker client only): apt-get install docker.io to add it"
+        if docker_client() is None:
+            return "no docker client"
+        return None
+
+    def start(self, log_path: Path, timeout: float = 60) -> int:
+        for sub in ("data", "exec", "client"):
+            (self.dir / sub).mkdir(parents=True, exist_ok=True)
+        (self.dir / "daemon.json").write_text("{}\n")
+        argv = [shutil.which("dockerd", path="/usr/sbin:/usr/bin:/usr/local/bin"),
+                "--data-root", str(self.dir / "data"), "--exec-root", str(self.dir / "exec"),
+                "-H", f"unix://{self.socket}", "--pidfile", str(self.pidfile),
+                "--config-file", str(self.dir / "daemon.json"),
+                "--bridge=none", "--iptables=false", "--ip6tables=false", "--ip-masq=false",
+                "--exec-opt", "native.cgroupdriver=cgroupfs", "--cgroup-parent", f"/{OCI_CGROUP_PARENT}",
+                "--default-ulimit", "nofile=20000:20000"]
+        logf = open(log_path, "ab")
+        proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=logf, stderr=subprocess.STDOUT,
+                                start_new_session=True,
+                                env={"PATH": "/usr/local/sbin:/usr/sbin:/usr/bin:/sbin:/bin"})
+        logf.close()
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if proc.poll() is not None:
+                raise RuntimeError(f"dockerd exited {proc.returncode} (see {log_path})")
+            if self.call("version", "--format", "{{.Server.Version}}", check=False, timeout=10).strip():
+                return proc.pid
+            time.sleep(0.2)
+        raise RuntimeError(f"dockerd did not answer within {timeout} s")
+
+    def call(self, *args: str, check: bool = True, timeout: float = 600) -> str:
+        env = dict(os.environ, **self.env)
+        env["PATH"] = "/usr/local/sbin:/usr/sbin:/usr/bin:/sbin:/bin"
+        try:
+            return sh([self.client, *args], env=env, check=check, timeout=timeout).stdout
+        except subprocess.CalledProcessError:
+            raise
+        except (OSError, subprocess.SubprocessError):
+            if check:
+                raise
+            return ""
+
+    def argv(self, *args: str) -> list[str]:
+        return [self.client, *args]
+
+    def pid(self) -> int | None:
+        try:
+            pid = int(self.pidfile.read_text())
+        except (FileNotFoundError, ValueError):
+            return None
+        return pid if any(str(self.socket) in a for a in _cmdline(pid)) else None
+
+    def containerd_pids(self) -> list[int]:
+        """The containerd this dockerd started (its config lives under our exec root)."""
+        out = []
+        for d in Path("/proc").iterdir():
+            if d.name.isdigit():
+                argv = _cmdline(int(d.name))
+                if argv and argv[0].endswith("containerd") and any(str(self.dir) in a for a in argv):
+                    out.append(int(d.name))
+        return out
+
+    def shim_pids(self) -> list[int]:
+        ids = set(self.call("ps", "-q", "--no-trunc", check=False).split())
+        pids = []
+        for d in Path("/proc").iterdir():
+            if not d.name.isdigit():
+                continue
+            argv = _cmdline(int(d.name))
+            if argv and argv[0].endswith("containerd-shim-runc-v2") and "-id" in argv:
+                if argv[argv.index("-id") + 1] in ids:
+                    pids.append(int(d.name))
+        return pids
+
+    def teardown(self, log: Log) -> None:
+        pid = self.pid()
+        if pid is None:
+            return
+        ids = self.call("ps", "-aq", check=False).split()
+        for i in range(0, len(ids), 50):
+            self.call("rm", "-f", *ids[i:i + 50], check=False)
+        self.call("rmi", "-f", PODMAN_IMAGE, check=False)
+        _kill_and_reap(pid, wait=30)
+        self.pidfile.unlink(missing_ok=True)
+        log(f"  docker: removed {len(ids)} containers, stopped dockerd")
+
+
 # --- runc / crun state -------------------------------------------------------------------------
 
 def oci_root(work: Path, runtime: str) -> Path:
@@ -422,6 +537,7 @@ def teardown_all(work: Path, mcd_root: Path, log: Log = print) -> list[str]:
     for pid in leftover_container_pids(mcd_root):
         _kill_and_reap(pid, signal.SIGKILL, wait=2)
     Podman(work).teardown(log)
+    Docker(work).teardown(log)
     oci_teardown(work, "runc", [], log)
     if holder.pid() is not None:
         oci_teardown(work, "crun", holder.nsenter(), log)

@@ -48,6 +48,7 @@ class Bench:
         self.rootfs = self.work / "rootfs"
         self.holder = fx.MountNsHolder(self.work)
         self.podman = fx.Podman(self.work)
+        self.docker: fx.Docker | None = None
         self.daemon: fx.Daemon | None = None
         self.mcctls: dict[str, Path] = {}          # key -> binary that works
         self.rng = random.Random(args.seed)
@@ -97,9 +98,29 @@ class Bench:
         self.holder.start()
         self.podman.configure()
         self.podman.import_image(self.work / "rootfs.tar")
+        self.setup_docker()
         self.setup_mcd()
         self.results["meta"] = self.meta()
         self.save()
+
+    def setup_docker(self) -> None:
+        why = fx.Docker.available()
+        if why:
+            self.not_measured("docker", why)
+            return
+        d = fx.Docker(self.work)
+        try:
+            pid = d.start(self.out / "dockerd.log")
+            d.call("import", str(self.work / "rootfs.tar"), fx.PODMAN_IMAGE)
+        except (RuntimeError, OSError, subprocess.SubprocessError) as err:
+            self.not_measured("docker", f"private dockerd did not start: {err}")
+            d.teardown(self.log)
+            return
+        self.docker = d
+        self.log(f"setup: private dockerd pid {pid} on {d.socket}")
+
+    def docker_env(self) -> dict:
+        return base_env(self.docker.env)
 
     def setup_mcd(self) -> None:
         if not VENV_MCD.exists():
@@ -118,6 +139,16 @@ class Bench:
             if not path.exists():
                 self.not_measured(key, f"{path} does not exist")
                 continue
+            if key != "mcctl-venv":
+                # A private copy: dist/ is rebuilt by others while a run is going on.
+                snap = self.work / "bin" / key
+                snap.parent.mkdir(exist_ok=True)
+                if path.parent.name == "mcctl-dir":
+                    shutil.copytree(path.parent, snap)
+                    path = snap / "mcctl"
+                else:
+                    shutil.copy2(path, snap)
+                    path = snap
             self.mcctls[key] = path
             try:
                 r = fx.sh(self.mcctl(key, "run", "--rm", "minimal", "/bin/true"), check=False,
@@ -187,6 +218,10 @@ class Bench:
                  lambda n: self.podman.run_argv("--rm", fx.PODMAN_IMAGE, "/bin/true"),
                  env=self.podman_env(), note="runtime runc, cgroupfs"),
         ]
+        if self.docker:
+            tools.append(Tool("docker", "docker run --rm --network none",
+                              lambda n: self.docker.argv("run", "--rm", "--network", "none", fx.PODMAN_IMAGE, "/bin/true"),
+                              env=self.docker_env(), note="private dockerd, containerd shim, runc, cgroupfs"))
         for key in self.mcctls:
             tools.append(Tool(key, f"mcctl run --rm ({MCCTL_LABELS[key]})",
                               lambda n, key=key: self.mcctl(key, "run", "--rm", "minimal", "/bin/true")))
@@ -247,6 +282,9 @@ class Bench:
         time_once(self.runc("run", "-d", "--bundle", str(self.work / "bundles/runc-exec"), "mcb-exec-runc"), env)
         time_once(self.crun("run", "-d", "--bundle", str(self.work / "bundles/crun-exec"), "mcb-exec-crun"), env)
         time_once(self.podman.run_argv("-d", "--name", "mcb-exec-podman", fx.PODMAN_IMAGE, *SLEEP), self.podman_env())
+        if self.docker:
+            time_once(self.docker.argv("run", "-d", "--network", "none", "--name", "mcb-exec-docker",
+                                       fx.PODMAN_IMAGE, *SLEEP), self.docker_env())
         state = json.loads(fx.sh(self.runc("state", "mcb-exec-runc")).stdout)
         init = str(state["pid"])
         tools = [
@@ -258,6 +296,9 @@ class Bench:
             Tool("podman", "podman exec", lambda n: self.podman.argv("exec", "mcb-exec-podman", "/bin/true"),
                  env=self.podman_env()),
         ]
+        if self.docker:
+            tools.append(Tool("docker", "docker exec", lambda n: self.docker.argv("exec", "mcb-exec-docker", "/bin/true"),
+                              env=self.docker_env()))
         if self.mcctls:
             key = next(iter(self.mcctls))
             r = fx.sh(self.mcctl(key, "run", "-d", "--name", "mcb-exec", "minimal", *SLEEP), check=False, env=env)
@@ -273,6 +314,8 @@ class Bench:
         fx.sh(self.runc("delete", "--force", "mcb-exec-runc"), check=False)
         fx.sh(self.crun("delete", "--force", "mcb-exec-crun"), check=False)
         self.podman.call("rm", "-f", "-t", "0", "mcb-exec-podman", check=False)
+        if self.docker:
+            self.docker.call("rm", "-f", "mcb-exec-docker", check=False)
         if self.mcctls:
             fx.sh(self.mcctl(next(iter(self.mcctls)), "rm", "-f", "mcb-exec"), check=False, env=env)
         self.save()
@@ -288,6 +331,9 @@ class Bench:
             return self.crun("run", "-d", "--bundle", str(b), name), base_env()
         if tool == "podman":
             return self.podman.run_argv("-d", "--name", name, fx.PODMAN_IMAGE, *SLEEP), self.podman_env()
+        if tool == "docker":
+            return (self.docker.argv("run", "-d", "--network", "none", "--name", name, fx.PODMAN_IMAGE, *SLEEP),
+                    self.docker_env())
         return self.mcctl(tool, "run", "-d", "--name", name, "minimal", *SLEEP), base_env()
 
     def start_many(self, tool: str, first: int, n: int, concurrent: bool) -> dict:
@@ -315,7 +361,7 @@ class Bench:
             for a, e in argvs:
                 try:
                     time_once(a, e)
-                except CommandFailed as err:
+                except (CommandFailed, OSError) as err:
                     failures.append(str(err))
         secs = time.perf_counter() - t0
         return {"n": n, "seconds": secs, "per_second": (n - len(failures)) / secs,
@@ -327,6 +373,11 @@ class Bench:
         if count:
             tools.append(Tool("podman-inspect", "podman inspect", lambda n: self.podman.argv("inspect", target),
                               env=self.podman_env()))
+        if self.docker:
+            tools.append(Tool("docker-ps", "docker ps", lambda n: self.docker.argv("ps"), env=self.docker_env()))
+            if count:
+                tools.append(Tool("docker-inspect", "docker inspect",
+                                  lambda n: self.docker.argv("inspect", target), env=self.docker_env()))
         for key in self.mcctls:
             tools.append(Tool(f"{key}-ps", f"mcctl ps ({MCCTL_LABELS[key]})", lambda n, key=key: self.mcctl(key, "ps")))
             if count:
@@ -338,6 +389,8 @@ class Bench:
 
     def population(self) -> dict[str, int]:
         pop = {"podman": len(self.podman.call("ps", "-q").split())}
+        if self.docker:
+            pop["docker"] = len(self.docker.call("ps", "-q").split())
         if self.daemon is not None:
             pop["mcd"] = len(mcapi.list_ids(str(self.daemon.socket)))
         return pop
@@ -346,7 +399,7 @@ class Bench:
         a = self.args
         n = a.throughput_n
         mc_tools = list(self.mcctls)[:1]     # starts go through the installed CLI when it works
-        tools = ["runc", "crun", "podman", *mc_tools]
+        tools = ["runc", "crun", "podman", *(["docker"] if self.docker else []), *mc_tools]
         res = {"cli": [], "throughput": {}, "memory": {}, "daemon_mem": [], "idle": {}}
         self.results["population"] = res
         next_index = {t: 0 for t in tools}
@@ -359,6 +412,11 @@ class Bench:
             res["cli"].append(entry)
             if self.daemon is not None:
                 res["daemon_mem"].append({"count": pop.get("mcd", 0), **procstat.memory(self.daemon.pid())})
+            if self.docker:
+                dm = [procstat.memory(self.docker.pid())] + [procstat.memory(p) for p in self.docker.containerd_pids()]
+                res.setdefault("docker_daemon_mem", []).append(
+                    {"count": pop.get("docker", 0), "rss_kib": sum(m["rss_kib"] for m in dm),
+                     "pss_kib": sum(m["pss_kib"] for m in dm), "processes": len(dm)})
             self.save()
 
         level()
@@ -379,8 +437,8 @@ class Bench:
         for rt in ("runc", "crun"):
             fx.oci_teardown(self.work, rt, [] if rt == "runc" else self.holder.nsenter(), self.log)
         for count in sorted(c for c in a.counts if c > n):
-            for tool in ["podman", *mc_tools]:
-                have = self.population()["podman" if tool == "podman" else "mcd"]
+            for tool in ["podman", *(["docker"] if self.docker else []), *mc_tools]:
+                have = self.population()[tool if tool in ("podman", "docker") else "mcd"]
                 if have < count:
                     self.log(f"top-up: {count - have} more {tool} containers")
                     r = self.start_many(tool, next_index[tool], count - have, concurrent=False)
@@ -390,6 +448,8 @@ class Bench:
 
     def measure_memory_and_idle(self, res: dict, n: int) -> None:
         per_tool: dict[str, list[int]] = {"podman": self.conmon_pids()}
+        if self.docker:
+            per_tool["docker"] = self.docker.shim_pids()
         if self.daemon is not None:
             per_tool["mcd"] = procstat.monitor_pids(fx.MCD_ROOT)
         for tool, pids in per_tool.items():
@@ -401,6 +461,9 @@ class Bench:
         secs = self.args.idle_seconds
         self.log(f"idle cost over {secs} s")
         groups = {"conmon": per_tool["podman"]}
+        if self.docker:
+            groups["containerd-shim-runc-v2"] = per_tool["docker"]
+            groups["dockerd"] = [self.docker.pid()]
         if self.daemon is not None:
             groups["mcd daemon"] = [self.daemon.pid()]
             groups["mcd monitors"] = per_tool["mcd"]

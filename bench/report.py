@@ -125,25 +125,27 @@ def render(res: dict, docs: Path) -> str:
 def population_tables(pop: dict, nm: dict) -> list[str]:
     out = ["### CLI latency against the number of running containers", "",
            "![CLI latency](bench/cli-latency.png)", "",
-           "| containers (mcd / podman) | command | median ms | min | max | n |", "|---|---|---|---|---|---|"]
+           "| running containers of that tool | command | median ms | min | max | n |", "|---|---|---|---|---|---|"]
     for lvl in pop.get("cli", []):
         popn = lvl["population"]
         for key, s in sorted(lvl["tools"].items()):
+            who = key.split("-")[0] if key.startswith(("podman", "docker")) else "mcd"
             if s.get("n"):
-                out.append(f"| {popn.get('mcd', '–')} / {popn.get('podman', '–')} | {s['label']} | "
+                out.append(f"| {popn.get(who, '–')} | {s['label']} | "
                            f"{fmt(s['median'])} | {fmt(s['min'])} | {fmt(s['max'])} | {s['n']} |")
             else:
-                out.append(f"| {popn.get('mcd', '–')} / {popn.get('podman', '–')} | {s['label']} | "
-                           f"failed: {s.get('error')} | | | |")
+                out.append(f"| {popn.get(who, '–')} | {s['label']} | failed: {s.get('error')} | | | |")
     out.append("")
     tp = pop.get("throughput", {})
     if tp:
         out += ["### Throughput: detached starts of `sleep`", "",
                 "| tool | sequential: containers/s | seconds | failures | concurrent (all at once): containers/s | seconds | failures |",
                 "|---|---|---|---|---|---|---|"]
+        names = {"runc": "runc run -d", "crun": "crun run -d (via nsenter)", "podman": "podman run -d",
+                 "docker": "docker run -d", **{k: f"mcctl run -d ({v})" for k, v in MC_LABELS.items()}}
         for tool, r in tp.items():
             s, c = r.get("sequential", {}), r.get("concurrent", {})
-            out.append(f"| {tool} | {fmt(s.get('per_second'))} | {fmt(s.get('seconds'), 2)} | {s.get('failures', '–')} | "
+            out.append(f"| {names.get(tool, tool)} | {fmt(s.get('per_second'))} | {fmt(s.get('seconds'), 2)} | {s.get('failures', '–')} | "
                        f"{fmt(c.get('per_second'))} | {fmt(c.get('seconds'), 2)} | {c.get('failures', '–')} |")
             for key in ("sequential", "concurrent"):
                 if r.get(key, {}).get("first_failure"):
@@ -156,7 +158,8 @@ def population_tables(pop: dict, nm: dict) -> list[str]:
         for tool, r in mem.items():
             n = r.get("containers") or 0
             per = (r["pss_kib"] / 1024 / n) if n and r.get("pss_kib") is not None else (0.0 if r.get("pss_kib") == 0 else None)
-            label = {"mcd": "mcd (monitors)", "podman": "podman (conmon)"}.get(tool, tool)
+            label = {"mcd": "mcd (monitors)", "podman": "podman (conmon)",
+                     "docker": "docker (containerd-shim-runc-v2)"}.get(tool, tool)
             out.append(f"| {label} | {r.get('processes')} | {fmt((r.get('pss_kib') or 0) / 1024, 2)} | "
                        f"{fmt(per, 3)} | {r.get('note', f'{n} containers')} |")
         if "mcd" not in mem:
@@ -169,6 +172,11 @@ def population_tables(pop: dict, nm: dict) -> list[str]:
                 "| containers | RSS MiB | PSS MiB | threads |", "|---|---|---|---|"]
         for r in dm:
             out.append(f"| {r['count']} | {fmt((r['rss_kib'] or 0) / 1024)} | {fmt((r['pss_kib'] or 0) / 1024)} | {r.get('threads')} |")
+    if pop.get("docker_daemon_mem"):
+        out += ["", "For comparison, dockerd + its containerd:", "",
+                "| containers | RSS MiB | PSS MiB |", "|---|---|---|"]
+        for r in pop["docker_daemon_mem"]:
+            out.append(f"| {r['count']} | {fmt(r['rss_kib'] / 1024)} | {fmt(r['pss_kib'] / 1024)} |")
     else:
         out.append(f"**not measured**: {nm.get('mcd', 'no daemon')}")
     out.append("")
@@ -229,7 +237,7 @@ def plots(res: dict, outdir: Path) -> list[Path]:
         for lvl in pop["cli"]:
             for key, s in lvl["tools"].items():
                 if s.get("n"):
-                    who = "podman" if key.startswith("podman") else "mcd"
+                    who = key.split("-")[0] if key.startswith(("podman", "docker")) else "mcd"
                     series.setdefault(s["label"], []).append((lvl["population"].get(who, 0), s))
         fig, ax = plt.subplots(figsize=(8, 4.5))
         for label, pts in sorted(series.items()):
@@ -265,10 +273,11 @@ def plots(res: dict, outdir: Path) -> list[Path]:
             n = mem["mcd"]["containers"]
             per = mem["mcd"]["pss_kib"] / 1024 / n
             ax.plot(xs, [per * x for x in xs], ":", label=f"+ monitors ({per:.2f} MiB PSS each)")
-        if mem.get("podman", {}).get("containers"):
-            n = mem["podman"]["containers"]
-            per = mem["podman"]["pss_kib"] / 1024 / n
-            ax.plot(xs, [per * x for x in xs], "--", label=f"podman conmon ({per:.2f} MiB PSS each)")
+        for tool, what, style in (("podman", "podman conmon", "--"), ("docker", "docker shim", "-.")):
+            if mem.get(tool, {}).get("containers"):
+                n = mem[tool]["containers"]
+                per = mem[tool]["pss_kib"] / 1024 / n
+                ax.plot(xs, [per * x for x in xs], style, label=f"{what} ({per:.2f} MiB PSS each)")
         ax.set_xlabel("running containers")
         ax.set_ylabel("MiB")
         ax.set_title("Daemon memory against container count")
