@@ -8,6 +8,7 @@ Rows (median / p90 over --runs, after warm-up):
   variants       the same without one piece, to see where the time goes
   python-forks   the three forks alone (intermediate, monitor, PID 1) + execve, no namespaces
   crun           `crun run` of a bundle on the same rootfs (whole CLI run), if installed
+--trace prints where the time of one start goes instead (stage marks and setup steps).
 Then the PSS of N idle monitors (psutil memory_full_info().pss), started from this
 process after importing what the daemon imports.
 
@@ -139,10 +140,96 @@ def pss_of_monitors(root, lower, n):
     return pss, uss, rss
 
 
+def trace_breakdown(root, lower, n=10):
+    """Where one start's time goes: timestamps from inside the forked processes.
+
+    Wraps the setup steps (rootfs.step/launcher.step) and the stage entry points, and
+    has PID 1 send its trace over an inherited pipe just before the security stage."""
+    import contextlib
+    from mcd.runtime import rootfs
+    trace = []
+    r, w = os.pipe()
+    saved = {name: getattr(launcher, name) for name in
+             ("step", "drop_privileges_and_exec", "_container_init", "_monitor", "keep_only_fds")}
+    saved_rootfs_step = rootfs.step
+
+    @contextlib.contextmanager
+    def step(name, path=None):
+        t = time.perf_counter()
+        try:
+            yield
+        finally:
+            trace.append((f"{name} {path or ''}".strip(), t, time.perf_counter()))
+
+    def mark(what):
+        trace.append((what, time.perf_counter(), None))
+
+    def dpe(*a):
+        mark("PID 1: setup done, security+exec next")
+        os.write(w, (json.dumps(trace) + "\n").encode())
+        saved["drop_privileges_and_exec"](*a)
+
+    def init(*a):
+        mark("PID 1: forked")
+        saved["_container_init"](*a)
+
+    def mon(*a):
+        mark("monitor: forked")
+        saved["_monitor"](*a)
+
+    launcher.step = rootfs.step = step
+    launcher.drop_privileges_and_exec = dpe
+    launcher._container_init = init
+    launcher._monitor = mon
+    launcher.keep_only_fds = lambda keep: saved["keep_only_fds"](keep | {w})
+    rows = {}
+    totals = []
+    try:
+        for i in range(n + 3):
+            spec = ContainerSpec(name=f"tr{i}", process=Process(args=["/bin/true"]))
+            paths = launcher.ContainerPaths(dir=os.path.join(root, "containers", spec.name),
+                                            lower=lower)
+            t0 = time.perf_counter()
+            launcher.start(spec, paths, [])
+            t1 = time.perf_counter()
+            got = json.loads(os.read(r, 1 << 20).decode())
+            wait_exit(paths)
+            if i < 3:
+                continue
+            last = t0
+            for name, start, end in got:
+                name = name.replace(paths.rootfs, "<rootfs>").replace(spec.hostname, "<name>")
+                if end is None:
+                    rows.setdefault(name, []).append((start - last) * 1000)
+                    last = start
+                else:
+                    rows.setdefault("  " + name, []).append((end - start) * 1000)
+                    last = end
+            rows.setdefault("security + execve + relay to the caller", []).append(
+                (t1 - last) * 1000)
+            totals.append((t1 - t0) * 1000)
+    finally:
+        for name, fn in saved.items():
+            setattr(launcher, name, fn)
+        rootfs.step = saved_rootfs_step
+        os.close(r)
+        os.close(w)
+    print(f"\nbreakdown (median of {n}; indented rows are steps inside the stage above, "
+          "others are time since the previous mark)")
+    for name, xs in rows.items():
+        med = statistics.median(xs)
+        if med >= 0.05 or not name.startswith("  "):
+            print(f"  {name:50} {med:7.2f} ms")
+    print(f"  {'TOTAL start->exec':50} {statistics.median(totals):7.2f} ms")
+    print(f"  (host mount table: {len(open('/proc/self/mountinfo').readlines())} entries; "
+          f"unshare(CLONE_NEWNS) copies it and pivot_root detaches the copy)")
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser()
     ap.add_argument("--runs", type=int, default=40)
     ap.add_argument("--pss", type=int, default=10)
+    ap.add_argument("--trace", action="store_true", help="only the per-step breakdown")
     args = ap.parse_args(argv)
     if os.geteuid() != 0:
         print("runtime_start: needs root", file=sys.stderr)
@@ -155,6 +242,9 @@ def main(argv=None):
         lower = TemplateStore(os.path.join(root, "templates")).rootfs_path("minimal")
         security.default_filter_bpf()       # compiled once per daemon, not per start
         gc.collect()
+        if args.trace:
+            trace_breakdown(root, lower)
+            return 0
         no_net = [n for n in DEFAULT_NAMESPACES if n != "network"]
         variants = [
             ("default (all namespaces, seccomp)", {}),
