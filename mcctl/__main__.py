@@ -433,9 +433,14 @@ def cmd_top(args, env, client):
 
 def cmd_update(args, env, client):
     res = _resources(args)
-    if not res:
-        raise UsageError("update: give at least one limit (e.g. -m 128m, --cpus 1)")
-    return _each(args, env, lambda r: client.post(ref_path(r) + "/update", {"resources": res}))
+    if not res and not args.restart:
+        raise UsageError("update: give at least one limit or --restart (e.g. -m 128m, --cpus 1)")
+    body = {"resources": res}
+    if args.restart:
+        from mcd.spec import parse_restart_policy
+        parse_restart_policy(args.restart)
+        body["restart_policy"] = args.restart
+    return _each(args, env, lambda r: client.post(ref_path(r) + "/update", body))
 
 
 def cmd_rename(args, env, client):

@@ -169,7 +169,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = cmd("update", "Change the resource limits of containers")
     _add_limit_flags(p)
-    p.add_argument("--restart", metavar="POLICY", help=argparse.SUPPRESS)
+    p.add_argument("--restart", metavar="POLICY", help="new restart policy")
     _container(p.add_argument("containers", nargs="+", metavar="NAME"))
 
     p = cmd("pause", "Freeze every process of containers")

@@ -43,7 +43,8 @@ ROUTES = [
     ("POST", "/v1/containers/{ref}/pause", "pause", "Freeze every process"),
     ("POST", "/v1/containers/{ref}/unpause", "unpause", "Thaw"),
     ("POST", "/v1/containers/{ref}/rename", "rename", "Rename to ?name="),
-    ("POST", "/v1/containers/{ref}/update", "update", "Change resource limits (body: resources)"),
+    ("POST", "/v1/containers/{ref}/update", "update",
+     "Change resource limits and restart policy (body: resources, restart_policy)"),
     ("POST", "/v1/containers/{ref}/wait", "wait", "Block until the container exits"),
     ("GET", "/v1/containers/{ref}/logs", "logs", "Log lines (?follow=1&tail=N&timestamps=1)"),
     ("GET", "/v1/containers/{ref}/top", "top", "Processes of the container"),
@@ -279,9 +280,9 @@ class Api:
         return Response.json({"id": c.id, "name": c.name})
 
     def update(self, req, ref):
-        body = _fields(req.json(), {"resources": dict})
-        c = self.m.update(ref, body.get("resources") or {})
-        return Response.json({"id": c.id, "name": c.name,
+        body = _fields(req.json(), {"resources": dict, "restart_policy": str})
+        c = self.m.update(ref, body.get("resources") or {}, body.get("restart_policy"))
+        return Response.json({"id": c.id, "name": c.name, "restart_policy": c.spec.restart_policy,
                               "resources": c.spec.linux.resources.to_dict()})
 
     def wait(self, req, ref):

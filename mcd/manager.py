@@ -740,23 +740,27 @@ class Manager:
             self.events.publish("renamed", c, old_name=old)
         return c
 
-    def update(self, ref, resources: dict) -> Container:
+    def update(self, ref, resources: dict, restart_policy: str | None = None) -> Container:
         c = self.get(ref)
         if not isinstance(resources, dict):
             raise InvalidArgument("resources: expected an object")
+        if restart_policy is not None:
+            parse_restart_policy(restart_policy)
         with c.lock:
             if c.status == BROKEN:
                 raise Conflict(f'container "{c.name}" is broken', container=c.name)
             merged = {**c.spec.linux.resources.to_dict(), **resources}
             new = Resources.from_dict(merged, "resources")
-            if c.status in ACTIVE and c.cgroup is not None:
+            if resources and c.status in ACTIVE and c.cgroup is not None:
                 c.cgroup.update(new)
-            old = c.spec.linux.resources
+            old, old_policy = c.spec.linux.resources, c.spec.restart_policy
             c.spec.linux.resources = new
+            if restart_policy is not None:
+                c.spec.restart_policy = restart_policy
             try:
                 self._persist_config(c)
             except BaseException:
-                c.spec.linux.resources = old
+                c.spec.linux.resources, c.spec.restart_policy = old, old_policy
                 raise
         return c
 

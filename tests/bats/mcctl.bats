@@ -113,6 +113,10 @@ teardown_file() { stop_daemon; }
     run mc update -m 128m life
     [ "$status" -eq 0 ]
     [ "$(mc inspect life | json_field 'd[0]["spec"]["linux"]["resources"]["memory"]')" = 134217728 ]
+    [ "$(mc inspect life | json_field 'd[0]["limits"]["memory"]')" = 134217728 ]
+    run mc update --restart unless-stopped life
+    [ "$status" -eq 0 ]
+    [ "$(mc inspect life | json_field 'd[0]["spec"]["restart_policy"]')" = unless-stopped ]
     run mc stop -t 1 life
     [ "$status" -eq 0 ]
     run mc ps -a
