@@ -666,15 +666,16 @@ class Manager:
                 if not c.cond.wait_for(lambda: c.exits != exits, timeout=30):
                     raise MCError(f'container "{c.name}": still running 30 s after SIGKILL',
                                   container=c.name, step="destroy")
-            if c.status != BROKEN:
-                try:
-                    cg = self.cgroups.open(c.id)
-                    if cg is not None:
-                        cg.kill_all()
-                        cg.destroy()
-                except MCError as err:
-                    raise MCError(f'container "{c.name}": removing its cgroup: {err}',
-                                  container=c.name, step="destroy") from err
+            # Also for a broken one: its state is unreadable, but its cgroup may still hold
+            # processes, and nothing may outlive the container.
+            try:
+                cg = self.cgroups.open(c.id)
+                if cg is not None:
+                    cg.kill_all()
+                    cg.destroy()
+            except MCError as err:
+                raise MCError(f'container "{c.name}": removing its cgroup: {err}',
+                              container=c.name, step="destroy") from err
             self.store.remove(c.id)
             c.destroyed = True
             c.cond.notify_all()

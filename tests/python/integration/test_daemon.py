@@ -332,3 +332,17 @@ def test_notify_ready_only_after_api_answers_and_env_never_leaks(make_daemon, tm
         pass
     assert any("STOPPING=1" in m for m in tail)
     ns.close()
+
+
+def test_removing_a_broken_running_container_kills_what_it_left(daemon):
+    c = daemon.client
+    r = c.post("/v1/containers", {"spec": spec("sleep", "1000", name="wreck"), "start": True})
+    pid = daemon.state("wreck")["pid"]
+    daemon.stop()
+    with open(os.path.join(daemon.root, "containers", r["id"], "state.json"), "w") as f:
+        f.write("\0\0garbage")
+    daemon.start()
+    assert daemon.state("wreck")["status"] == "broken"
+    os.kill(pid, 0)      # still running: the daemon could not re-adopt it, but knows its cgroup
+    c.delete("/v1/containers/wreck")
+    wait_for(lambda: not os.path.exists(f"/proc/{pid}"), what="the orphaned PID 1 to be killed")
