@@ -697,11 +697,12 @@
 
   function drawCharts(c) {
     const hist = state.history.get(c.id) || [];
+    const empty = c.status === "running" || c.status === "paused" ? "waiting for samples…" : "not running";
     const cpuCanvas = $("chart-cpu"), memCanvas = $("chart-mem");
     drawChart(cpuCanvas, hist.map((p) => [p[0], p[1]]),
-      { color: "--chart-cpu", minMax: 4, fmt: (v) => (v >= 10 || v === 0 ? v.toFixed(0) : v.toFixed(1)) + "%", emptyText: "no samples yet" });
+      { color: "--chart-cpu", minMax: 4, fmt: (v) => (v >= 10 || v === 0 ? v.toFixed(0) : v.toFixed(1)) + "%", emptyText: empty });
     drawChart(memCanvas, hist.map((p) => [p[0], p[2]]),
-      { color: "--chart-mem", minMax: 4 * 1024 * 1024, unit: 1024 * 1024, limit: memLimit(c), fmt: fmtBytes, emptyText: "no samples yet" });
+      { color: "--chart-mem", minMax: 4 * 1024 * 1024, unit: 1024 * 1024, limit: memLimit(c), fmt: fmtBytes, emptyText: empty });
     const last = hist.length ? hist[hist.length - 1] : null;
     memCanvas.dataset.last = last && last[2] !== null && last[2] !== undefined ? String(last[2]) : "";
     memCanvas.dataset.points = String(hist.length);

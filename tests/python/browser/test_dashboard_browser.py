@@ -135,6 +135,23 @@ def test_logs_follow_new_lines(daemon, open_page):
     assert '"talker"' in page.inner_text("#inspect")
 
 
+def test_an_oom_kill_is_shown_in_the_table_and_the_events(daemon, open_page):
+    w = open_page(daemon.base + "/")
+    page = w.page
+    page.wait_for_function("() => Number(document.body.dataset.samples || 0) >= 1", timeout=30_000)
+    # tail keeps every line it reads: on /dev/zero it grows until the kernel kills it.
+    daemon.run("oomer", ["tail", "/dev/zero"], memory=16 * MiB)
+    wait_row_state(page, "oomer", r"^exited \(137\) · OOM killed$", timeout=60_000)
+    assert "oom" in row(page, "oomer").locator(".badge").get_attribute("class")
+    page.goto(daemon.base + "/#/c/oomer")
+    page.click('button[data-tab="events"]')
+    page.wait_for_function("() => /oom/.test(document.getElementById('events').textContent)",
+                           timeout=30_000)
+    assert "OOM killed" in page.inner_text("#c-state")
+    screenshot(page, "container-oom.png")
+    daemon.api("DELETE", "/v1/containers/oomer?force=1")
+
+
 def test_container_controlled_text_is_shown_as_text(daemon, open_page):
     daemon.run("xss", ["sh", "-c", f"echo '{XSS}'; sleep 1000"], labels={"note": XSS})
     w = open_page(daemon.base + "/")
