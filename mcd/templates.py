@@ -324,11 +324,30 @@ class TemplateStore:
             os.chmod(os.path.join(root, rel), 0o644)
 
     def import_tar(self, name: str, path: str) -> dict:
+        """``path`` may also be /proc/self/fd/N of a pipe or socket (a client streaming
+        the archive): it is spooled to a temp file first, since the checks read the
+        member list before extracting anything."""
         validate_name(name, "template name")
-        if not os.path.isfile(path):
-            raise NotFound(f"archive {path} not found")
-        return self._build(name, f"tar:{os.path.basename(path)}",
-                           lambda root: safe_extract(path, root))
+        try:
+            st = os.stat(path)
+        except FileNotFoundError:
+            raise NotFound(f"archive {path} not found") from None
+        if stat.S_ISDIR(st.st_mode):
+            raise InvalidArgument(f"archive {path} is a directory")
+        if stat.S_ISREG(st.st_mode):
+            return self._build(name, f"tar:{os.path.basename(path)}",
+                               lambda root: safe_extract(path, root))
+        os.makedirs(self.dir, 0o755, exist_ok=True)
+        spool = os.path.join(self.dir, f".spool-{uuid.uuid4().hex[:8]}")
+        try:
+            with open(path, "rb") as src, open(spool, "wb") as dst:
+                shutil.copyfileobj(src, dst, 1 << 20)
+            return self._build(name, "tar:stream", lambda root: safe_extract(spool, root))
+        finally:
+            try:
+                os.unlink(spool)
+            except FileNotFoundError:
+                pass
 
     def create_from_dir(self, name: str, src: str) -> dict:
         validate_name(name, "template name")

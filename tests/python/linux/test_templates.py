@@ -136,6 +136,28 @@ def test_file_replacing_a_symlink_does_not_follow_it(store, tmp_path):
     assert open(os.path.join(root, "x")).read() == "overwritten?"
 
 
+def test_import_from_a_pipe(store, tmp_path):
+    """The daemon gets the archive as an fd from the client: it may be a pipe."""
+    import threading
+    archive = make_tar(tmp_path / "good.tar.gz", GOOD, "w:gz")
+    r, w = os.pipe()
+
+    def feed():
+        with open(archive, "rb") as f, os.fdopen(w, "wb") as out:
+            out.write(f.read())
+
+    t = threading.Thread(target=feed)
+    t.start()
+    try:
+        meta = store.import_tar("piped", f"/proc/self/fd/{r}")
+    finally:
+        t.join()
+        os.close(r)
+    assert meta["source"] == "tar:stream"
+    assert os.path.islink(os.path.join(store.rootfs_path("piped"), "bin/sh"))
+    assert not [n for n in os.listdir(store.dir) if n.startswith(".spool")]
+
+
 def test_not_an_archive(store, tmp_path):
     p = tmp_path / "junk.tar"
     p.write_bytes(b"not a tar at all" * 100)
