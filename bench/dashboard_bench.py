@@ -34,7 +34,7 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(HERE)
 sys.path.insert(0, os.path.join(REPO, "tests", "python", "browser"))
-from daemon import RealDaemon  # noqa: E402
+from mcweb_harness import RealDaemon  # noqa: E402
 
 HZ = os.sysconf("SC_CLK_TCK")
 

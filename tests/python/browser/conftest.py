@@ -15,12 +15,11 @@ import tempfile
 import pytest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from daemon import REPO, RealDaemon  # noqa: E402
+from mcweb_harness import RealDaemon  # noqa: E402
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
                  "--disable-component-update", "--disable-sync", "--no-first-run"]
-SCREENSHOTS = os.path.join(REPO, "test-artifacts", "screenshots")
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 
@@ -110,10 +109,3 @@ def open_page(browser_context):
             w.check()
         finally:
             w.page.close()
-
-
-def screenshot(page, name: str) -> str:
-    os.makedirs(SCREENSHOTS, exist_ok=True)
-    path = os.path.join(SCREENSHOTS, name)
-    page.screenshot(path=path, full_page=True)
-    return path

@@ -9,8 +9,7 @@ from __future__ import annotations
 
 import re
 
-from conftest import screenshot
-from daemon import wait_for
+from mcweb_harness import screenshot, wait_for
 
 XSS = "<script>alert(1)</script><img src=x onerror=alert(2)>"
 MiB = 1024 * 1024

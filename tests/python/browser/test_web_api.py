@@ -11,7 +11,7 @@ import stat
 
 import pytest
 
-from daemon import web, wait_for
+from mcweb_harness import web, wait_for
 from mcd.errors import InvalidArgument
 from mcd.web import start_web
 
@@ -225,7 +225,7 @@ def test_non_loopback_with_the_flag_binds_and_warns():
     """Inside a fresh network namespace (only its own lo), so 0.0.0.0 exposes nothing."""
     import subprocess
     import sys
-    from daemon import REPO
+    from mcweb_harness import REPO
     code = (
         "import logging, socket\n"
         "logging.basicConfig(level=logging.INFO, format='%(levelname)s %(message)s')\n"

@@ -20,6 +20,7 @@ import time
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
 CGROUP_ROOT = "/sys/fs/cgroup"
+SCREENSHOTS = os.path.join(REPO, "test-artifacts", "screenshots")
 
 
 class UnixHTTPConnection(http.client.HTTPConnection):
@@ -233,3 +234,11 @@ def web(daemon: RealDaemon, method: str, path: str, headers: dict | None = None,
         return resp.status, {k.lower(): v for k, v in resp.getheaders()}, resp.read()
     finally:
         conn.close()
+
+
+def screenshot(page, name: str) -> str:
+    """A full-page screenshot kept as a test artifact (test-artifacts/screenshots/)."""
+    os.makedirs(SCREENSHOTS, exist_ok=True)
+    path = os.path.join(SCREENSHOTS, name)
+    page.screenshot(path=path, full_page=True)
+    return path
