@@ -143,6 +143,16 @@ def reset_signals() -> None:
     signal.pthread_sigmask(signal.SIG_SETMASK, [])
 
 
+def reset_oom_score_adj() -> None:
+    """A daemon protected from the OOM killer (systemd OOMScoreAdjust < 0) must not pass
+    that protection on to containers. Raising the value needs no privilege."""
+    with step("oom_score_adj", "/proc/self/oom_score_adj"):
+        with open("/proc/self/oom_score_adj", "r+") as f:
+            if int(f.read()) < 0:
+                f.seek(0)
+                f.write("0")
+
+
 def close_fds(keep: int) -> None:
     """Everything but 0-2 and the CLOEXEC sync socket (closed by execve itself)."""
     os.closerange(3, keep)
@@ -232,6 +242,7 @@ def _container_init(plan: _Plan, sync: socket.socket, userns_fd: int | None,
             for target, fd in enumerate(high):
                 os.dup2(fd, target, inheritable=True)
                 os.close(fd)
+        reset_oom_score_adj()
         for path in plan.cgroup_procs:
             with step("join cgroup", path):
                 with open(path, "w") as f:

@@ -177,6 +177,12 @@ def mount_system(rootfd: int, new_netns: bool, terminal: bool):
         if terminal:
             with step("open pty", "/dev/pts/ptmx"):
                 pty = open_pty(dev, "pts/ptmx")
+            with step("mount", "/dev/console"):
+                # What Docker and runc do: programs that write to the console reach the pty.
+                os.close(os.open("console", os.O_CREAT | os.O_EXCL | os.O_WRONLY | os.O_CLOEXEC,
+                                 0o600, dir_fd=dev))
+                _mount_at(rootfd, "/dev/console", sc.fd_path(pty[1]), None, sc.MS_BIND,
+                          make=ensure_file)
     finally:
         os.close(dev)
     return pty

@@ -329,6 +329,52 @@ def test_terminal_to_caller(start_container):
     assert wait_exit(paths)["exit_code"] == 0
 
 
+def test_oom_protection_of_the_starter_is_not_inherited(runtime_root, minimal_rootfs):
+    """The packaged daemon runs with OOMScoreAdjust=-500; its containers must get 0.
+    Started from a child process that lowers its own value first (needs CAP_SYS_RESOURCE)."""
+    import subprocess
+    import sys
+    name = "oom" + uuid.uuid4().hex[:8]
+    cdir = os.path.join(runtime_root, "containers", name)
+    code = (
+        "import os, sys\n"
+        "from mcd.runtime import launcher\n"
+        "from mcd.spec import ContainerSpec, Process\n"
+        "try:\n"
+        "    with open('/proc/self/oom_score_adj', 'w') as f:\n"
+        "        f.write('-500')\n"
+        "except OSError:\n"
+        "    pass\n"
+        f"spec = ContainerSpec(name={name!r}, process=Process(args=['cat', "
+        "'/proc/self/oom_score_adj']))\n"
+        f"paths = launcher.ContainerPaths(dir={cdir!r}, lower={minimal_rootfs!r})\n"
+        "r, w = os.pipe()\n"
+        "launcher.start(spec, paths, [], launcher.Stdio(stdout=w))\n"
+        "os.close(w)\n"
+        "print(open('/proc/self/oom_score_adj').read().strip(), os.read(r, 100).decode().strip())\n")
+    repo = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(
+        os.path.abspath(__file__)))))
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         cwd=repo, check=True).stdout.split()
+    wait_exit(launcher.ContainerPaths(dir=cdir, lower=minimal_rootfs))
+    if out[0] != "-500":
+        pytest.skip("lowering oom_score_adj needs CAP_SYS_RESOURCE, which root lacks here "
+                    "(a normal root with CAP_SYS_RESOURCE runs it)")
+    assert out == ["-500", "0"]
+
+
+def test_terminal_console_is_the_pty(start_container):
+    spec, paths, launched = start_container(
+        ["sh", "-c", "echo via-console > /dev/console; stat -c %t:%T /dev/console $(tty)"],
+        terminal=True)
+    wait_exit(paths)
+    from mcd.runtime import logs
+    text = "".join(e["log"] for e in logs.read(paths.log))
+    assert "via-console" in text
+    console, tty = text.split()[-2:]
+    assert console == tty and console.startswith("88:")     # pts major 136 = 0x88
+
+
 def test_terminal_logged_by_monitor(start_container):
     spec, paths, launched = start_container(["sh", "-c", "tty; echo in-log"], terminal=True)
     wait_exit(paths)
