@@ -143,7 +143,7 @@ def idmapped_lower(paths, userns_fd: int) -> str:
     return paths.lower_idmapped
 
 
-def mount_system(rootfd: int, new_netns: bool, terminal: bool):
+def mount_system(rootfd: int, terminal: bool):
     """/proc, /sys, /dev (+pts, shm, mqueue). Returns (master, slave) fds when terminal."""
     nosuid = sc.MS_NOSUID | sc.MS_NODEV | sc.MS_NOEXEC
     with step("mount", "/proc"):

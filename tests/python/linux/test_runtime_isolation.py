@@ -17,7 +17,7 @@ from mcd.runtime import launcher
 from mcd.spec import (DEFAULT_CAPABILITIES, DEFAULT_NAMESPACES, IDMapping, Linux, Mount, Root,
                       User, resolve_capabilities)
 from mcd.runtime.security import capability_mask
-from conftest import make_spec, read_all, require_root, wait_exit
+from conftest import require_root, wait_exit
 
 pytestmark = [require_root, pytest.mark.root]
 
