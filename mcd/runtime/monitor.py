@@ -103,7 +103,12 @@ def write_all(fd: int, data: bytes) -> bool:
 def supervise(pid: int, sources: dict, log_path: str | None, attach: dict,
               exit_path: str) -> None:
     """Copy output until PID 1's pipes close, reap it, record how it ended."""
-    log = LogWriter(log_path) if log_path else None
+    log = None
+    if log_path:
+        try:
+            log = LogWriter(log_path)
+        except OSError:
+            pass    # no log (dir removed, disk full): still drain the pipes and reap PID 1
     copy_output(sources, log, attach)
     if log is not None:
         log.close()
@@ -113,4 +118,7 @@ def supervise(pid: int, sources: dict, log_path: str | None, attach: dict,
             break
         except InterruptedError:
             continue
-    write_json_atomic(exit_path, exit_record(status))
+    try:
+        write_json_atomic(exit_path, exit_record(status))
+    except OSError:
+        pass    # the container dir is gone (force-removed): nobody is left to read it

@@ -492,3 +492,19 @@ def test_client_going_away_stops_only_its_copy(start_container):
     from mcd.runtime import logs
     lines = [e["log"] for e in logs.read(paths.log)]
     assert lines[0] == "line 0\n" and lines[-1] == "line 1999\n" and len(lines) == 2000
+
+
+def test_monitor_copes_with_its_dir_removed(start_container):
+    """A force-remove can delete the container dir under a running monitor: it still
+    drains, reaps PID 1 and exits (the session leak check would catch it staying)."""
+    import shutil
+    import psutil
+    spec, paths, launched = start_container(["sleep", "100"])
+    monitor = psutil.Process(launched.monitor_pid)
+    shutil.rmtree(paths.dir)
+    os.kill(launched.pid, signal.SIGKILL)
+    monitor.wait(timeout=10)
+    assert not os.path.exists(paths.dir)
+    os.makedirs(paths.dir)      # for the fixture's teardown, which waits for exit.json
+    with open(paths.exit, "w") as f:
+        f.write('{"exit_code": 137}')
