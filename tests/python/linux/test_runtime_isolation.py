@@ -49,9 +49,11 @@ def test_hostname_is_the_containers(run_container):
 def test_only_loopback_and_it_is_up(run_container):
     r = run_container(["sh", "-c", "tail -n +3 /proc/net/dev | cut -d: -f1; echo --; "
                                    "ls /sys/class/net; echo --; cat /sys/class/net/lo/operstate;"
-                                   " cat /sys/class/net/lo/flags"])
+                                   " cat /sys/class/net/lo/flags; echo --; ip -o link"])
     assert r.code == 0, r.stderr
-    devs, sysnet, state = r.stdout.split("--\n")
+    devs, sysnet, state, iplink = r.stdout.split("--\n")
+    assert [line.split(":")[1].strip() for line in iplink.splitlines()] == ["lo"]
+    assert "UP" in iplink
     assert [d.strip() for d in devs.split()] == ["lo"]
     assert sysnet.split() == ["lo"]
     assert int(state.split()[1], 16) & 1      # IFF_UP
