@@ -135,7 +135,8 @@ class Bench:
             self.daemon = None
             return
         self.log(f"setup: private mcd pid {pid} on {self.daemon.socket}")
-        for key, path in (("mcctl-dist", DIST_MCCTL), ("mcctl-dir", DIR_MCCTL), ("mcctl-venv", VENV_MCCTL)):
+        # The packaged one-dir build first: population/throughput use the first that works.
+        for key, path in (("mcctl-dir", DIR_MCCTL), ("mcctl-dist", DIST_MCCTL), ("mcctl-venv", VENV_MCCTL)):
             if not path.exists():
                 self.not_measured(key, f"{path} does not exist")
                 continue
@@ -225,6 +226,9 @@ class Bench:
         for key in self.mcctls:
             tools.append(Tool(key, f"mcctl run --rm ({MCCTL_LABELS[key]})",
                               lambda n, key=key: self.mcctl(key, "run", "--rm", "minimal", "/bin/true")))
+            tools.append(Tool(f"{key}-version", f"mcctl --version ({MCCTL_LABELS[key]})",
+                              lambda n, key=key: [str(self.mcctls[key]), "--version"],
+                              note="reference: the CLI's own start-up, no daemon"))
         return tools
 
     def section_start(self) -> None:
@@ -255,12 +259,16 @@ class Bench:
         null = os.open("/dev/null", os.O_RDWR)
         stages: dict[str, list[float]] = {"attached": [], "exit": [], "closed": []}
         a = self.args
+        dpid = self.daemon.pid()
         try:
             for i in range(a.warmup + a.rounds * a.block):
+                if i == a.warmup:
+                    cpu0 = procstat.cpu_and_switches(dpid)[0]
                 marks = mcapi.timed_attach(str(self.daemon.socket), body, [null, null, null])
                 if i >= a.warmup:
                     for k in stages:
                         stages[k].append(marks[k])
+            daemon_cpu = (procstat.cpu_and_switches(dpid)[0] - cpu0) / 1e6 / (a.rounds * a.block)
         except (OSError, mcapi.ApiError, ValueError) as err:
             self.not_measured("daemon-share", f"POST /v1/containers failed: {err}")
             return
@@ -270,6 +278,7 @@ class Bench:
             "attached": _summ("attached", "request sent -> command exec'd (attached line)", stages["attached"]),
             "exit": _summ("exit", "request sent -> exit line", stages["exit"]),
             "closed": _summ("closed", "request sent -> connection closed (removed)", stages["closed"]),
+            "daemon_cpu_ms_per_start": daemon_cpu,
         }
         self.save()
 

@@ -32,7 +32,7 @@ def fmt(v, digits=1) -> str:
 
 def latency_table(section: dict, not_measured: dict, mc_rows: list[tuple[str, str]],
                   ratio: bool = True) -> list[str]:
-    head = "| tool | median ms | min | max | n |" + (" × runc |" if ratio else "") + " notes |"
+    head = "| tool | median ms | min | max | n |" + (" × runc |" if ratio else "") + " client CPU ms | notes |"
     lines = [head, "|" + "---|" * (head.count("|") - 1)]
     rows = sorted(section.values(), key=lambda v: v.get("median") or 1e9)
     for v in rows:
@@ -41,6 +41,7 @@ def latency_table(section: dict, not_measured: dict, mc_rows: list[tuple[str, st
         cells = [v["label"], fmt(v["median"]), fmt(v["min"]), fmt(v["max"]), str(v["n"])]
         if ratio:
             cells.append(fmt(v.get("ratio_to_runc"), 2))
+        cells.append(fmt(v.get("cpu_median")))
         note = v.get("note", "")
         if v.get("error"):
             note = (note + "; " if note else "") + f"stopped early: {v['error']}"
@@ -48,11 +49,11 @@ def latency_table(section: dict, not_measured: dict, mc_rows: list[tuple[str, st
         lines.append("| " + " | ".join(cells) + " |")
     for v in rows:
         if v.get("n", 0) == 0:
-            lines.append(f"| {v['label']} | not measured: {v.get('error')} |" + " |" * (4 if ratio else 3))
+            lines.append(f"| {v['label']} | not measured: {v.get('error')} |" + " |" * (5 if ratio else 4))
     for key, label in mc_rows:
         if key not in section:
             why = not_measured.get(key) or not_measured.get("mcd") or "not run"
-            lines.append(f"| {label} | **not measured**: {why} |" + " |" * (4 if ratio else 3))
+            lines.append(f"| {label} | **not measured**: {why} |" + " |" * (5 if ratio else 4))
     return lines
 
 
@@ -89,6 +90,9 @@ def render(res: dict, docs: Path) -> str:
         for key in ("attached", "exit", "closed"):
             a = ds[key]
             out.append(f"| {a['label']} | {fmt(a['median'])} | {fmt(a['min'])} | {fmt(a['max'])} | {a['n']} |")
+        if ds.get("daemon_cpu_ms_per_start") is not None:
+            out.append(f"\nThe daemon process itself (all its threads, not the monitor or PID 1 it forks) "
+                       f"used **{fmt(ds['daemon_cpu_ms_per_start'])} ms of CPU per start**.")
         start = res.get("start", {})
         for key, label in MC_START_ROWS:
             if start.get(key, {}).get("median") and ds["closed"].get("median"):

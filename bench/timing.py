@@ -60,14 +60,23 @@ def base_env(extra: dict[str, str] | None = None) -> dict[str, str]:
 
 def time_once(argv: Sequence[str], env: dict[str, str]) -> float:
     """Run argv to completion; return wall time in milliseconds. Raises on non-zero exit."""
+    return time_and_cpu(argv, env)[0]
+
+
+def time_and_cpu(argv: Sequence[str], env: dict[str, str]) -> tuple[float, float]:
+    """(wall ms, CPU ms of the command and the children it waited for).
+
+    On a shared, busy machine wall time includes waiting for a core; the CPU time of the
+    client side does not. Work done in daemons (mcd, dockerd, containerd) is not in it.
+    """
     t0 = time.perf_counter_ns()
     pid = os.posix_spawn(argv[0], list(argv), env, file_actions=_DEVNULL)
-    _, status = os.waitpid(pid, 0)
+    _, status, ru = os.wait4(pid, 0)
     t1 = time.perf_counter_ns()
     code = os.waitstatus_to_exitcode(status)
     if code != 0:
         raise CommandFailed(f"{' '.join(argv)} exited {code}")
-    return (t1 - t0) / 1e6
+    return (t1 - t0) / 1e6, (ru.ru_utime + ru.ru_stime) * 1000
 
 
 def run_checked(argv: Sequence[str], env: dict[str, str]) -> None:
@@ -80,6 +89,7 @@ class Samples:
     label: str
     ms: list[float] = dataclasses.field(default_factory=list)
     error: str | None = None
+    cpu_ms: list[float] = dataclasses.field(default_factory=list)
     note: str = ""
 
     def summary(self) -> dict:
@@ -91,6 +101,7 @@ class Samples:
             "key": self.key, "label": self.label, "n": len(self.ms),
             "median": statistics.median(self.ms), "min": min(self.ms), "max": max(self.ms),
             "q1": qs[0], "q3": qs[2], "error": self.error, "note": self.note,
+            "cpu_median": statistics.median(self.cpu_ms) if self.cpu_ms else None,
         }
 
 
@@ -105,9 +116,9 @@ def interleaved(tools: Sequence[Tool], rounds: int, block: int, warmup: int,
     counters = {t.key: 0 for t in tools}
     out = {t.key: Samples(t.key, t.label, note=t.note) for t in tools}
 
-    def one(tool: Tool) -> float:
+    def one(tool: Tool) -> tuple[float, float]:
         counters[tool.key] += 1
-        return time_once(tool.argv(counters[tool.key]), tool.env or base_env())
+        return time_and_cpu(tool.argv(counters[tool.key]), tool.env or base_env())
 
     for tool in tools:
         try:
@@ -127,7 +138,9 @@ def interleaved(tools: Sequence[Tool], rounds: int, block: int, warmup: int,
             try:
                 one(tool)                     # lead-in, discarded
                 for _ in range(block):
-                    s.ms.append(one(tool))
+                    wall, cpu = one(tool)
+                    s.ms.append(wall)
+                    s.cpu_ms.append(cpu)
             except (CommandFailed, OSError) as err:
                 s.error = str(err)
                 log(f"  {tool.label}: FAILED in round {r}: {err}")

@@ -82,18 +82,19 @@ def test_summary_median_quartiles_and_empty():
 def test_interleaved_blocks_lead_in_and_failures(monkeypatch):
     calls: list[str] = []
 
-    def fake_time_once(argv, env):
+    def fake_time_and_cpu(argv, env):
         calls.append(argv[0])
         if argv[0] == "bad" and calls.count("bad") > 3:      # warm-up, lead-in, 1 sample
             raise timing.CommandFailed("bad exited 1")
-        return 1.0
-    monkeypatch.setattr(timing, "time_once", fake_time_once)
+        return 1.0, 0.5
+    monkeypatch.setattr(timing, "time_and_cpu", fake_time_and_cpu)
     tools = [timing.Tool("a", "A", lambda n: ["a"]), timing.Tool("b", "B", lambda n: ["b"]),
              timing.Tool("bad", "Bad", lambda n: ["bad"])]
     out = timing.interleaved(tools, rounds=3, block=2, warmup=1, seed=1, log=lambda m: None)
     # per good tool: 1 warm-up + 3 rounds * (1 lead-in + 2 measured)
     assert calls.count("a") == calls.count("b") == 10
     assert len(out["a"].ms) == len(out["b"].ms) == 6
+    assert out["a"].summary()["cpu_median"] == 0.5
     # blocks are contiguous: each good tool's 3 calls in a round come together
     runs = [c for c in calls[3:] if c != "bad"]
     assert all(len(set(runs[i:i + 3])) == 1 for i in range(0, len(runs), 3))
@@ -101,7 +102,8 @@ def test_interleaved_blocks_lead_in_and_failures(monkeypatch):
 
 
 def test_time_once_raises_on_failure_and_times_success():
-    assert timing.time_once(["/bin/true"], timing.base_env()) > 0
+    wall, cpu = timing.time_and_cpu(["/usr/bin/python3", "-I", "-S", "-c", "sum(range(10**6))"], timing.base_env())
+    assert wall > 0 and 0 < cpu <= wall * 1.5 + 5
     with pytest.raises(timing.CommandFailed):
         timing.time_once(["/bin/false"], timing.base_env())
 
@@ -151,7 +153,7 @@ def test_report_marks_missing_rows_and_keeps_prose(tmp_path):
     report.update_doc(doc, report.render(res, tmp_path))
     text = doc.read_text()
     assert "hand-written" in text and "tail prose" in text and "old" not in text
-    assert "| runc run | 20.0 | 19.0 | 21.0 | 2 | 1.00 |" in text
+    assert "| runc run | 20.0 | 19.0 | 21.0 | 2 | 1.00 | – |" in text
     assert "**not measured**: dist/mcctl does not exist" in text
 
 
