@@ -13,7 +13,7 @@ import signal
 import sys
 import threading
 
-from mcctl.parser import DEFAULT_SOCKET, VERSION, build_parser
+from mcctl.parser import COMMANDS, DEFAULT_SOCKET, VERSION, build_parser, command_in
 
 # The HTTP client (http.client pulls in the email package) is imported only once a
 # command needs the daemon, so `mcctl --version` and `--help` do not pay for it.
@@ -591,7 +591,11 @@ COMMANDS = {
 
 def main(argv=None, env: Environment | None = None) -> int:
     env = env or Environment()
-    parser = build_parser()
+    argv = sys.argv[1:] if argv is None else list(argv)
+    only = command_in(argv)
+    if only is None and "--version" in argv and not {"-h", "--help"} & set(argv):
+        only = "version"     # --version needs no subcommand tree
+    parser = build_parser(only if only in COMMANDS else None)
     try:
         args = parser.parse_args(argv)
     except SystemExit as e:        # argparse: usage errors are exit 125 in Docker's convention

@@ -22,6 +22,18 @@ def test_every_command_of_the_issue_exists():
     assert set(tsub.choices) == {"ls", "import", "create", "rm"}
 
 
+def test_command_list_matches_the_full_parser_and_partial_parsers_agree():
+    from mcctl.parser import COMMANDS, command_in
+    parser = build_parser()
+    sub = next(a for a in parser._actions if a.dest == "cmd")
+    assert tuple(sub.choices) == COMMANDS
+    for argv in (["ps", "-a"], ["--socket", "/x", "run", "-d", "minimal", "ls", "-l"],
+                 ["--debug", "template", "import", "-", "t"], ["stats", "--no-stream"]):
+        assert command_in(argv) in COMMANDS
+        assert vars(build_parser(command_in(argv)).parse_args(argv)) == vars(parser.parse_args(argv))
+    assert command_in(["--socket", "ps"]) is None
+
+
 def test_parser_imports_no_daemon_module():
     code = ("import sys, mcctl.parser; mcctl.parser.build_parser(); "
             "print(sorted(m for m in sys.modules if m.startswith('mcd')))")
