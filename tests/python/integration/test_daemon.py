@@ -346,3 +346,25 @@ def test_removing_a_broken_running_container_kills_what_it_left(daemon):
     os.kill(pid, 0)      # still running: the daemon could not re-adopt it, but knows its cgroup
     c.delete("/v1/containers/wreck")
     wait_for(lambda: not os.path.exists(f"/proc/{pid}"), what="the orphaned PID 1 to be killed")
+
+
+def test_idle_daemon_never_wakes_up(daemon):
+    """No timers: with containers running and no client, no daemon thread is scheduled."""
+    import time
+    daemon.client.post("/v1/containers", {"spec": spec("sleep", "1000", name="idle1"), "start": True})
+    daemon.client.post("/v1/containers", {"spec": spec("sleep", "1000", name="idle2"), "start": True})
+    pid = daemon.proc.pid
+
+    def switches():
+        out = {}
+        for t in os.listdir(f"/proc/{pid}/task"):
+            with open(f"/proc/{pid}/task/{t}/status") as f:
+                out[t] = sum(int(line.split()[1]) for line in f if "ctxt_switches" in line)
+        return out
+
+    time.sleep(0.5)                 # let the threads that served the requests finish
+    before = switches()
+    time.sleep(3)
+    after = switches()
+    woke = {t: after[t] - before[t] for t in before if t in after and after[t] != before[t]}
+    assert not woke, f"daemon threads woke up while idle: {woke}"
