@@ -361,13 +361,20 @@ class HTTPServer:
         if req is None:
             return False
         keep_alive = req.headers.get("connection", "").lower() != "close"
+        t0 = time.monotonic()
         try:
             try:
                 resp = self.handler(req)
             except Exception:
                 log.exception("%s: handler failed for %s %s", self.name, req.method, req.path)
                 resp = Response(500, error_body("INTERNAL", "internal error (see the daemon log)"))
-            return self._write_response(conn, req, resp) and keep_alive
+            t1 = time.monotonic()
+            ok = self._write_response(conn, req, resp)
+            if log.isEnabledFor(logging.DEBUG):
+                log.debug("%s %s -> %d in %.1f ms%s", req.method, req.target, resp.status,
+                          (t1 - t0) * 1e3,
+                          f" (stream {(time.monotonic() - t1) * 1e3:.1f} ms)" if resp.stream else "")
+            return ok and keep_alive
         finally:
             _close_fds(req.fds)
 

@@ -5,7 +5,9 @@
 set -uo pipefail
 repo="$(cd "$(dirname "$0")/../.." && pwd)"
 cd "$repo"
-command -v bats >/dev/null || { echo "run.sh: bats is not installed (apt-get install bats)" >&2; exit 1; }
+# Debian's bats package (bats-core), not whatever `bats` happens to be first on PATH.
+BATS="${BATS:-/usr/bin/bats}"
+[ -x "$BATS" ] || { echo "run.sh: $BATS missing: apt-get install bats (make dev does)" >&2; exit 1; }
 if [ -z "${MCCTL:-}" ]; then
     if [ -x dist/mcctl ]; then MCCTL="$repo/dist/mcctl"; else MCCTL="$repo/.venv/bin/mcctl"; fi
 fi
@@ -16,7 +18,7 @@ export MCD="${MCD:-$repo/.venv/bin/mcd}"
 echo "bats: MCCTL=$MCCTL MCD=$MCD"
 mkdir -p test-artifacts
 out="test-artifacts/bats.tap"
-bats --tap tests/bats/*.bats | tee "$out"
+"$BATS" --tap tests/bats/*.bats | tee "$out"
 rc=${PIPESTATUS[0]}
 ran=$(grep -cE '^(ok|not ok) ' "$out" || true)
 if [ "$ran" = 0 ]; then echo "run.sh: no bats test ran: failing" >&2; exit 1; fi
