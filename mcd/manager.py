@@ -139,21 +139,27 @@ class ExitWatcher:
         self._thread = threading.Thread(target=self._loop, name="exit-watcher", daemon=True)
         self._thread.start()
 
+    def _wake(self) -> None:
+        try:
+            os.write(self._w, b"x")
+        except BlockingIOError:
+            pass        # the pipe is full of wake-ups already: the loop will run
+
     def add(self, fd: int, callback) -> None:
         with self._lock:
             self._callbacks[fd] = callback
             self._pending.append((fd, True))
-        os.write(self._w, b"x")
+        self._wake()
 
     def remove(self, fd: int) -> None:
         with self._lock:
             if self._callbacks.pop(fd, None) is not None:
                 self._pending.append((fd, False))
-        os.write(self._w, b"x")
+        self._wake()
 
     def stop(self) -> None:
         self._stop = True
-        os.write(self._w, b"x")
+        self._wake()
 
     def _loop(self) -> None:
         p = select.poll()
@@ -885,8 +891,13 @@ class Manager:
             if c.status in ACTIVE or c.status == STARTING:
                 self._readopt(c, report)
         for c in cs:
-            # Those that were running when the daemon (or the host) went away come back.
-            if c.id in report["exited"] and self._should_restart(c):
+            # Those that were running when the daemon (or the host) went away come back, and
+            # so does every stopped always/unless-stopped one that no user stopped (Docker's
+            # rule at daemon start; it also covers a restart back-off cut short by the restart).
+            if c.status != STOPPED or not self._should_restart(c):
+                continue
+            policy, _ = parse_restart_policy(c.spec.restart_policy)
+            if c.id in report["exited"] or policy in ("always", "unless-stopped"):
                 report["restarting"].append(c.id)
                 self._schedule_restart(c)
         return report

@@ -167,3 +167,17 @@ def test_template_removal_refused_while_used(daemon):
     with pytest.raises(ClientError) as e:
         c.delete("/v1/templates/minimal")
     assert e.value.code == "CONFLICT"
+
+
+def test_user_stopped_always_container_stays_stopped_across_daemon_restart(daemon):
+    c = daemon.client
+    c.post("/v1/containers", {"spec": spec("sleep", "1000", name="parked", restart_policy="always"),
+                              "start": True})
+    c.post("/v1/containers", {"spec": spec("sleep", "1000", name="kept", restart_policy="unless-stopped"),
+                              "start": True})
+    c.post("/v1/containers/parked/stop", t=1)
+    daemon.restart()
+    assert daemon.state("parked")["status"] == "stopped"
+    assert daemon.state("parked")["restart_count"] == 0
+    assert daemon.state("kept")["status"] == "running"      # re-adopted, not restarted
+    assert daemon.state("kept")["restart_count"] == 0
