@@ -246,7 +246,8 @@ class HTTPServer:
     def __init__(self, sock: socket.socket, handler: Callable[[Request], Response], *,
                  authorize: Callable[[Peer | None], bool] | None = None,
                  max_body: int = 1 << 20, header_timeout: float = 10.0,
-                 body_timeout: float = 30.0, idle_timeout: float = 120.0, name: str = "http"):
+                 body_timeout: float = 30.0, idle_timeout: float = 120.0, name: str = "http",
+                 max_connections: int = 1024):
         self.sock = sock
         self.handler = handler
         self.authorize = authorize
@@ -255,6 +256,7 @@ class HTTPServer:
         self.body_timeout = body_timeout
         self.idle_timeout = idle_timeout
         self.name = name
+        self.max_connections = max_connections
         self.unix = sock.family == socket.AF_UNIX
         self._wake_r, self._wake_w = os.pipe2(os.O_CLOEXEC | os.O_NONBLOCK)
         self._stopping = False
@@ -284,6 +286,14 @@ class HTTPServer:
                 if self._stopping:
                     break
                 log.warning("%s: accept failed: %s", self.name, err)
+                continue
+            with self._conns_lock:
+                busy = len(self._conns) >= self.max_connections
+            if busy:
+                # One thread per connection: a flood must not grow threads without end.
+                self._send_simple(_Conn(conn, False), 503, error_body(
+                    "DAEMON_UNAVAILABLE", f"too many connections (max {self.max_connections})"))
+                conn.close()
                 continue
             threading.Thread(target=self._serve_conn, args=(conn,), daemon=True,
                              name=f"{self.name}-conn").start()

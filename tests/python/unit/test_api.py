@@ -246,3 +246,29 @@ def test_concurrent_creates_same_name_exactly_one(api_server):
     for t in ts:
         t.join()
     assert results.count("ok") == 1 and results.count("CONFLICT") == 29
+
+
+def test_connection_limit_answers_503_and_recovers(tmp_path):
+    path = str(tmp_path / "lim.sock")
+    srv = HTTPServer(bind_unix(path), lambda req: Response.json({"ok": 1}), max_connections=2)
+    srv.start()
+    try:
+        held = []
+        for _ in range(2):
+            s = socket.socket(socket.AF_UNIX)
+            s.connect(path)
+            held.append(s)
+        # The server registers held connections as their threads start.
+        import time
+        deadline = time.monotonic() + 10
+        while len(srv._conns) < 2 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert _raw(path, b"GET / HTTP/1.1\r\n\r\n").startswith(b"HTTP/1.1 503")
+        for s in held:
+            s.close()
+        deadline = time.monotonic() + 10
+        while srv._conns and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert Client(path).get("/x") == {"ok": 1}
+    finally:
+        srv.shutdown()
