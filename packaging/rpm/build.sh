@@ -26,7 +26,7 @@ rpm_file="$(ls "$top"/RPMS/*/mini-container-"$version"-1.*.rpm)"
 mkdir -p dist
 cp "$rpm_file" dist/
 out="dist/$(basename "$rpm_file")"
-echo "rpm: built $out ($(du -h "$out" | cut -f1))"
+echo "rpm: built $out ($(du -h "$out" | cut -f1)) in $SECONDS s"
 
 # Verify: metadata, file list, and the payload really unpacks into the staged layout.
 rpm -qip "$out" >/dev/null
