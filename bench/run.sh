@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # `make bench`: measure mini-container next to runc, crun, podman, bwrap and unshare, then
 # regenerate the table and plots in docs/benchmarks.md. Needs root.
-#   MCBENCH_ROUNDS / MCBENCH_BLOCK / MCBENCH_WARMUP   start/exec latency sampling (12 / 4 / 3)
+#   MCBENCH_ROUNDS / MCBENCH_BLOCK / MCBENCH_WARMUP   start/exec latency sampling (10 / 3 / 3)
 #   MCBENCH_COUNTS=0,100,500   MCBENCH_THROUGHPUT_N=100   MCBENCH_IDLE_SECONDS=10
 #   MCBENCH_SKIP=start,daemon-share,exec,population    MCBENCH_NO_DOCS=1 (keep docs/ as is)
 set -euo pipefail
