@@ -133,6 +133,24 @@ def test_bash_completes_subcommands_flags_and_names_from_the_daemon(fake_mcctl, 
     assert bash_complete(fake_mcctl, *words) == expected
 
 
+@pytest.mark.skipif(shutil.which("zsh") is None, reason="zsh not installed")
+def test_zsh_name_functions_list_what_the_daemon_answers(fake_mcctl):
+    # compadd only exists inside zsh's completion system: a stand-in prints what it is given.
+    path = os.path.join(REPO, "completions", "_mcctl")
+    subprocess.run(["zsh", "-n", path], check=True)
+    script = textwrap.dedent(f"""
+        autoload -U compinit; compinit -u -D
+        source {path} 2>/dev/null
+        compadd() {{ [[ $1 == -a ]] && print -l -- ${{(P)2}}; }}
+        words=({fake_mcctl} rm "")
+        _mcctl_containers; print -- --; _mcctl_templates
+    """)
+    out = subprocess.run(["zsh", "-f", "-c", script], capture_output=True, text=True, check=True)
+    assert out.stdout.split("--\n") == ["web\nworker\n", "minimal\nalpine\n"]
+    text = read(path)
+    assert ":_mcctl_containers" in text and ":_mcctl_templates" in text
+
+
 def test_completion_is_silent_when_the_daemon_cannot_answer(tmp_path):
     broken = tmp_path / "mcctl"
     broken.write_text("#!/bin/sh\necho 'mcctl: cannot connect to /run/mcd/mcd.sock' >&2\nexit 125\n")
