@@ -283,9 +283,20 @@ class CgroupManager:
             raise
         return cg
 
+    def _prepared_if_present(self) -> bool:
+        """Read-only calls never create our parent: prepare only when it already exists
+        (e.g. a restarted daemon re-adopting its containers)."""
+        if self._prepared:
+            return True
+        if all(os.path.isdir(b) for b in self.unique_bases()):
+            self.prepare()
+            return True
+        return False
+
     def open(self, container_id: str) -> Cgroup | None:
-        self.prepare()
         cg = self._make(container_id)
+        if not self._prepared_if_present():
+            return None
         return cg if cg.exists() else None
 
     def list_ids(self) -> list[str]:
@@ -308,9 +319,10 @@ class CgroupManager:
         The files stay open between calls (see StatReader); ids not asked for this
         time have theirs closed, so call it with every container you want stats of.
         """
-        self.prepare()
         ids = list(ids)
         out = {}
+        if not self._prepared_if_present():
+            return out
         with self._stats_lock:
             self._stat_reader.retain(ids)
             for cid in ids:
@@ -329,8 +341,9 @@ class CgroupManager:
             self._stat_reader.close()
 
     def info(self) -> dict:
-        """For GET /v1/info: the layout and what our containers can use."""
-        self.prepare()
+        """For GET /v1/info: the layout and what our containers can use (features are
+        known once the parent exists: after the first create, or a restart)."""
+        self._prepared_if_present()
         return {"mode": self.layout.mode, "driver": self.driver, "delegated": self.delegated,
                 "systemd_delegated_unit": self.layout.delegated,
                 "parent": self.unique_bases(), "controllers": sorted(self.features.controllers),

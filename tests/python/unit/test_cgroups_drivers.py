@@ -372,3 +372,13 @@ def test_stats_all_uses_one_reader_and_prunes(tmp_path):
     mgr.stats_all(["aaa"])
     mgr.close()
     assert len(mgr._stat_reader) == 0
+
+
+def test_read_only_calls_never_create_the_parent(tmp_path):
+    from test_cgroups_detect import make_v2
+    lay = cgroups.detect(**make_v2(tmp_path))
+    mgr = cgroups.CgroupManager(parent="never-made", layout=lay)
+    assert mgr.open("x") is None
+    assert mgr.list_ids() == [] and mgr.stats_all(["x"]) == {}
+    assert mgr.info()["parent"] == [mgr.bases[""]]
+    assert not os.path.exists(mgr.bases[""])
