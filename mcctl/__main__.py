@@ -634,6 +634,8 @@ def entry() -> None:
         sys.stdout.flush()
     except BrokenPipeError:
         code = 0
+    except KeyboardInterrupt:       # Ctrl-C before main() could catch it: no traceback
+        code = 130
     sys.exit(code)
 
 

@@ -28,7 +28,7 @@ stop_daemon() {
     for _ in $(seq 1 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
     # No process of ours left (the daemon and its monitors carry the root on their command line).
     for p in /proc/[0-9]*; do
-        if tr '\0' ' ' < "$p/cmdline" 2>/dev/null | grep -qF -- "$BATS_MC_TMP/root"; then
+        if tr '\0' ' ' 2>/dev/null < "$p/cmdline" | grep -qF -- "$BATS_MC_TMP/root"; then
             leftovers="$leftovers process:${p#/proc/}"; kill -9 "${p#/proc/}" 2>/dev/null
         fi
     done

@@ -177,9 +177,10 @@ exit 8
 IN
     [ "$status" -eq 8 ]
     [[ "$output" == *"typed-42"* ]]
-    # Ctrl-C (0x03) typed at our raw terminal becomes SIGINT in the container. Sent
-    # repeatedly so it lands after the trap is set, whatever the machine's speed.
-    run bash -c "(for i in \$(seq 120); do sleep 0.5; printf '\\003'; done) | timeout 90 script -qec \"$MCCTL run -it --rm minimal sh -c 'trap \\\"echo got-INT; exit 9\\\" INT; echo armed; while :; do sleep 0.1; done'\" /dev/null"
+    # Ctrl-C (0x03) typed at our raw terminal becomes SIGINT in the container: typed once
+    # the container says its trap is set (a python pty stands in for the user).
+    run python3 "$BATS_TEST_DIRNAME/pty_drive.py" --expect armed --send '\x03' -- \
+        "$MCCTL" run -it --rm minimal sh -c 'trap "echo got-INT; exit 9" INT; echo armed; while :; do sleep 0.1; done'
     [ "$status" -eq 9 ]
     [[ "$output" == *"got-INT"* ]]
 }
@@ -271,10 +272,15 @@ IN
 
 @test "-it: the terminal is restored when mcctl is killed" {
     mc run -d --name rawt minimal sleep 1000 >/dev/null
-    # Inside script's pty: save the tty mode, run exec -it in the foreground (so it owns the
-    # terminal and makes it raw), SIGTERM it after 3 s, and compare the mode afterwards.
-    run timeout 60 script -qec "bash -c 'before=\$(stty -g); timeout --foreground -s TERM 3 $MCCTL exec -it rawt sleep 100; echo rc=\$?; after=\$(stty -g); [ \"\$before\" = \"\$after\" ] && echo restored'" /dev/null
-    [[ "$output" == *"rc=124"* ]]
-    [[ "$output" == *"restored"* ]]
+    # mcctl makes the terminal raw; once the container prints, mcctl gets SIGTERM; the
+    # terminal's mode must be back to what it was.
+    run python3 "$BATS_TEST_DIRNAME/pty_drive.py" --expect ready --signal TERM -- \
+        "$MCCTL" exec -it rawt sh -c 'echo ready; sleep 100'
+    [ "$status" -eq 143 ]
+    [[ "$output" == *"pty_drive: terminal restored"* ]]
+    # Normal exit restores it too.
+    run python3 "$BATS_TEST_DIRNAME/pty_drive.py" -- "$MCCTL" exec -it rawt sh -c 'exit 3'
+    [ "$status" -eq 3 ]
+    [[ "$output" == *"pty_drive: terminal restored"* ]]
     mc rm -f rawt >/dev/null
 }
