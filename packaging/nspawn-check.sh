@@ -49,6 +49,10 @@ t "group mcd exists" getent group mcd
 t "socket owned by group mcd" test "$(stat -c %G /run/mcd/mcd.sock)" = mcd
 t "mcctl info" mcctl info
 t "man mcctl renders" bash -c 'man -P cat mcctl | grep -q "mcctl run"'
+t "user in group mcd may use mcctl" bash -c 'useradd -m -G mcd alice && su alice -c "mcctl ps"'
+t "user not in group mcd is refused in one line" bash -c 'useradd -m bob; out="$(su bob -c "mcctl ps" 2>&1)"; rc=$?; echo "$out"; [ $rc -ne 0 ] && [ "$(echo "$out" | wc -l)" = 1 ]'
+wd1="$(systemctl show -p WatchdogTimestampMonotonic --value mcd.service)"; sleep 16
+t "watchdog pinged (WatchdogSec=30s, mcd pings every 15 s)" bash -c "[ \"\$(systemctl show -p WatchdogTimestampMonotonic --value mcd.service)\" != '$wd1' ] && systemctl is-active mcd.service"
 t "bash completion file loads" bash -c 'source /usr/share/bash-completion/completions/mcctl && complete -p mcctl'
 # The nspawn container gets a cgroup2 tree without controllers here: no limits (-1).
 t "mcctl run --rm minimal echo hello" bash -c 'test "$(mcctl run --pids-limit -1 --rm minimal echo hello)" = hello'
