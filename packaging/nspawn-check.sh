@@ -29,8 +29,21 @@ fi
 flock -u 9
 
 work="$(mktemp -d /var/tmp/mc-nspawn.XXXXXX)"
-cleanup() { rm -rf --one-file-system "$work"; }
+# nspawn --keep-unit makes its payload/ and supervisor/ cgroups beside itself: give it a
+# private parent at the root of the systemd-named and cgroup2 hierarchies (never in a
+# cgroup the host made) and remove it, with what nspawn left inside, afterwards.
+cgroups=()
+while read -r _ mnt fstype opts _; do
+    case "$fstype:$opts" in cgroup2:*|cgroup:*name=systemd*) cgroups+=("$mnt/mctest-nspawn-$$") ;; esac
+done < /proc/mounts
+cleanup() {
+    for cg in "${cgroups[@]}"; do
+        [ -d "$cg" ] && find "$cg" -depth -type d -exec rmdir {} + 2>/dev/null || true
+    done
+    rm -rf --one-file-system "$work"
+}
 trap cleanup EXIT
+for cg in "${cgroups[@]}"; do mkdir "$cg"; done
 root="$work/root"
 cp -a "$base" "$root"
 cp "$deb" "$root/root/pkg.deb"
@@ -88,8 +101,12 @@ WantedBy=multi-user.target
 UNIT
 ln -s /etc/systemd/system/mc-check.service "$root/etc/systemd/system/multi-user.target.wants/mc-check.service"
 # No apt downloads inside: everything the package needs is in the base already.
-SYSTEMD_NSPAWN_UNIFIED_HIERARCHY="${SYSTEMD_NSPAWN_UNIFIED_HIERARCHY:-1}" timeout 300 systemd-nspawn --quiet --boot --directory="$root" --machine="mc-check-$$" \
-    --private-network --register=no --keep-unit >"$work/console.log" 2>&1 </dev/null || true
+(
+    for cg in "${cgroups[@]}"; do echo "$BASHPID" > "$cg/cgroup.procs"; done
+    SYSTEMD_NSPAWN_UNIFIED_HIERARCHY="${SYSTEMD_NSPAWN_UNIFIED_HIERARCHY:-1}" exec timeout 300 \
+        systemd-nspawn --quiet --boot --directory="$root" --machine="mc-check-$$" \
+        --private-network --register=no --keep-unit >"$work/console.log" 2>&1 </dev/null
+) || true
 if [ ! -s "$root/root/result" ]; then
     echo "nspawn-check: no result; console:" >&2; tail -40 "$work/console.log" >&2; exit 1
 fi
