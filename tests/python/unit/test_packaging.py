@@ -290,3 +290,14 @@ def test_mcd_group_is_the_one_the_daemon_uses():
     assert "g mcd -" in read(os.path.join(PKG, "systemd", "mcd.sysusers"))
     assert "groupadd --system mcd" in read(os.path.join(PKG, "deb", "scripts", "postinst"))
     assert "groupadd -r mcd" in read(os.path.join(PKG, "rpm", "mini-container.spec"))
+
+
+def test_binaries_report_the_package_version(capsys):
+    # The .deb/.rpm version comes from pyproject.toml; `mcctl --version` must agree with it.
+    import mcd.__main__
+
+    version = gen_docs.project_version()
+    for parser in (build_parser(), mcd.__main__.build_parser()):
+        with pytest.raises(SystemExit):
+            parser.parse_args(["--version"])
+        assert capsys.readouterr().out.split()[-1] == version
