@@ -181,3 +181,16 @@ def test_user_stopped_always_container_stays_stopped_across_daemon_restart(daemo
     assert daemon.state("parked")["restart_count"] == 0
     assert daemon.state("kept")["status"] == "running"      # re-adopted, not restarted
     assert daemon.state("kept")["restart_count"] == 0
+
+
+def test_attached_run_uses_the_clients_own_fds(daemon):
+    # stdout and stderr are the pipes of this test: the container writes into them directly.
+    r = daemon.mcctl("run", "--rm", "-i", "--name", "att", "minimal", "sh", "-c",
+                     "read line; echo out:$line; echo err >&2; exit 5", input="hello\n")
+    assert r.returncode == 5
+    assert r.stdout == "out:hello\n" and r.stderr == "err\n"
+    with pytest.raises(ClientError):
+        daemon.state("att")                     # --rm removed it
+    # Without -i the container's stdin is /dev/null, even when ours has data.
+    r = daemon.mcctl("run", "--rm", "minimal", "sh", "-c", "cat; echo done", input="ignored\n")
+    assert r.stdout == "done\n" and r.returncode == 0
