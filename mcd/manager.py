@@ -634,7 +634,7 @@ class Manager:
                 raise Conflict(f'container "{c.name}" is already paused', container=c.name)
             if c.status != RUNNING:
                 raise NotRunning(f'container "{c.name}" is not running', container=c.name)
-            c.cgroup.freeze()
+            self._cgroup_of(c).freeze()
             c.state["status"] = PAUSED
             self._persist(c)
             self.events.publish("paused", c)
@@ -646,12 +646,20 @@ class Manager:
         with c.lock:
             if c.status != PAUSED:
                 raise Conflict(f'container "{c.name}" is not paused', container=c.name)
-            c.cgroup.thaw()
+            self._cgroup_of(c).thaw()
             c.state["status"] = RUNNING
             self._persist(c)
             self.events.publish("unpaused", c)
         self.on_change()
         return c
+
+    def _cgroup_of(self, c: Container):
+        if c.cgroup is None:
+            c.cgroup = self.cgroups.open(c.id)
+        if c.cgroup is None:
+            raise MCError(f'container "{c.name}": its cgroup is gone', container=c.name,
+                          step="cgroup")
+        return c.cgroup
 
     # -- destroy
     def destroy(self, ref, force: bool = False) -> Container:
