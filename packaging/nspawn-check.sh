@@ -79,9 +79,8 @@ t "container survived the restart (pid $cpid)" bash -c "[ -n '$cpid' ] && kill -
 t "apt remove" apt-get remove -y mini-container
 t "container stopped by remove" bash -c "! kill -0 '$cpid' 2>/dev/null"
 t "no unit file left after remove" bash -c '! systemctl cat mcd.service 2>/dev/null'
-# As with every dh-packaged service, the enablement symlink is kept until purge (so a
-# reinstall keeps the admin's choice): systemd lists the unit as not-found until then.
-t "unit not running after remove" bash -c 'out="$(systemctl list-units --all --no-legend mcd.service)"; echo "$out"; [ -z "$out" ] || echo "$out" | grep -q "not-found inactive dead"'
+t "no unit known after remove" bash -c 'systemctl daemon-reload; out="$(systemctl list-units --all --plain --no-legend "mcd*")"; echo "$out"; [ -z "$out" ] && [ "$(systemctl show -p LoadState --value mcd)" = not-found ]'
+t "no mcd process after remove" bash -c '! pgrep -x mcd'
 t "state kept after remove" test -d /var/lib/mcd
 t "apt purge" apt-get purge -y mini-container
 t "state gone after purge" test ! -e /var/lib/mcd
