@@ -59,6 +59,22 @@ def make_authorize(gid: int | None, proc: str = "/proc"):
     return authorize
 
 
+def api_answers(path: str, timeout: float = 5.0) -> bool:
+    """One real request on our own socket: the accept loop, a handler thread and the
+    manager's lock all had to work for it to succeed."""
+    import socket
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC)
+    s.settimeout(timeout)
+    try:
+        s.connect(path)
+        s.sendall(b"GET /v1/containers HTTP/1.1\r\nHost: mcd\r\nConnection: close\r\n\r\n")
+        return s.recv(16).startswith(b"HTTP/1.1 200")
+    except OSError:
+        return False
+    finally:
+        s.close()
+
+
 class RootLock:
     """flock on ROOT/mcd.lock: held for the daemon's life, released by the kernel on death."""
 
@@ -148,7 +164,7 @@ class Daemon:
                                               allow_remote=cfg.web_allow_remote)
             except (MCError, ImportError, OSError) as err:
                 log.error("dashboard not started: %s", err)
-        self.notifier.ready(self.manager.status_line())
+        self.notifier.ready(self.manager.status_line(), health=lambda: api_answers(cfg.socket))
         log.info("ready: %s", self.manager.status_line())
         p = select.poll()
         p.register(wake_r, select.POLLIN)

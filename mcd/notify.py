@@ -39,10 +39,12 @@ class Notifier:
             self._n.notify(state)
             log.debug("notify: %s", state.replace("\n", " "))
 
-    def ready(self, status: str = "") -> None:
+    def ready(self, status: str = "", health=None) -> None:
+        """``health()`` -> bool is checked before each WATCHDOG=1: a daemon that cannot
+        answer its own socket stops petting the watchdog, and systemd restarts it."""
         self.send("READY=1" + (f"\nSTATUS={status}" if status else ""))
         if self.watchdog_usec:
-            self._start_watchdog()
+            self._start_watchdog(health)
 
     def status(self, text: str) -> None:
         self.send(f"STATUS={text}")
@@ -51,13 +53,21 @@ class Notifier:
         self.send("STOPPING=1")
         self._stop.set()
 
-    def _start_watchdog(self) -> None:
+    def _start_watchdog(self, health=None) -> None:
         # The only periodic wake-up the daemon has, and only when systemd asked for it.
         interval = self.watchdog_usec / 1e6 / 2
 
         def loop():
             while not self._stop.wait(interval):
-                self.send("WATCHDOG=1")
+                try:
+                    ok = health is None or health()
+                except Exception as err:      # a failed probe is an unhealthy daemon
+                    log.warning("watchdog: health check failed: %s", err)
+                    ok = False
+                if ok:
+                    self.send("WATCHDOG=1")
+                else:
+                    log.error("watchdog: the API does not answer; not notifying systemd")
 
         self._timer = threading.Thread(target=loop, name="watchdog", daemon=True)
         self._timer.start()

@@ -368,3 +368,18 @@ def test_idle_daemon_never_wakes_up(daemon):
     after = switches()
     woke = {t: after[t] - before[t] for t in before if t in after and after[t] != before[t]}
     assert not woke, f"daemon threads woke up while idle: {woke}"
+
+
+def test_watchdog_pings_only_when_asked_and_checks_the_api(make_daemon, tmpbase):
+    d = make_daemon()
+    path = os.path.join(tmpbase, "wd.sock")
+    ns = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    ns.bind(path)
+    ns.settimeout(60)
+    d.start(env=dict(os.environ, NOTIFY_SOCKET=path, WATCHDOG_USEC="300000"), wait=False)
+    got = []
+    while got.count("WATCHDOG=1") < 2:
+        got.append(ns.recv(4096).decode())
+    assert any(m.startswith("READY=1") for m in got)
+    d.stop()
+    ns.close()

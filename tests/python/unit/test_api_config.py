@@ -85,6 +85,34 @@ def test_watchdog_only_when_asked(tmp_path):
     rx.close()
 
 
+def test_watchdog_stops_when_the_health_check_fails(tmp_path):
+    path = str(tmp_path / "wd2.sock")
+    rx = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    rx.bind(path)
+    rx.settimeout(10)
+    os.environ["NOTIFY_SOCKET"] = path
+    try:
+        n = Notifier({"NOTIFY_SOCKET": path, "WATCHDOG_USEC": "100000"})
+    finally:
+        os.environ.pop("NOTIFY_SOCKET", None)
+    healthy = [True, True, False]
+    checks = []
+
+    def health():
+        checks.append(1)
+        return healthy[min(len(checks) - 1, 2)]
+
+    n.ready(health=health)
+    assert rx.recv(100) == b"READY=1"
+    assert rx.recv(100) == b"WATCHDOG=1"
+    assert rx.recv(100) == b"WATCHDOG=1"
+    rx.settimeout(0.5)
+    with pytest.raises(socket.timeout):
+        rx.recv(100)       # unhealthy from the third check on: silence, so systemd acts
+    n.stopping()
+    rx.close()
+
+
 def test_authorize_root_group_member_and_others(tmp_path):
     proc = tmp_path / "proc"
     (proc / "77").mkdir(parents=True)
