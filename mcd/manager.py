@@ -417,6 +417,8 @@ class Manager:
             launched = launcher.start(c.spec, paths, cgroup_procs=cg.procs_files(),
                                       stdio=stdio or launcher.Stdio())
         except MCError as err:
+            # Kept for ps/inspect, as Docker does: the container stays, with why it failed.
+            c.state.update(error=str(err), exit_code=err.exit_code if err.exit_code in (126, 127) else None)
             self._undo_start(c, cg, previous)
             if err.container is None:
                 err.container = c.name
