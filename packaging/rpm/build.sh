@@ -41,4 +41,14 @@ for f in usr/bin/mcctl usr/bin/mcd usr/lib/systemd/system/mcd.service usr/share/
 done
 "$check/usr/bin/mcctl" --version >/dev/null
 "$check/usr/bin/mcd" --version >/dev/null
-echo "rpm: verified (rpm -qip, rpm -qlp, rpm2cpio | cpio: binaries run from the unpacked payload)"
+# Install into a scratch rpmdb root (no deps, no scriptlets: an empty root has neither),
+# verify every file's digest, mode and owner (rpm -V), erase, and require an empty tree.
+sroot="$top/rpmroot"
+rpm --root "$sroot" --initdb
+rpm --root "$sroot" -i --nodeps --noscripts "$repo/$out" 2>/dev/null
+rpm --root "$sroot" -V --nodeps mini-container
+"$sroot/usr/bin/mcctl" --version >/dev/null
+rpm --root "$sroot" -e --noscripts mini-container 2>/dev/null
+left="$(cd "$sroot" && find . -mindepth 1 ! -path './var/*' ! -path './usr/lib/sysimage/*' ! -path './root/.rpmdb/*' ! -type d)"
+[ -z "$left" ] || { echo "rpm: files left after erase: $left" >&2; exit 1; }
+echo "rpm: verified (rpm -qip, rpm -qlp, rpm2cpio | cpio; rpm -i, rpm -V and rpm -e in a scratch root)"
