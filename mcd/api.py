@@ -465,6 +465,58 @@ def _close_all(fds):
             pass
 
 
+_JSON_TYPES = {int: "integer", str: "string", bool: "boolean", list: "array", dict: "object",
+               float: "number"}
+
+# Request bodies, by operation (the spec classes give their own schemas below).
+_BODIES = {
+    "create_container": {"type": "object", "required": ["spec"], "additionalProperties": False,
+                         "properties": {"spec": {"$ref": "#/components/schemas/ContainerSpec"},
+                                        "start": {"type": "boolean"}, "attach": {"type": "boolean"},
+                                        "rm": {"type": "boolean"}, "stdin": {"type": "boolean"}}},
+    "update": {"type": "object", "additionalProperties": False,
+               "properties": {"resources": {"$ref": "#/components/schemas/Resources"},
+                              "restart_policy": {"type": "string"}}},
+    "exec": {"type": "object", "required": ["process"], "additionalProperties": False,
+             "properties": {"process": {"$ref": "#/components/schemas/Process"},
+                            "detach": {"type": "boolean"}, "stdin": {"type": "boolean"}}},
+    "create_template": {"type": "object", "required": ["name", "path"], "additionalProperties": False,
+                        "properties": {"name": {"type": "string"}, "path": {"type": "string"}}},
+    "import_template": {"type": "object", "required": ["name"], "additionalProperties": False,
+                        "properties": {"name": {"type": "string"}, "path": {"type": "string"}}},
+}
+
+
+def _spec_schemas() -> dict:
+    """JSON schemas of the spec dataclasses, from their fields and declared types."""
+    import dataclasses
+    from mcd import spec as specmod
+    out = {}
+    for cls in (specmod.ContainerSpec, specmod.Process, specmod.User, specmod.Root,
+                specmod.Mount, specmod.Linux, specmod.Resources, specmod.IDMapping):
+        props = {}
+        for f in dataclasses.fields(cls):
+            nested = cls._nested.get(f.name)
+            if isinstance(nested, list):
+                props[f.name] = {"type": "array",
+                                 "items": {"$ref": f"#/components/schemas/{nested[0].__name__}"}}
+            elif nested is not None:
+                props[f.name] = {"$ref": f"#/components/schemas/{nested.__name__}"}
+            elif f.name in cls._types:
+                props[f.name] = {"type": _JSON_TYPES.get(cls._types[f.name], "string")}
+                if cls._types[f.name] is list:
+                    props[f.name]["items"] = {"type": "string" if f.name not in (
+                        "additional_gids",) else "integer"}
+            else:
+                props[f.name] = {}
+            if f.name in cls._types and cls is specmod.Resources:
+                props[f.name]["nullable"] = True
+        out[cls.__name__] = {"type": "object", "additionalProperties": False, "properties": props}
+    out["ContainerSpec"]["required"] = ["process"]
+    out["Process"]["required"] = ["args"]
+    return out
+
+
 def build_openapi() -> dict:
     paths: dict = {}
     err = {"description": "error", "content": {"application/json": {
@@ -476,6 +528,9 @@ def build_openapi() -> dict:
                   for n in re.findall(r"\{(\w+)\}", path)]
         if params:
             op["parameters"] = params
+        if handler in _BODIES:
+            op["requestBody"] = {"required": True, "content": {"application/json": {
+                "schema": _BODIES[handler]}}}
         paths.setdefault(path, {})[method.lower()] = op
     return {
         "openapi": "3.0.3",
@@ -483,7 +538,7 @@ def build_openapi() -> dict:
                  "description": "mini-container daemon API over a Unix socket. "
                                 "See docs/api.md for bodies, fd passing and streaming."},
         "paths": paths,
-        "components": {"schemas": {"Error": {
+        "components": {"schemas": {**_spec_schemas(), "Error": {
             "type": "object", "required": ["error"],
             "properties": {"error": {"type": "object", "required": ["code", "message"],
                                      "properties": {"code": {"type": "string"},

@@ -272,3 +272,18 @@ def test_connection_limit_answers_503_and_recovers(tmp_path):
         assert Client(path).get("/x") == {"ok": 1}
     finally:
         srv.shutdown()
+
+
+def test_openapi_refs_resolve_and_spec_fields_are_described():
+    import dataclasses
+    from mcd.spec import ContainerSpec, Resources
+    doc = build_openapi()
+    text = json.dumps(doc)
+    import re
+    for ref in set(re.findall(r'"#/components/schemas/(\w+)"', text)):
+        assert ref in doc["components"]["schemas"], ref
+    for cls in (ContainerSpec, Resources):
+        props = doc["components"]["schemas"][cls.__name__]["properties"]
+        assert set(props) == {f.name for f in dataclasses.fields(cls)}
+    create = doc["paths"]["/v1/containers"]["post"]["requestBody"]["content"]["application/json"]
+    assert create["schema"]["required"] == ["spec"]
