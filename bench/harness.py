@@ -263,12 +263,12 @@ class Bench:
         try:
             for i in range(a.warmup + a.rounds * a.block):
                 if i == a.warmup:
-                    cpu0 = procstat.cpu_and_switches(dpid)[0]
+                    cpu0 = procstat.process_cpu_ms(dpid)
                 marks = mcapi.timed_attach(str(self.daemon.socket), body, [null, null, null])
                 if i >= a.warmup:
                     for k in stages:
                         stages[k].append(marks[k])
-            daemon_cpu = (procstat.cpu_and_switches(dpid)[0] - cpu0) / 1e6 / (a.rounds * a.block)
+            daemon_cpu = (procstat.process_cpu_ms(dpid) - cpu0) / (a.rounds * a.block)
         except (OSError, mcapi.ApiError, ValueError) as err:
             self.not_measured("daemon-share", f"POST /v1/containers failed: {err}")
             return
@@ -394,7 +394,26 @@ class Bench:
                                   lambda n, key=key: self.mcctl(key, "inspect", target)))
         a = self.args
         samples = interleaved(tools, max(2, a.rounds // 3), a.block, 1, seed=a.seed, log=lambda m: None)
-        return {k: s.summary() | {"samples": s.ms} for k, s in samples.items()}
+        out = {k: s.summary() | {"samples": s.ms} for k, s in samples.items()}
+        if self.daemon is not None:
+            # The same questions asked of the socket directly: what the daemon itself costs.
+            sock = str(self.daemon.socket)
+            queries = [("api-ps", "GET /v1/containers (API, no CLI)", "/v1/containers")]
+            if count:
+                queries.append(("api-inspect", f"GET /v1/containers/{target} (API, no CLI)",
+                                f"/v1/containers/{target}"))
+            for key, label, path in queries:
+                ms = []
+                try:
+                    for i in range(1 + max(2, a.rounds // 3) * a.block):
+                        t0 = time.perf_counter_ns()
+                        mcapi.request(sock, "GET", path)
+                        if i:
+                            ms.append((time.perf_counter_ns() - t0) / 1e6)
+                    out[key] = _summ(key, label, ms)
+                except (OSError, ValueError, mcapi.ApiError) as err:
+                    out[key] = {"key": key, "label": label, "n": 0, "error": str(err)}
+        return out
 
     def population(self) -> dict[str, int]:
         pop = {"podman": len(self.podman.call("ps", "-q").split())}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import time
 from pathlib import Path
 
@@ -66,6 +67,17 @@ def count_runtime_leftovers(name: str, proc: Path = PROC) -> int:
             except OSError:
                 pass
     return n
+
+
+def process_cpu_ms(pid: int, proc: Path = PROC) -> float:
+    """utime+stime+cutime+cstime of a whole process, in ms (10 ms ticks).
+
+    Unlike per-thread schedstat this keeps the time of threads that have exited (mcd
+    serves each connection on a short-lived thread) and of children it reaped.
+    """
+    fields = (proc / str(pid) / "stat").read_text().rsplit(")", 1)[1].split()
+    ticks = sum(int(f) for f in fields[11:15])     # fields 14-17 of stat(5)
+    return ticks * 1000 / os.sysconf("SC_CLK_TCK")
 
 
 def cpu_and_switches(pid: int, proc: Path = PROC) -> tuple[int, int]:

@@ -52,6 +52,15 @@ def test_pss_and_memory_read_the_right_fields(tmp_path):
     assert got == {"processes": 2, "pss_kib": 400, "pss_per_process_kib": 200}
 
 
+def test_process_cpu_counts_children(tmp_path):
+    d = tmp_path / "7"
+    d.mkdir()
+    # pid (comm with a ") " inside) state ppid ... utime=10 stime=20 cutime=30 cstime=40
+    (d / "stat").write_text("7 (a) b) S 1 7 7 0 -1 4194560 0 0 0 0 10 20 30 40 20 0 1 0 99 0 0\n")
+    tck = __import__("os").sysconf("SC_CLK_TCK")
+    assert procstat.process_cpu_ms(7, tmp_path) == pytest.approx(100 * 1000 / tck)
+
+
 def test_cpu_and_switches_sum_over_threads(tmp_path):
     proc = fake_proc(tmp_path, 10, pss=1, rss=1, threads={10: (5_000, 1, 2), 11: (7_000, 3, 4)})
     assert procstat.cpu_and_switches(10, proc) == (12_000, 10)
