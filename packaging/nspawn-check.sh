@@ -12,7 +12,9 @@ set -euo pipefail
 repo="$(cd "$(dirname "$0")/.." && pwd)"
 deb="${1:-$(ls -t "$repo"/dist/mini-container_*.deb | head -n1)}"
 cache="${MC_CACHE:-/var/cache/mini-container}"
-base="$cache/nspawn-bookworm"
+deps="$(dpkg-deb -f "$deb" Depends | sed -E 's/\([^)]*\)//g; s/ //g')"
+# One base per Depends list, so apt inside (no network) finds everything installed.
+base="$cache/nspawn-bookworm-$(echo "$deps" | sha256sum | cut -c1-12)"
 [ "$(id -u)" = 0 ] || { echo "nspawn-check: needs root" >&2; exit 1; }
 command -v systemd-nspawn >/dev/null || { echo "nspawn-check: systemd-nspawn missing (apt install systemd-container)" >&2; exit 1; }
 
@@ -21,10 +23,13 @@ mkdir -p "$cache"
 exec 9>"$cache/.nspawn-bookworm.lock"; flock 9
 if [ ! -x "$base/lib/systemd/systemd" ]; then
     tmp="$base.tmp.$$"; rm -rf "$tmp"
-    deps="$(dpkg-deb -f "$deb" Depends | sed -E 's/\([^)]*\)//g; s/ //g')"
     debootstrap --variant=minbase --include="systemd,systemd-sysv,dbus,man-db,bash-completion,$deps" \
         bookworm "$tmp" http://deb.debian.org/debian >&2
     mv "$tmp" "$base"
+    # Older bases (other Depends lists) go.
+    for old in "$cache"/nspawn-bookworm*; do
+        [ "$old" = "$base" ] || [ ! -d "$old" ] || rm -rf --one-file-system "$old"
+    done
 fi
 flock -u 9
 
@@ -56,6 +61,7 @@ fail() { echo "FAIL $*"; }
 t() { local what="$1"; shift; if "$@" >/root/last 2>&1; then ok "$what"; else fail "$what: $(tr '\n' ' ' </root/last)"; fi; }
 export DEBIAN_FRONTEND=noninteractive
 t "apt install ./pkg.deb" apt-get install -y /root/pkg.deb
+t "mcctl bytecode compiled by postinst" test -d /usr/lib/mini-container/python/mcctl/__pycache__
 t "mcd.service is-active" systemctl is-active mcd.service
 t "mcd.service is-enabled" systemctl is-enabled mcd.service
 t "group mcd exists" getent group mcd
@@ -82,6 +88,7 @@ t "no unit file left after remove" bash -c '! systemctl cat mcd.service 2>/dev/n
 t "no unit known after remove" bash -c 'systemctl daemon-reload; out="$(systemctl list-units --all --plain --no-legend "mcd*")"; echo "$out"; [ -z "$out" ] && [ "$(systemctl show -p LoadState --value mcd)" = not-found ]'
 t "no mcd process after remove" bash -c '! pgrep -x mcd'
 t "state kept after remove" test -d /var/lib/mcd
+t "no program files left after remove" test ! -e /usr/lib/mini-container
 t "apt purge" apt-get purge -y mini-container
 t "state gone after purge" test ! -e /var/lib/mcd
 t "nothing of the unit left after purge" bash -c 'systemctl daemon-reload; out="$(systemctl list-units --all --no-legend mcd.service; ls /etc/systemd/system/*/mcd.service 2>/dev/null)"; echo "$out"; [ -z "$out" ]'
