@@ -94,9 +94,11 @@ printf '#!/bin/sh\nexit 101\n' > "$root/usr/sbin/policy-rc.d"; chmod +x "$root/u
 cp /etc/resolv.conf "$root/etc/resolv.conf"
 # The host's archive may be a dated snapshot: do not reject its Release files as expired.
 printf 'Acquire::Check-Valid-Until "false";\nAcquire::Check-Date "false";\n' > "$root/etc/apt/apt.conf.d/99mc-vm"
-# linux-image's postinst builds the initrd; it must pull in virtio and 9p.
-mkdir -p "$root/etc/initramfs-tools"
-printf 'virtio_pci\nvirtio_blk\n9p\n9pnet_virtio\n' >> "$root/etc/initramfs-tools/modules"
+# linux-image's postinst builds the initrd. MODULES=list keeps it to what this VM's root needs
+# (virtio disk, ext4) instead of "most" of the kernel: under TCG that saves ~40 s of every boot.
+mkdir -p "$root/etc/initramfs-tools/conf.d"
+printf 'virtio_pci\nvirtio_blk\next4\n' >> "$root/etc/initramfs-tools/modules"
+printf 'MODULES=list\n' > "$root/etc/initramfs-tools/conf.d/mc-vm"
 
 extra=()
 while read -r p; do [ -n "$p" ] && extra+=("$p"); done <<< "$debdeps"
@@ -132,13 +134,21 @@ install -m 0644 "$here/image/mc-vm-test.service" "$root/etc/systemd/system/mc-vm
 install -m 0755 "$here/image/mc-vm-runner" "$root/usr/local/sbin/mc-vm-runner"
 in_root systemctl enable mc-vm-test.service >/dev/null 2>&1
 # Timers that would run apt, man-db or fs scrubs mid-test (and hold the dpkg lock) are masked.
+# Units a headless test VM has no use for are masked too: every unit costs seconds under TCG.
 for u in apt-daily.timer apt-daily-upgrade.timer man-db.timer e2scrub_all.timer fstrim.timer \
-         systemd-tmpfiles-clean.timer dpkg-db-backup.timer; do
+         systemd-tmpfiles-clean.timer dpkg-db-backup.timer e2scrub_reap.service getty@tty1.service; do
     in_root systemctl mask "$u" >/dev/null 2>&1 || true
 done
 in_root passwd -d root >/dev/null   # a root shell on the serial console when debugging by hand
+# man-db's trigger would rebuild its index on every package install (~10 s under TCG); man
+# reads pages without the index.
+echo "man-db man-db/auto-update boolean false" | in_root debconf-set-selections
+rm -f "$root/var/lib/man-db/auto-update"
 rm -f "$root/usr/sbin/policy-rc.d" "$root/etc/resolv.conf"
+# No archive lists: the VM is offline anyway, and parsing them cost apt ~50 s per call under
+# TCG. `apt-get install ./x.deb` resolves Depends against the installed packages alone.
 in_root apt-get clean
+rm -rf "$root"/var/lib/apt/lists/*
 umount "$root/proc"
 
 cp "$(ls "$root"/boot/vmlinuz-* | sort -V | tail -n1)" "$work/vmlinuz"

@@ -18,12 +18,15 @@ n=0 passed=0 failed=0 skipped=0
 ok()     { n=$((n+1)); passed=$((passed+1)); echo "ok $n - $1"; }
 not_ok() { n=$((n+1)); failed=$((failed+1)); echo "not ok $n - $1"; }
 skip()   { n=$((n+1)); skipped=$((skipped+1)); echo "ok $n - $1 # SKIP $2"; }
-indent() { sed -e 's/\r$//' -e 's/^/#   /'; }
-# check DESC CMD...: ok when CMD exits 0; otherwise not ok with CMD's output (indented) below.
+# Progress meters (dpkg's "Reading database ... 5%\r...") keep only their last state.
+indent() { sed -E -e 's/\r$//' -e 's/^.*\r(.)/\1/' -e 's/^/#   /'; }
+# check DESC CMD...: ok when CMD exits 0; otherwise not ok. CMD's output follows as comments:
+# its first lines as evidence of a pass, its last lines to explain a failure.
 check() {
     local desc="$1" log; shift
     log="$(mktemp)"
-    if "$@" > "$log" 2>&1; then ok "$desc"; else not_ok "$desc"; indent < "$log" | tail -n 40; fi
+    if "$@" > "$log" 2>&1; then ok "$desc"; indent < "$log" | head -n 6
+    else not_ok "$desc"; indent < "$log" | tail -n 40; fi
     rm -f "$log"
 }
 section() { echo "# --- $* ---"; }
@@ -205,12 +208,15 @@ else
         check "${pkg_checks[9]}" bash -c "got=\"\$(systemd-analyze verify $unit 2>&1)\"; rc=\$?; echo \"\$got\"; [ \$rc = 0 ] && [ -z \"\$got\" ]"
 
         removed() {
-            timeout 300 apt-get remove -y "$pkg" || return 1
+            local log; log="$(timeout 300 apt-get remove -y "$pkg" 2>&1)" || { echo "$log"; return 1; }
             systemctl daemon-reload
             local state load units
             state="$(systemctl is-active mcd)"; load="$(systemctl show -p LoadState --value mcd)"
-            units="$(systemctl list-units --all --plain --no-legend 'mcd*')"
-            echo "is-active: $state; LoadState: $load; units: ${units:-none}"
+            # Debian keeps an enabled unit's wants/ symlink until purge (deb-systemd-helper), so
+            # systemd may still list mcd.service as "not-found inactive dead": a name, not a unit.
+            # Anything else listed (loaded, active, failed, a leftover mcd.socket) is left behind.
+            units="$(systemctl list-units --all --plain --no-legend 'mcd*' | awk '!($2 == "not-found" && $3 == "inactive")')"
+            echo "is-active: $state; LoadState: $load; units left: ${units:-none}"
             # The daemon's process must be gone too (looked up, never signalled).
             local procs; procs="$(pgrep -x mcd || true)"; echo "mcd processes: ${procs:-none}"
             [ "$state" != active ] && [ "$state" != activating ] && [ "$load" = not-found ] \
@@ -219,7 +225,7 @@ else
         check "${pkg_checks[10]}" removed
 
         purged() {
-            timeout 300 apt-get purge -y "$pkg" || return 1
+            local log; log="$(timeout 300 apt-get purge -y "$pkg" 2>&1)" || { echo "$log"; return 1; }
             ls -d /var/lib/mcd /etc/mcd 2>&1
             [ ! -e /var/lib/mcd ] && [ ! -e /etc/mcd ]
         }
@@ -228,5 +234,6 @@ else
     fi
 fi
 
+journalctl -b -o short-monotonic --no-pager > "$out/journal.log" 2>&1 || true
 echo "$passed passed, $failed failed, $skipped skipped"
 [ "$failed" = 0 ]

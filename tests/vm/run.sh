@@ -7,7 +7,7 @@
 # copied to a 9p share; nothing in the VM writes to the work tree. Artefacts, kept for
 # debugging: test-artifacts/vm/{console.log,qemu.log,output.log,rc,...} (see docs/vm-lane.md).
 #
-# Environment: MC_VM_TIMEOUT (s, default 480) hard limit on the VM's life, after which qemu is
+# Environment: MC_VM_TIMEOUT (s, default 600) hard limit on the VM's life, after which qemu is
 # killed by pid; MC_VM_SCRIPT (path inside the repo, default tests/vm/in-vm.sh) what to run;
 # MC_VM_CACHE where build-image.sh keeps the image.
 # The body is one { } block so bash parses all of it before running any: an edit to this file
@@ -17,7 +17,7 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 repo="$PWD"
 art="$repo/test-artifacts/vm"
-timeout_s="${MC_VM_TIMEOUT:-480}"
+timeout_s="${MC_VM_TIMEOUT:-600}"
 script="${MC_VM_SCRIPT:-tests/vm/in-vm.sh}"
 
 die() { echo "vm lane: $*" >&2; echo "0 passed, 1 failed"; exit 1; }
@@ -60,7 +60,7 @@ printf '#!/bin/bash\nexec bash /share/repo/%s\n' "$script" > "$art/share/run"
 qemu=(qemu-system-x86_64 -machine q35,accel=tcg -cpu max -smp 2 -m 2048
       -display none -monitor none -serial "file:$art/console.log" -no-reboot -nic none
       -kernel "$img/vmlinuz" -initrd "$img/initrd.img"
-      -append "root=/dev/vda rw console=ttyS0 quiet panic=1 mitigations=off mc.vmtest=1"
+      -append "root=/dev/vda rw console=ttyS0 quiet panic=1 mitigations=off fsck.mode=skip mc.vmtest=1"
       -drive "file=$img/root.img,format=raw,if=virtio" -snapshot
       -virtfs "local,path=$art/share,mount_tag=share,security_model=none")
 echo "vm lane: booting (timeout ${timeout_s} s): ${qemu[*]}" > "$art/qemu.log"
