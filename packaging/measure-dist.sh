@@ -7,6 +7,13 @@ set -euo pipefail
 repo="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$repo"
 runs="${1:-20}"
+# The .deb's form: mcctl's modules on Debian's python3 -I -S, with bytecode as postinst makes it.
+py_tree="$repo/build/measure/python"
+rm -rf "$py_tree" && mkdir -p "$py_tree"
+/usr/bin/python3 packaging/mcctl_python_tree.py "$py_tree/lib" >/dev/null
+/usr/bin/python3 -m compileall -q "$py_tree/lib" >/dev/null
+printf '#!/usr/bin/python3 -IBS\nimport sys\nsys.path.insert(0, "%s")\nfrom mcctl.__main__ import entry\nentry()\n' "$py_tree/lib" > "$py_tree/mcctl"
+chmod +x "$py_tree/mcctl"
 /usr/bin/python3 - "$runs" <<'PY'
 import os, resource, statistics, subprocess, sys, time
 
@@ -20,6 +27,7 @@ def size(path):
 forms = [
     ("one-file dist/mcctl", ["dist/mcctl", "--version"], "dist/mcctl"),
     ("one-dir dist/mcctl-dir/mcctl", ["dist/mcctl-dir/mcctl", "--version"], "dist/mcctl-dir"),
+    ("python3 -IS (the .deb's mcctl)", ["build/measure/python/mcctl", "--version"], "build/measure/python/lib"),
     ("venv python -m mcctl", [".venv/bin/python", "-m", "mcctl", "--version"], None),
 ]
 forms = [f for f in forms if os.path.exists(f[1][0])]
@@ -36,9 +44,9 @@ for _ in range(runs):
         r1 = resource.getrusage(resource.RUSAGE_CHILDREN)
         cpu[label].append((r1.ru_utime - r0.ru_utime + r1.ru_stime - r0.ru_stime) * 1000)
 print(f"load average before: {os.getloadavg()[0]:.2f}  runs: {runs}")
-print(f"{'form':30} {'wall median ms':>14} {'wall min ms':>11} {'cpu median ms':>13} {'size MB':>8}")
+print(f"{'form':32} {'wall median ms':>14} {'wall min ms':>11} {'cpu median ms':>13} {'size MB':>8}")
 for label, _, path in forms:
     mb = f"{size(path) / 1e6:8.1f}" if path else f"{'-':>8}"
-    print(f"{label:30} {statistics.median(wall[label]):14.1f} {min(wall[label]):11.1f} "
+    print(f"{label:32} {statistics.median(wall[label]):14.1f} {min(wall[label]):11.1f} "
           f"{statistics.median(cpu[label]):13.1f} {mb}")
 PY

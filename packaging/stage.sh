@@ -31,9 +31,10 @@ frozen)
     ;;
 python)
     /usr/bin/python3 packaging/mcctl_python_tree.py "$lib/python" >/dev/null
-    # -I: no PYTHONPATH, no user site; -S: no site-packages (mcctl is standard library only).
+    # -I: no PYTHONPATH, no user site; -S: no site-packages (mcctl is standard library only);
+    # -B: never write bytecode (postinst compiles it; dpkg must know every file it removes).
     cat > "$dest/usr/bin/mcctl" <<'PY'
-#!/usr/bin/python3 -IS
+#!/usr/bin/python3 -IBS
 # mcctl on Debian's python3: the mini-container CLI (see /usr/share/doc/mini-container).
 import sys
 
