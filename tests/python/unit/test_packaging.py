@@ -301,3 +301,18 @@ def test_binaries_report_the_package_version(capsys):
         with pytest.raises(SystemExit):
             parser.parse_args(["--version"])
         assert capsys.readouterr().out.split()[-1] == version
+
+
+def test_debs_mcctl_needs_only_the_standard_library(tmp_path):
+    # The .deb runs mcctl on Debian's python3 -I -B -S: any third-party import would fail there.
+    out = subprocess.run(["/usr/bin/python3", os.path.join(PKG, "mcctl_python_tree.py"), str(tmp_path)],
+                         capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    files = set(out.stdout.split())
+    assert {"mcctl/__main__.py", "mcctl/parser.py", "mcd/spec.py", "mcd/errors.py"} <= files
+    assert not any(f.startswith("mcd/runtime") for f in files)
+    run = subprocess.run(["/usr/bin/python3", "-IBS", "-c",
+                          "import sys; sys.path.insert(0, sys.argv[1]); sys.argv[1:] = ['--version']\n"
+                          "from mcctl.__main__ import entry; entry()", str(tmp_path)],
+                         capture_output=True, text=True)
+    assert run.stdout.strip() == f"mcctl {gen_docs.project_version()}"
