@@ -14,7 +14,7 @@ APT_RUNTIME  := busybox-static iproute2 libseccomp2 util-linux procps
 APT_DEV      := python3-venv python3-dev bats chromium chromium-driver tmux
 APT_PACKAGE  := rpm fakeroot lintian man-db binutils cpio systemd zsh
 APT_VM       := qemu-system-x86 debootstrap e2fsprogs
-APT_BENCH    := runc crun podman hyperfine bubblewrap
+APT_BENCH    := runc crun podman hyperfine bubblewrap strace
 
 .PHONY: help dev demo test check test-linux test-integration test-bats test-browser test-vm \
         dist deb rpm man completions bench clean distclean apt-runtime apt-dev apt-package apt-vm apt-bench
