@@ -4,9 +4,10 @@
 # root.img, vmlinuz and initrd.img.
 #
 # The image is cached OUTSIDE the repo under $MC_VM_CACHE (default /var/cache/mini-container/vm),
-# keyed by a hash of everything that decides its content: this script, tests/vm/image/*, the
-# project's Python dependencies, and the Depends of dist/*.deb (so an installed package never
-# lacks a dependency offline). A change to any of them builds a new image; older ones are removed.
+# keyed by a hash of what decides its content: this script, tests/vm/image/* and the project's
+# Python dependencies. A change to any of them builds a new image; older ones are removed.
+# The VM is offline, so the image must also hold every Depends of dist/mini-container_*.deb:
+# a cached image that lacks one (the package gained a dependency) is rebuilt with it.
 # flock keeps two runs from building at once; the finished image appears by rename, never half-made.
 #
 # Usage: tests/vm/build-image.sh [--print-key]
@@ -56,11 +57,19 @@ deb_deps() {
 
 pydeps="$(python_deps)"
 debdeps="$(deb_deps)"
-key="$( { cat "$0"; cat "$here"/image/*; echo "$pydeps"; echo "$debdeps"; } | sha256sum | cut -c1-16)"
+key="$( { cat "$0"; cat "$here"/image/*; echo "$pydeps"; } | sha256sum | cut -c1-16)"
 if [ "${1:-}" = --print-key ]; then echo "$key"; exit 0; fi
 out="$cache/$key"
 
-have_image() { [ -f "$out/root.img" ] && [ -f "$out/vmlinuz" ] && [ -f "$out/initrd.img" ]; }
+# packages.txt lists the image's installed packages and what they provide.
+have_image() {
+    [ -f "$out/root.img" ] && [ -f "$out/vmlinuz" ] && [ -f "$out/initrd.img" ] && [ -f "$out/packages.txt" ] || return 1
+    local p missing=""
+    for p in $debdeps; do grep -qx "$p" "$out/packages.txt" || missing="$missing $p"; done
+    [ -z "$missing" ] && return 0
+    log "cached image $key lacks the package's Depends:$missing: rebuilding"
+    return 1
+}
 
 mkdir -p "$cache"
 if have_image; then echo "$out"; exit 0; fi
@@ -149,6 +158,8 @@ rm -f "$root/usr/sbin/policy-rc.d" "$root/etc/resolv.conf"
 # TCG. `apt-get install ./x.deb` resolves Depends against the installed packages alone.
 in_root apt-get clean
 rm -rf "$root"/var/lib/apt/lists/*
+in_root dpkg-query -W -f='${Package}\n${Provides}\n' | tr ',' '\n' \
+    | sed -E 's/\(.*\)//; s/[[:space:]]//g' | grep -v '^$' | sort -u > "$work/packages.txt"
 umount "$root/proc"
 
 cp "$(ls "$root"/boot/vmlinuz-* | sort -V | tail -n1)" "$work/vmlinuz"
@@ -161,6 +172,9 @@ rm -rf --one-file-system "$root"
 { echo "key=$key"; echo "suite=$suite"; echo "mirror=$mirror"; echo "built=$(date -u +%FT%TZ)";
   echo "build_seconds=$((SECONDS - t0))"; echo "python_deps=$(echo $pydeps)"; echo "deb_deps=$(echo $debdeps)"; } > "$work/image.info"
 rm -f "$work"/*.log
+# A stale image of the same key (missing a Depends) steps aside; a qemu still running on it
+# keeps its open file.
+[ -d "$out" ] && mv "$out" "$out.old.$$"
 mv "$work" "$out"
 trap - EXIT
 # Older images (other keys) and leftovers of killed builds are of no further use (up to 4 GB each).

@@ -31,6 +31,10 @@ echo "vm lane: image $img ($(cat "$img/image.info" 2>/dev/null | grep -E '^(key|
 
 # --- the share: a copy of the repo as it is in the work tree, plus the package --------------
 mkdir -p "$art"
+# One run per work tree at a time: they would share test-artifacts/vm/ (the image build has its
+# own lock, in the cache).
+exec 8>"$art/.run.lock"
+if ! flock -n 8; then echo "vm lane: another run in this work tree holds $art/.run.lock: waiting"; flock 8; fi
 rm -rf --one-file-system "$art/share"
 mkdir -p "$art/share/repo" "$art/share/out"
 rm -f "$art"/console.log "$art"/qemu.log "$art"/output.log "$art"/rc "$art"/*.log
@@ -67,6 +71,15 @@ echo "vm lane: booting (timeout ${timeout_s} s): ${qemu[*]}" > "$art/qemu.log"
 t1=$SECONDS
 "${qemu[@]}" < /dev/null >> "$art/qemu.log" 2>&1 &
 qpid=$!
+# However run.sh ends (Ctrl-C, CI's own timeout), the VM it started ends with it: by its pid.
+stop_qemu() {
+    kill -0 "$qpid" 2>/dev/null || return 0
+    kill -TERM "$qpid" 2>/dev/null || true
+    for _ in 1 2 3 4 5; do kill -0 "$qpid" 2>/dev/null || return 0; sleep 1; done
+    kill -KILL "$qpid" 2>/dev/null || true
+}
+trap stop_qemu EXIT
+trap 'stop_qemu; exit 130' INT TERM
 echo "vm lane: qemu pid $qpid, console in $art/console.log"
 
 # Show the in-VM output as it comes (the runner tees it to the serial console).
@@ -84,9 +97,7 @@ while kill -0 "$qpid" 2>/dev/null; do
     if [ $((SECONDS - t1)) -ge "$timeout_s" ]; then
         timed_out=1
         echo "vm lane: the VM did not finish within ${timeout_s} s: killing qemu (pid $qpid)"
-        kill -TERM "$qpid" 2>/dev/null || true
-        for _ in 1 2 3 4 5; do kill -0 "$qpid" 2>/dev/null || break; sleep 1; done
-        kill -KILL "$qpid" 2>/dev/null || true
+        stop_qemu
         break
     fi
     show_progress
