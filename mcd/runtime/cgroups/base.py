@@ -375,6 +375,10 @@ class Cgroup:
         if kill_file:
             self._write(kill_file, "1", "kill processes")
         elif self.features.freeze:
+            if not self.pids():
+                # Already empty, as after every exit: with no member left to fork, nothing
+                # can join it, so the freezer round trip would only cost time.
+                return
             try:
                 self.freeze()
             except KernelError:

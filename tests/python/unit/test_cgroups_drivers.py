@@ -382,3 +382,17 @@ def test_read_only_calls_never_create_the_parent(tmp_path):
     assert mgr.list_ids() == [] and mgr.stats_all(["x"]) == {}
     assert mgr.info()["parent"] == [mgr.bases[""]]
     assert not os.path.exists(mgr.bases[""])
+
+
+def test_kill_all_of_an_empty_cgroup_skips_the_freezer(tmp_path, monkeypatch):
+    # The usual case after an exit: nothing left, so no freeze/thaw round trip.
+    cg = fake_v1(tmp_path)
+    called = []
+    monkeypatch.setattr(CgroupV1, "freeze", lambda self: called.append("freeze"))
+    monkeypatch.setattr(CgroupV1, "thaw", lambda self: called.append("thaw"))
+    cg.kill_all()
+    assert called == [] and get(cg.dirs["freezer"], "freezer.state") == "THAWED\n"
+    put(cg.dirs["pids"], "cgroup.procs", f"{2 ** 22 + 1}\n")    # a pid no process can have
+    with pytest.raises(KernelError):
+        cg.kill_all(timeout=0.05)   # a plain file never empties: the loop gives up, loudly
+    assert called[:2] == ["freeze", "thaw"]
