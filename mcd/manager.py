@@ -321,8 +321,9 @@ class Manager:
 
     # -- persistence
     def _persist(self, c: Container) -> None:
+        # An auto-remove container's state is not synced: see mcd.store and restore().
         if not c.destroyed:
-            self.store.write_state(c.id, c.state)
+            self.store.write_state(c.id, c.state, durable=not c.auto_remove)
 
     def _persist_config(self, c: Container) -> None:
         c.config["spec"] = c.spec.to_dict()
@@ -371,7 +372,7 @@ class Manager:
         state = {"status": CREATED, "restart_count": 0, "exit_code": None, "oom_killed": False,
                  "started_at": None, "finished_at": None, "pid": None, "monitor_pid": None}
         try:
-            self.store.create(cid, config, state)
+            self.store.create(cid, config, state, durable=not auto_remove)
         except BaseException:
             with self._lock:
                 self._names.pop(name, None)
@@ -692,7 +693,7 @@ class Manager:
             except MCError as err:
                 raise MCError(f'container "{c.name}": removing its cgroup: {err}',
                               container=c.name, step="destroy") from err
-            self.store.remove(c.id)
+            self.store.remove(c.id, durable=not c.auto_remove, background=True)
             c.destroyed = True
             c.cond.notify_all()
         with self._lock:
@@ -881,7 +882,8 @@ class Manager:
     # -- live restore
     def restore(self) -> dict:
         """Rebuild the view from disk and /proc. Returns what was done, for the log."""
-        report = {"adopted": [], "exited": [], "cleaned": [], "broken": [], "restarting": []}
+        report = {"adopted": [], "exited": [], "cleaned": [], "broken": [], "restarting": [],
+                  "removed": []}
         report["cleaned"] += self.store.clean_half_made()
         self.store.clean_trash()
         for cid in self.store.list_ids():
@@ -901,6 +903,16 @@ class Manager:
             if c.status in ACTIVE or c.status == STARTING:
                 self._readopt(c, report)
         for c in cs:
+            if c.auto_remove and (c.status == BROKEN
+                                  or (c.status == STOPPED and not self._should_restart(c))):
+                # Its removal was due when the daemon went away, or its unsynced state was
+                # cut short by a host crash: finish it, as _on_exit would have.
+                try:
+                    self.destroy(c, force=True)
+                    report["removed"].append(c.id)
+                except MCError as err:
+                    log.error("container %s: auto-remove at startup failed: %s", c.name, err)
+                continue
             # Those that were running when the daemon (or the host) went away come back, and
             # so does every stopped always/unless-stopped one that no user stopped (Docker's
             # rule at daemon start; it also covers a restart back-off cut short by the restart).

@@ -5,6 +5,12 @@ so a crash leaves either the old or the new file, never half of one. A container
 directory is born complete: it is written as ``.<id>.new`` and renamed into
 place, so a directory without the leading dot always has its config.json.
 Leftover ``.*.new`` directories are half-made creates and are removed on startup.
+
+``durable=False`` skips the fsyncs (never the rename) for a container that is removed
+when it exits (``--rm``): a daemon crash loses nothing that is not synced (the page
+cache outlives the process), and after a host crash, when no process, cgroup or mount
+of it can be left, restore removes what is left of such a container (its config.json
+is always synced, so restore knows it is one).
 """
 
 from __future__ import annotations
@@ -13,6 +19,7 @@ import json
 import os
 import shutil
 import tempfile
+import threading
 
 from mcd.errors import KernelError
 
@@ -25,17 +32,26 @@ def fsync_dir(path: str) -> None:
         os.close(fd)
 
 
-def atomic_write_json(path: str, obj, mode: int = 0o600) -> None:
+def _encode(obj) -> bytes:
+    return (json.dumps(obj, indent=1, sort_keys=True) + "\n").encode()
+
+
+def _write_all(fd: int, data: bytes, sync: bool) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view):]
+    if sync:
+        os.fsync(fd)
+
+
+def atomic_write_json(path: str, obj, mode: int = 0o600, durable: bool = True) -> None:
     d = os.path.dirname(path) or "."
-    data = (json.dumps(obj, indent=1, sort_keys=True) + "\n").encode()
+    data = _encode(obj)
     try:
         fd, tmp = tempfile.mkstemp(prefix="." + os.path.basename(path) + ".", suffix=".tmp", dir=d)
         try:
             os.fchmod(fd, mode)
-            view = memoryview(data)
-            while view:
-                view = view[os.write(fd, view):]
-            os.fsync(fd)
+            _write_all(fd, data, durable)
         finally:
             os.close(fd)
         try:
@@ -43,9 +59,19 @@ def atomic_write_json(path: str, obj, mode: int = 0o600) -> None:
         except BaseException:
             os.unlink(tmp)
             raise
-        fsync_dir(d)
+        if durable:
+            fsync_dir(d)
     except OSError as err:
         raise KernelError.from_oserror("write", err, path=path, step="store") from err
+
+
+def _write_new(path: str, obj, sync: bool) -> None:
+    """A file in a directory nobody sees yet: no temp file and rename needed."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
+    try:
+        _write_all(fd, _encode(obj), sync)
+    finally:
+        os.close(fd)
 
 
 class CorruptState(Exception):
@@ -85,16 +111,22 @@ class Store:
     def state_path(self, cid: str) -> str:
         return os.path.join(self.container_dir(cid), "state.json")
 
-    def create(self, cid: str, config: dict, state: dict) -> str:
-        """Write a whole container directory, then make it appear in one rename."""
+    def create(self, cid: str, config: dict, state: dict, durable: bool = True) -> str:
+        """Write a whole container directory, then make it appear in one rename.
+
+        config.json is synced even when not durable: restore must be able to tell
+        that what a host crash left belongs to a container it may remove.
+        """
         final = self.container_dir(cid)
         tmp = os.path.join(self.containers, f".{cid}.new")
         try:
             os.mkdir(tmp, 0o711)
-            atomic_write_json(os.path.join(tmp, "config.json"), config)
-            atomic_write_json(os.path.join(tmp, "state.json"), state)
+            _write_new(os.path.join(tmp, "config.json"), config, True)
+            _write_new(os.path.join(tmp, "state.json"), state, durable)
+            fsync_dir(tmp)
             os.rename(tmp, final)
-            fsync_dir(self.containers)
+            if durable:
+                fsync_dir(self.containers)
         except OSError as err:
             shutil.rmtree(tmp, ignore_errors=True)
             raise KernelError.from_oserror("create container dir", err, path=final,
@@ -107,8 +139,8 @@ class Store:
     def write_config(self, cid: str, config: dict) -> None:
         atomic_write_json(self.config_path(cid), config)
 
-    def write_state(self, cid: str, state: dict) -> None:
-        atomic_write_json(self.state_path(cid), state)
+    def write_state(self, cid: str, state: dict, durable: bool = True) -> None:
+        atomic_write_json(self.state_path(cid), state, durable=durable)
 
     def read_config(self, cid: str):
         return read_json(self.config_path(cid))
@@ -132,19 +164,29 @@ class Store:
                 removed.append(n)
         return removed
 
-    def remove(self, cid: str) -> None:
-        """Rename away first so a crash mid-delete never leaves a half container visible."""
+    def remove(self, cid: str, durable: bool = True, background: bool = False) -> None:
+        """Rename away first so a crash mid-delete never leaves a half container visible.
+
+        With background, the files are deleted by a thread after this returns (off the
+        request path); a crash before it is done leaves a ``.del`` dir that startup
+        removes (clean_trash).
+        """
         final = self.container_dir(cid)
         trash = os.path.join(self.containers, f".{cid}.del")
         try:
             os.rename(final, trash)
-            fsync_dir(self.containers)
+            if durable:
+                fsync_dir(self.containers)
         except FileNotFoundError:
             return
         except OSError as err:
             raise KernelError.from_oserror("remove container dir", err, path=final,
                                            step="store") from err
-        shutil.rmtree(trash, ignore_errors=True)
+        if background:
+            threading.Thread(target=shutil.rmtree, args=(trash, True), name="rm-trash",
+                             daemon=True).start()
+        else:
+            shutil.rmtree(trash, ignore_errors=True)
 
     def clean_trash(self) -> None:
         for n in os.listdir(self.containers):

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import pwd
+import signal
 import socket
 import stat
 import subprocess
@@ -39,6 +40,40 @@ def test_kill9_then_new_daemon_readopts_and_reports_real_exit_code(daemon):
     k = daemon.state("keeper")
     assert k["status"] == "stopped" and k["exit_code"] == 137
     assert not os.path.exists(f"/proc/{keeper['pid']}")
+
+
+def _gone_or_zombie(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rpartition(")")[2].split()[0] == "Z"
+    except FileNotFoundError:
+        return True
+
+
+def test_rm_container_that_exits_while_the_daemon_is_away_is_removed_at_start(daemon):
+    # --rm state is written without fsync; whatever a crash leaves, startup finishes the removal.
+    from conftest import cgroup_dirs
+    c = daemon.client
+    c.post("/v1/containers", {"spec": spec("sleep", "1000", name="gone"), "start": True, "rm": True})
+    c.post("/v1/containers", {"spec": spec("true", name="wreck"), "rm": True})
+    c.post("/v1/containers", {"spec": spec("true", name="fresh"), "rm": True})
+    st = daemon.state("gone")
+    assert st["auto_remove"] and st["status"] == "running"
+    wreck = daemon.state("wreck")["dir"]
+    daemon.kill9()
+    os.kill(st["pid"], signal.SIGKILL)            # PID 1 of the container this test started
+    wait_for(lambda: os.path.exists(os.path.join(st["dir"], "exit.json")),
+             what="the --rm container to exit while the daemon is away")
+    mon = st["state"]["monitor_pid"]
+    wait_for(lambda: _gone_or_zombie(mon), what="its monitor to end")
+    with open(os.path.join(wreck, "state.json"), "w") as f:
+        f.write("")                               # what a host crash may leave of unsynced state
+    daemon.start()
+    names = {x["name"]: x for x in c.get("/v1/containers", all=True)}
+    assert set(names) == {"fresh"}                # created, never started: still to be run
+    assert not os.path.exists(st["dir"]) and not os.path.exists(wreck)
+    assert not [d for top in cgroup_dirs(daemon.tag) for d in os.listdir(top)
+                if d == st["id"]]
 
 
 def test_readopted_container_exit_is_noticed(daemon):

@@ -61,3 +61,44 @@ def test_write_state_updates(tmp_path):
     s.create("abc", {}, {"status": "created"})
     s.write_state("abc", {"status": "running", "pid": 5})
     assert s.read_state("abc")["pid"] == 5
+
+
+def _count_fsyncs(monkeypatch):
+    calls = []
+    real = os.fsync
+    monkeypatch.setattr(os, "fsync", lambda fd: (calls.append(fd), real(fd))[1])
+    return calls
+
+
+def test_durable_create_syncs_files_and_both_dirs(tmp_path, monkeypatch):
+    s = Store(str(tmp_path))
+    calls = _count_fsyncs(monkeypatch)
+    s.create("abc", {"id": "abc"}, {"status": "created"})
+    assert len(calls) == 4          # config, state, the new dir, containers/
+    assert sorted(os.listdir(tmp_path / "containers" / "abc")) == ["config.json", "state.json"]
+
+
+def test_auto_remove_container_syncs_only_its_config(tmp_path, monkeypatch):
+    # config.json must survive a host crash so restore can tell the leftover is --rm.
+    s = Store(str(tmp_path))
+    calls = _count_fsyncs(monkeypatch)
+    s.create("abc", {"id": "abc", "auto_remove": True}, {"status": "created"}, durable=False)
+    assert len(calls) == 2          # config and the new dir, never state.json
+    s.write_state("abc", {"status": "running"}, durable=False)
+    s.remove("abc", durable=False)
+    assert len(calls) == 2
+    assert os.listdir(tmp_path / "containers") == []
+
+
+def test_background_remove_hides_at_once_and_trash_is_cleaned(tmp_path):
+    s = Store(str(tmp_path))
+    s.create("abc", {}, {})
+    s.remove("abc", background=True)
+    assert s.list_ids() == [] and not os.path.exists(s.container_dir("abc"))
+    os.makedirs(tmp_path / "containers" / ".dead.del" / "x")     # a delete a crash cut short
+    s.clean_trash()
+    import threading
+    for t in threading.enumerate():
+        if t.name == "rm-trash":
+            t.join(10)
+    assert os.listdir(tmp_path / "containers") == []
