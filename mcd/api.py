@@ -150,10 +150,9 @@ class Api:
                "cgroup_parent": self.m.cgroup_parent, "daemon_pid": os.getpid(),
                "started_at": self.m.started_at}
         try:
-            layout = getattr(self.m.cgroups, "layout", None)
-            out["cgroup"] = layout.to_dict() if hasattr(layout, "to_dict") else \
-                {"mode": getattr(layout, "mode", None),
-                 "controllers": sorted(getattr(layout, "controllers", []) or [])}
+            # The placement in force (driver, parent, what containers can use), not the
+            # host's layout as detected.
+            out["cgroup"] = self.m.cgroups.info()
         except Exception as err:     # info must answer even when a lower layer is missing
             out["cgroup"] = {"error": str(err)}
         try:
