@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import os
+import queue
 import shutil
 import tempfile
 import threading
@@ -101,6 +102,9 @@ class Store:
         self.root = root
         self.containers = os.path.join(root, "containers")
         os.makedirs(self.containers, mode=0o711, exist_ok=True)
+        self._purge_queue: queue.Queue = queue.Queue()
+        self._purge_lock = threading.Lock()
+        self._purger: threading.Thread | None = None
 
     def container_dir(self, cid: str) -> str:
         return os.path.join(self.containers, cid)
@@ -183,10 +187,28 @@ class Store:
             raise KernelError.from_oserror("remove container dir", err, path=final,
                                            step="store") from err
         if background:
-            threading.Thread(target=shutil.rmtree, args=(trash, True), name="rm-trash",
-                             daemon=True).start()
+            self._purge_later(trash)
         else:
             shutil.rmtree(trash, ignore_errors=True)
+
+    def _purge_later(self, trash: str) -> None:
+        # One thread for all deletes, so a prune of hundreds does not start hundreds.
+        with self._purge_lock:
+            self._purge_queue.put(trash)
+            if self._purger is None:
+                self._purger = threading.Thread(target=self._purge_loop, name="rm-trash",
+                                                daemon=True)
+                self._purger.start()
+
+    def _purge_loop(self) -> None:
+        while True:
+            trash = self._purge_queue.get()
+            shutil.rmtree(trash, ignore_errors=True)
+            self._purge_queue.task_done()
+
+    def wait_purged(self) -> None:
+        """Until every background delete asked for so far is done (tests, shutdown)."""
+        self._purge_queue.join()
 
     def clean_trash(self) -> None:
         for n in os.listdir(self.containers):

@@ -95,10 +95,8 @@ def test_background_remove_hides_at_once_and_trash_is_cleaned(tmp_path):
     s.create("abc", {}, {})
     s.remove("abc", background=True)
     assert s.list_ids() == [] and not os.path.exists(s.container_dir("abc"))
+    s.wait_purged()
+    assert os.listdir(tmp_path / "containers") == []
     os.makedirs(tmp_path / "containers" / ".dead.del" / "x")     # a delete a crash cut short
     s.clean_trash()
-    import threading
-    for t in threading.enumerate():
-        if t.name == "rm-trash":
-            t.join(10)
     assert os.listdir(tmp_path / "containers") == []
