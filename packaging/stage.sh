@@ -5,9 +5,6 @@
 #   /usr/lib/systemd/system/mcd.service, /usr/lib/tmpfiles.d/mcd.conf, /usr/lib/sysusers.d/mcd.conf
 #   /etc/mcd/mcd.toml, man pages (gzip -9n), bash and zsh completions
 # Usage: packaging/stage.sh DEST
-# MCCTL_FORM=python (the .deb) installs mcctl as Python source run by Debian's python3
-# instead of the one-dir bundle: /usr/lib/mini-container/python/{mcctl,mcd}/ and a
-# /usr/bin/mcctl script (twice as fast to start: docs/packaging.md). Default: frozen.
 set -euo pipefail
 repo="$(cd "$(dirname "$0")/.." && pwd)"
 dest="$1"
@@ -24,35 +21,8 @@ cp -a dist/mcd "$lib/mcd"
 # mcd-selfcheck stays in the staged tree so the package builds can re-run it after changing
 # the bundle; they delete it before archiving (not part of the product).
 ln -s ../lib/mini-container/mcd/mcd "$dest/usr/bin/mcd"
-case "${MCCTL_FORM:-frozen}" in
-frozen)
-    cp -a dist/mcctl-dir "$lib/mcctl"
-    ln -s ../lib/mini-container/mcctl/mcctl "$dest/usr/bin/mcctl"
-    ;;
-python)
-    /usr/bin/python3 packaging/mcctl_python_tree.py "$lib/python" >/dev/null
-    # -I: no PYTHONPATH, no user site; -S: no site-packages (mcctl is standard library only);
-    # -B: never write bytecode (postinst compiles it; dpkg must know every file it removes).
-    cat > "$dest/usr/bin/mcctl" <<'PY'
-#!/usr/bin/python3 -IBS
-# mcctl on Debian's python3: the mini-container CLI (see /usr/share/doc/mini-container).
-import sys
-
-sys.path.insert(0, "/usr/lib/mini-container/python")
-from mcctl.__main__ import entry
-
-entry()
-PY
-    chmod 0755 "$dest/usr/bin/mcctl"
-    # Every module imports under -I -S from the staged tree, and --version runs.
-    /usr/bin/python3 -IS -c "import sys, pkgutil, importlib; sys.path.insert(0, sys.argv[1]); import mcctl
-for m in pkgutil.walk_packages(mcctl.__path__, 'mcctl.'): importlib.import_module(m.name)" "$lib/python"
-    /usr/bin/python3 -IS -c "import sys; sys.path.insert(0, sys.argv[1]); sys.argv[1:] = ['--version']
-from mcctl.__main__ import entry; entry()" "$lib/python" >/dev/null
-    find "$lib/python" -name __pycache__ -prune -exec rm -rf {} +
-    ;;
-*) echo "stage: MCCTL_FORM must be frozen or python" >&2; exit 1 ;;
-esac
+cp -a dist/mcctl-dir "$lib/mcctl"
+ln -s ../lib/mini-container/mcctl/mcctl "$dest/usr/bin/mcctl"
 
 install -D -m 0644 packaging/systemd/mcd.service "$dest/usr/lib/systemd/system/mcd.service"
 install -D -m 0644 packaging/systemd/mcd.tmpfiles "$dest/usr/lib/tmpfiles.d/mcd.conf"
@@ -72,5 +42,4 @@ find "$dest" -type f -exec chmod go-w,u+w,a+r {} +
 # Wheels from PyPI (psutil) ship unstripped; a .so has no appended archive, so strip is
 # safe there (never on the bootloader executables, whose bundle is appended to the ELF).
 find "$lib" -type f -name '*.so*' -exec chmod 0644 {} + -exec strip --strip-unneeded {} +
-[ ! -d "$lib/python" ] || find "$lib/python" -type f -exec chmod 0644 {} +
 find "$dest" -exec touch -h -d "@$SOURCE_DATE_EPOCH" {} +

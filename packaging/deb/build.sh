@@ -10,8 +10,8 @@ version="$(/usr/bin/python3 -c 'import tomllib; print(tomllib.load(open("pyproje
 arch="$(dpkg --print-architecture)"
 root="build/deb/root"
 
-# mcctl as Python on Debian's python3 (twice as fast as the bundle; docs/packaging.md).
-MCCTL_FORM=python bash packaging/stage.sh "$root"
+# Both packages install the frozen one-dir mcctl (the product's shape; docs/packaging.md).
+bash packaging/stage.sh "$root"
 
 # Debian ships these libraries and their security updates: use the system's copies instead
 # of the ones PyInstaller bundled, and depend on their packages. libpython3.11 stays in the
@@ -33,7 +33,7 @@ done
     $(cd "$repo" && find mcd -type f ! -name '*.py' ! -name '*.pyc' ! -path '*/__pycache__/*' -printf '%P\n')
 "$root/usr/lib/mini-container/mcd/mcd" --version >/dev/null
 rm -f "$root/usr/lib/mini-container/mcd/mcd-selfcheck"
-extra_depends="$(printf '%s\n' "${lib_depends[@]}" libseccomp2 | sort -u | paste -sd, | sed 's/,/, /g'), python3 (>= 3.11)"
+extra_depends="$(printf '%s\n' "${lib_depends[@]}" libseccomp2 | sort -u | paste -sd, | sed 's/,/, /g')"
 
 doc="$root/usr/share/doc/mini-container"
 install -D -m 0644 "$here/copyright" "$doc/copyright"
