@@ -95,6 +95,7 @@ pkg_checks=(
     "mcctl run --rm minimal echo hello prints hello as root"
     "mcctl run works for a user in group mcd"
     "mcctl run is refused for a user not in group mcd"
+    "a -d -m 64m container has its own v2 cgroup, placed as docs/design.md says, memory.max 64m"
     "a -d container survives systemctl restart mcd"
     "a memory hog under -m 32m is OOM-killed and reported (exit 137)"
     "man mcctl renders"
@@ -155,27 +156,47 @@ else
         }
         check "${pkg_checks[4]}" refused
 
+        # One -d container serves the placement check and the restart check.
+        cid="$(mc run -d -m 64m minimal sleep 1000 2>&1 | tr -d '\r' | tail -n1)"; cid_rc=$?
+        sleep 1
+        # The container's PID 1 (busybox sleep), found by reading /proc, never signalled here.
+        cpid="$(pgrep -f -x 'sleep 1000' | head -n1 || true)"
+        placed() {
+            echo "container: $cid (run -d exit $cid_rc), PID 1 on the host: ${cpid:-none}"
+            [ "$cid_rc" = 0 ] && [ -n "$cpid" ] || return 1
+            local cg daemon_cg unit_cg max
+            cg="$(sed -n 's/^0:://p' "/proc/$cpid/cgroup")"
+            daemon_cg="$(sed -n 's/^0:://p' "/proc/$(systemctl show -p MainPID --value mcd)/cgroup")"
+            unit_cg="$(systemctl show -p ControlGroup --value mcd)"
+            max="$(cat "/sys/fs/cgroup$cg/memory.max")"
+            echo "mcd.service: $unit_cg; daemon: $daemon_cg; container: $cg; memory.max $max"
+            # docs/design.md, Cgroups: containers go inside the Delegate=yes unit only when systemd
+            # started the daemon in <unit>/supervisor (DelegateSubgroup=, systemd >= 254); else
+            # (Debian 12's systemd 252) at /<parent>/<id> from the root, so restarts still work.
+            local parent; parent="$(mc info 2>/dev/null | sed -n 's/^ *Cgroup Parent: *//p' | tr -d '\r')"
+            if [ "$daemon_cg" = "$unit_cg/supervisor" ]; then
+                case "$cg" in "$unit_cg"/*/"$cid") ;; *) echo "expected $unit_cg/<parent>/$cid"; return 1;; esac
+            else
+                [ "$cg" = "/${parent:-mini_container}/$cid" ] || { echo "expected /${parent:-mini_container}/$cid"; return 1; }
+            fi
+            [ "$max" = 67108864 ]
+        }
+        check "${pkg_checks[5]}" placed
+
         survives() {
-            local id pid_before pid_after
-            id="$(mc run -d minimal sleep 1000 | tr -d '\r' | tail -n1)" || { echo "run -d failed: $id"; return 1; }
-            echo "container: $id"
-            [ -n "$id" ] || return 1
-            sleep 1
-            # The container's PID 1 (busybox sleep), found by reading /proc, never signalled here.
-            pid_before="$(pgrep -f -x 'sleep 1000' | head -n1)"
-            echo "container PID 1 on the host: ${pid_before:-none}"
+            local pid_after ps alive=1
+            [ "$cid_rc" = 0 ] && [ -n "$cpid" ] || { echo "no running -d container (see above)"; return 1; }
             systemctl restart mcd || { echo "systemctl restart mcd failed"; return 1; }
             echo "mcd after restart: $(systemctl is-active mcd)"
             pid_after="$(pgrep -f -x 'sleep 1000' | head -n1)"
-            local ps; ps="$(mc ps 2>&1)"; echo "$ps"
-            local alive=1
-            [ -n "$pid_before" ] && [ "$pid_before" = "$pid_after" ] || alive=0
-            grep -q "${id:0:12}" <<< "$ps" || alive=0
-            grep "${id:0:12}" <<< "$ps" | grep -qiE 'running|up' || alive=0
-            mc rm -f "$id" >/dev/null 2>&1 || mc kill "$id" >/dev/null 2>&1 || true
+            echo "container PID 1 before: $cpid, after: ${pid_after:-none}"
+            ps="$(mc ps 2>&1)"; echo "$ps"
+            [ "$cpid" = "$pid_after" ] || alive=0
+            grep "${cid:0:12}" <<< "$ps" | grep -qiE 'running|up' || alive=0
             [ "$alive" = 1 ] && [ "$(systemctl is-active mcd)" = active ]
         }
-        check "${pkg_checks[5]}" survives
+        check "${pkg_checks[6]}" survives
+        mc rm -f "$cid" >/dev/null 2>&1 || true
 
         oom() {
             local got rc
@@ -183,9 +204,9 @@ else
             echo "exit $rc: $got"
             [ "$rc" = 137 ] && grep -qiE 'oom|out of memory' <<< "$got"
         }
-        check "${pkg_checks[6]}" oom
+        check "${pkg_checks[7]}" oom
 
-        check "${pkg_checks[7]}" bash -c 'set -o pipefail; page="$(MANWIDTH=80 man -P cat mcctl 2>&1)" || { echo "$page"; exit 1; };
+        check "${pkg_checks[8]}" bash -c 'set -o pipefail; page="$(MANWIDTH=80 man -P cat mcctl 2>&1)" || { echo "$page"; exit 1; };
             echo "$page" | head -n 5; grep -q "^NAME" <<< "$page" && grep -q mcctl <<< "$page"'
 
         completes() {
@@ -203,9 +224,9 @@ else
                 echo "COMPREPLY: ${COMPREPLY[*]}"
                 printf "%s\n" "${COMPREPLY[@]}" | grep -qx "run *"'
         }
-        check "${pkg_checks[8]}" completes
+        check "${pkg_checks[9]}" completes
 
-        check "${pkg_checks[9]}" bash -c "got=\"\$(systemd-analyze verify $unit 2>&1)\"; rc=\$?; echo \"\$got\"; [ \$rc = 0 ] && [ -z \"\$got\" ]"
+        check "${pkg_checks[10]}" bash -c "got=\"\$(systemd-analyze verify $unit 2>&1)\"; rc=\$?; echo \"\$got\"; [ \$rc = 0 ] && [ -z \"\$got\" ]"
 
         removed() {
             local log; log="$(timeout 300 apt-get remove -y "$pkg" 2>&1)" || { echo "$log"; return 1; }
@@ -222,14 +243,14 @@ else
             [ "$state" != active ] && [ "$state" != activating ] && [ "$load" = not-found ] \
                 && [ -z "$units" ] && [ -z "$procs" ]
         }
-        check "${pkg_checks[10]}" removed
+        check "${pkg_checks[11]}" removed
 
         purged() {
             local log; log="$(timeout 300 apt-get purge -y "$pkg" 2>&1)" || { echo "$log"; return 1; }
             ls -d /var/lib/mcd /etc/mcd 2>&1
             [ ! -e /var/lib/mcd ] && [ ! -e /etc/mcd ]
         }
-        check "${pkg_checks[11]}" purged
+        check "${pkg_checks[12]}" purged
         journalctl -u mcd --no-pager > "$out/mcd-journal.log" 2>&1 || true
     fi
 fi
