@@ -84,6 +84,13 @@ def _pidfd(pid: int | None, start_time: int | None, proc: str = "/proc") -> int 
     return fd
 
 
+def _has_exited(pidfd: int) -> bool:
+    """A pidfd polls readable once its process has exited, zombie or reaped."""
+    poller = select.poll()
+    poller.register(pidfd, select.POLLIN)
+    return bool(poller.poll(0))
+
+
 def _close(fd):
     if fd is not None:
         try:
@@ -948,6 +955,11 @@ class Manager:
         fd = None
         if c.status != STARTING:
             fd = _pidfd(s.get("monitor_pid"), s.get("monitor_start_time"), self.proc)
+            if fd is not None and _has_exited(fd):
+                # Ended but not yet reaped by its parent (a zombie): handle its exit now, so
+                # READY=1 already reflects it (and a --rm container is already gone).
+                _close(fd)
+                fd = None
         if fd is not None:
             c.monitor_fd = fd
             c.init_fd = _pidfd(s.get("pid"), s.get("pid_start_time"), self.proc)
