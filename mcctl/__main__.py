@@ -220,8 +220,25 @@ def _attach(client: Client, method: str, path: str, body, query, env: Environmen
 
 # ---------------------------------------------------------------- commands
 
+def _console_size(env) -> list:
+    """[rows, cols] of our terminal, for -t: the container's pty gets it before exec."""
+    import fcntl
+    import struct
+    import termios
+    try:
+        rows, cols, _, _ = struct.unpack("HHHH", fcntl.ioctl(env.fd(env.stdin, 0), termios.TIOCGWINSZ,
+                                                             b"\0" * 8))
+    except OSError:
+        return []
+    return [rows, cols] if rows and cols else []
+
+
 def cmd_run(args, env, client, *, create_only=False):
     spec = build_spec(args, env.environ)
+    if args.tty:
+        size = _console_size(env)
+        if size:
+            spec["process"]["console_size"] = size
     if create_only:
         res = client.post("/v1/containers", {"spec": spec, "rm": bool(args.rm)})
         env.stdout.write(res["id"] + "\n")
@@ -352,6 +369,10 @@ def cmd_exec(args, env, client):
         process["cwd"] = args.workdir
     if args.user:
         process["user"] = User.parse(args.user).to_dict()
+    if args.tty:
+        size = _console_size(env)
+        if size:
+            process["console_size"] = size
     path = ref_path(args.container) + "/exec"
     if args.detach:
         res = client.post(path, {"process": process, "detach": True})

@@ -505,7 +505,7 @@ def _spec_schemas() -> dict:
                 props[f.name] = {"type": _JSON_TYPES.get(cls._types[f.name], "string")}
                 if cls._types[f.name] is list:
                     props[f.name]["items"] = {"type": "string" if f.name not in (
-                        "additional_gids",) else "integer"}
+                        "additional_gids", "console_size") else "integer"}
             else:
                 props[f.name] = {}
             if f.name in cls._types and cls is specmod.Resources:

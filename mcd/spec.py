@@ -250,9 +250,10 @@ class Process(_Strict):
     terminal: bool = False
     capabilities: list = field(default_factory=lambda: list(DEFAULT_CAPABILITIES))
     no_new_privileges: bool = True
+    console_size: list = field(default_factory=list)   # [rows, cols] of the caller's terminal
     _nested = {"user": User}
     _types = {"args": list, "env": list, "cwd": str, "terminal": bool,
-              "capabilities": list, "no_new_privileges": bool}
+              "capabilities": list, "no_new_privileges": bool, "console_size": list}
 
     def __post_init__(self):
         if not self.args:
@@ -263,6 +264,11 @@ class Process(_Strict):
         validate_env(self.env)
         self.cwd = validate_abs_path(self.cwd, "workdir")
         self.capabilities = [normalize_capability(c) for c in self.capabilities]
+        if self.console_size and (
+                len(self.console_size) != 2
+                or any(isinstance(v, bool) or not isinstance(v, int) or not 0 <= v <= 65535
+                       for v in self.console_size)):
+            raise InvalidArgument(f"process.console_size: {self.console_size!r} is not [rows, cols]")
 
 
 @dataclass

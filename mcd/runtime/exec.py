@@ -99,7 +99,7 @@ def _process(process: Process, plan_bpf, cap_last, env, sock: socket.socket,
         os.setsid()
         if process.terminal:
             with step("open pty", "/dev/pts/ptmx"):
-                master, slave = rootfs.open_pty(-100, "/dev/pts/ptmx")
+                master, slave = rootfs.open_pty(-100, "/dev/pts/ptmx", process.console_size)
             with step("send pty"):
                 launcher.send_msg(sock, b"T", {}, [master])
             os.close(master)

@@ -262,7 +262,7 @@ def _container_init(plan: _Plan, sync: socket.socket, userns_fd: int | None,
         with step("open rootfs", paths.rootfs):
             rootfd = os.open(paths.rootfs, rootfs.O_PATH | os.O_DIRECTORY)
         new_netns = "network" in spec.linux.namespaces
-        pty = rootfs.mount_system(rootfd, spec.process.terminal)
+        pty = rootfs.mount_system(rootfd, spec.process.terminal, spec.process.console_size)
         rootfs.user_mounts(rootfd, spec.mounts)
         rootfs.bind_files(rootfd, [(paths.hostname, "/etc/hostname"), (paths.hosts, "/etc/hosts"),
                                    (paths.resolv_conf, "/etc/resolv.conf")],

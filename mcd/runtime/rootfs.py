@@ -17,6 +17,8 @@ import errno
 import fcntl
 import os
 import stat
+import struct
+import termios
 
 from mcd.errors import KernelError
 from mcd.runtime import syscalls as sc
@@ -143,7 +145,7 @@ def idmapped_lower(paths, userns_fd: int) -> str:
     return paths.lower_idmapped
 
 
-def mount_system(rootfd: int, terminal: bool):
+def mount_system(rootfd: int, terminal: bool, console_size=()):
     """/proc, /sys, /dev (+pts, shm, mqueue). Returns (master, slave) fds when terminal."""
     nosuid = sc.MS_NOSUID | sc.MS_NODEV | sc.MS_NOEXEC
     with step("mount", "/proc"):
@@ -176,7 +178,7 @@ def mount_system(rootfd: int, terminal: bool):
             _mount_at(rootfd, "/dev/mqueue", "mqueue", "mqueue", nosuid)
         if terminal:
             with step("open pty", "/dev/pts/ptmx"):
-                pty = open_pty(dev, "pts/ptmx")
+                pty = open_pty(dev, "pts/ptmx", console_size)
             with step("mount", "/dev/console"):
                 # What Docker and runc do: programs that write to the console reach the pty.
                 os.close(os.open("console", os.O_CREAT | os.O_EXCL | os.O_WRONLY | os.O_CLOEXEC,
@@ -188,8 +190,11 @@ def mount_system(rootfd: int, terminal: bool):
     return pty
 
 
-def open_pty(dirfd: int, ptmx: str) -> tuple[int, int]:
-    """A pty pair from the container's own devpts (its slave is a path inside it)."""
+def open_pty(dirfd: int, ptmx: str, size=()) -> tuple[int, int]:
+    """A pty pair from the container's own devpts (its slave is a path inside it).
+
+    size is the caller's [rows, cols]: set before exec, so the very first program already
+    sees the right size (the caller's later TIOCSWINSZ would race with it)."""
     master = os.open(ptmx, os.O_RDWR | os.O_NOCTTY | os.O_CLOEXEC, dir_fd=dirfd)
     st = os.fstat(master)
     if not stat.S_ISCHR(st.st_mode) or os.major(st.st_rdev) != 5:
@@ -197,6 +202,8 @@ def open_pty(dirfd: int, ptmx: str) -> tuple[int, int]:
         raise OSError(errno.ENOTTY, "not a ptmx")
     fcntl.ioctl(master, TIOCSPTLCK, b"\0\0\0\0")
     slave = fcntl.ioctl(master, TIOCGPTPEER, os.O_RDWR | os.O_NOCTTY)
+    if size:
+        fcntl.ioctl(master, termios.TIOCSWINSZ, struct.pack("HHHH", size[0], size[1], 0, 0))
     return master, slave
 
 

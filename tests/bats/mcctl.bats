@@ -170,6 +170,17 @@ teardown_file() { stop_daemon; }
     mc rm -f tt >/dev/null
 }
 
+@test "-it: the container's terminal has our window size from its first instruction" {
+    run timeout 60 script -qec "stty rows 41 cols 101; $MCCTL run -it --rm minimal stty size" /dev/null
+    [ "$status" -eq 0 ]
+    [[ "$output" == *"41 101"* ]]
+    mc run -d --name tsz minimal sleep 1000 >/dev/null
+    run timeout 60 script -qec "stty rows 42 cols 102; $MCCTL exec -it tsz stty size" /dev/null
+    mc rm -f tsz >/dev/null
+    [ "$status" -eq 0 ]
+    [[ "$output" == *"42 102"* ]]
+}
+
 @test "-it: typed input reaches the container and Ctrl-C is delivered to it" {
     run timeout 60 script -qec "$MCCTL run -it --rm minimal sh" /dev/null <<'IN'
 echo typed-$((6*7))

@@ -132,7 +132,8 @@ def minimal_rootfs(runtime_root):
 def make_spec(args, name=None, **kw):
     from mcd.spec import ContainerSpec, Process
     pkw = {k: kw.pop(k) for k in list(kw) if k in
-           ("env", "cwd", "user", "terminal", "capabilities", "no_new_privileges")}
+           ("env", "cwd", "user", "terminal", "capabilities", "no_new_privileges",
+            "console_size")}
     return ContainerSpec(name=name or "c" + uuid.uuid4().hex[:10],
                          process=Process(args=list(args), **pkw), **kw)
 

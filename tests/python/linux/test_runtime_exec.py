@@ -125,6 +125,24 @@ def test_exec_into_a_stopped_container_is_refused(run_container):
                   __import__("conftest").make_spec(["true"]), [])
 
 
+def test_exec_terminal_has_the_callers_size(start_container):
+    spec, paths, launched = start_container(["sleep", "100"])
+    h = rexec.run(launched.pid, Process(args=["stty", "size"], terminal=True, console_size=[33, 120]),
+                  spec, [])
+    out = b""
+    while True:
+        try:
+            data = os.read(h.tty_master, 4096)
+        except OSError:        # EIO: the process closed its side
+            break
+        if not data:
+            break
+        out += data
+    os.close(h.tty_master)
+    assert h.wait() == 0
+    assert out.split() == [b"33", b"120"]
+
+
 def test_exec_with_terminal(start_container):
     spec, paths, launched = start_container(["sleep", "100"])
     h = rexec.run(launched.pid, Process(args=["sh", "-c", "tty; echo done"], terminal=True),

@@ -365,6 +365,15 @@ def test_oom_protection_of_the_starter_is_not_inherited(runtime_root, minimal_ro
     assert out == ["-500", "0"]
 
 
+def test_terminal_has_the_callers_size_before_exec(start_container):
+    # stty runs at once: only a size set before exec (not a later TIOCSWINSZ) can reach it.
+    spec, paths, launched = start_container(["stty", "size"], terminal=True, console_size=[40, 100])
+    wait_exit(paths)
+    from mcd.runtime import logs
+    text = "".join(e["log"] for e in logs.read(paths.log))
+    assert text.split() == ["40", "100"]
+
+
 def test_terminal_console_is_the_pty(start_container):
     spec, paths, launched = start_container(
         ["sh", "-c", "echo via-console > /dev/console; stat -c %t:%T /dev/console $(tty)"],
