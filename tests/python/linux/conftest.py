@@ -138,6 +138,21 @@ def make_spec(args, name=None, **kw):
                          process=Process(args=list(args), **pkw), **kw)
 
 
+def read_pty(master: int) -> bytes:
+    """Everything a pty master yields until the other side is closed (EIO), then close it."""
+    out = b""
+    while True:
+        try:
+            data = os.read(master, 4096)
+        except OSError:        # EIO: the process closed its side
+            break
+        if not data:
+            break
+        out += data
+    os.close(master)
+    return out
+
+
 def read_all(fds: dict[int, str]) -> dict[str, bytes]:
     """Read pipes to EOF. fds: read fd -> key."""
     out = {k: b"" for k in fds.values()}

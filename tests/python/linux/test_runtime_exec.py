@@ -11,7 +11,7 @@ from mcd.runtime import exec as rexec
 from mcd.runtime import launcher
 from mcd.runtime.security import capability_mask
 from mcd.spec import DEFAULT_CAPABILITIES, DEFAULT_NAMESPACES, IDMapping, Linux, Process, User
-from conftest import read_all, require_root
+from conftest import read_all, read_pty, require_root
 
 pytestmark = [require_root, pytest.mark.root]
 
@@ -129,16 +129,7 @@ def test_exec_terminal_has_the_callers_size(start_container):
     spec, paths, launched = start_container(["sleep", "100"])
     h = rexec.run(launched.pid, Process(args=["stty", "size"], terminal=True, console_size=[33, 120]),
                   spec, [])
-    out = b""
-    while True:
-        try:
-            data = os.read(h.tty_master, 4096)
-        except OSError:        # EIO: the process closed its side
-            break
-        if not data:
-            break
-        out += data
-    os.close(h.tty_master)
+    out = read_pty(h.tty_master)
     assert h.wait() == 0
     assert out.split() == [b"33", b"120"]
 
@@ -148,15 +139,6 @@ def test_exec_with_terminal(start_container):
     h = rexec.run(launched.pid, Process(args=["sh", "-c", "tty; echo done"], terminal=True),
                   spec, [])
     assert h.tty_master is not None
-    out = b""
-    while True:
-        try:
-            data = os.read(h.tty_master, 4096)
-        except OSError:
-            break
-        if not data:
-            break
-        out += data
-    os.close(h.tty_master)
+    out = read_pty(h.tty_master)
     assert h.wait() == 0
     assert out.decode().splitlines()[0].startswith("/dev/pts/")

@@ -17,7 +17,7 @@ from mcd.runtime import launcher
 from mcd.spec import (DEFAULT_CAPABILITIES, DEFAULT_NAMESPACES, IDMapping, Linux, Mount, Root,
                       User, resolve_capabilities)
 from mcd.runtime.security import capability_mask
-from conftest import require_root, wait_exit
+from conftest import read_pty, require_root, wait_exit
 
 pytestmark = [require_root, pytest.mark.root]
 
@@ -316,16 +316,7 @@ def test_terminal_to_caller(start_container):
         ["sh", "-c", "tty; ls -l /proc/self/fd/0"], terminal=True,
         stdio=launcher.Stdio(tty_to_caller=True))
     assert launched.tty_master is not None
-    out = b""
-    while True:
-        try:
-            data = os.read(launched.tty_master, 4096)
-        except OSError:        # EIO: the container closed its side
-            break
-        if not data:
-            break
-        out += data
-    os.close(launched.tty_master)
+    out = read_pty(launched.tty_master)
     text = out.decode()
     assert "/dev/pts/0" in text.splitlines()[0]   # the container's own devpts
     assert wait_exit(paths)["exit_code"] == 0
