@@ -221,39 +221,43 @@ def userns_net_sysctls(rootfd: int) -> None:
                 os.close(fd)
 
 
+@contextlib.contextmanager
+def _existing(rootfd: int, path: str):
+    """An fd for path resolved inside the root, or None when it does not exist (a masked or
+    read-only path the kernel or the rootfs lacks is nothing to protect)."""
+    try:
+        fd = resolve(rootfd, path)
+    except KernelError as err:
+        if err.errno != errno.ENOENT:
+            raise
+        yield None
+        return
+    try:
+        yield fd
+    finally:
+        os.close(fd)
+
+
 def mask_paths(rootfd: int, masked: list[str]) -> None:
     for path in masked:
-        with step("mask", path):
-            try:
-                fd = resolve(rootfd, path)
-            except KernelError as err:
-                if err.errno == errno.ENOENT:
-                    continue
-                raise
-            try:
-                target = sc.fd_path(fd)
-                if stat.S_ISDIR(os.fstat(fd).st_mode):
-                    sc.mount("tmpfs", target, "tmpfs", sc.MS_RDONLY, "size=0", display=path)
-                else:
-                    sc.mount("/dev/null", target, None, sc.MS_BIND, display=path)
-            finally:
-                os.close(fd)
+        with step("mask", path), _existing(rootfd, path) as fd:
+            if fd is None:
+                continue
+            target = sc.fd_path(fd)
+            if stat.S_ISDIR(os.fstat(fd).st_mode):
+                sc.mount("tmpfs", target, "tmpfs", sc.MS_RDONLY, "size=0", display=path)
+            else:
+                sc.mount("/dev/null", target, None, sc.MS_BIND, display=path)
 
 
 def readonly_paths(rootfd: int, paths: list[str]) -> None:
     for path in paths:
         with step("readonly", path):
-            try:
-                fd = resolve(rootfd, path)
-            except KernelError as err:
-                if err.errno == errno.ENOENT:
+            with _existing(rootfd, path) as fd:
+                if fd is None:
                     continue
-                raise
-            try:
                 sc.mount(sc.fd_path(fd), sc.fd_path(fd), None, sc.MS_BIND | sc.MS_REC,
                          display=path)
-            finally:
-                os.close(fd)
             set_readonly(rootfd, path)
 
 

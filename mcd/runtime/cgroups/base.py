@@ -277,6 +277,16 @@ class Cgroup:
     def plan(self, resources: Resources, fields: set, creating: bool) -> list[Write]:
         raise NotImplementedError
 
+    def _wanted(self, r: Resources, fields: set, creating: bool):
+        """The rule both drivers' plans use: is limit `name` to be written?
+
+        check_supported ran first, so a limit whose controller is missing is None or -1
+        here: nothing to write. Creating writes only what was asked; updating sends a
+        None field back to the kernel default."""
+        feats = self.features.controllers
+        return lambda name: (name in fields and FIELD_CONTROLLER[name] in feats
+                             and (not creating or getattr(r, name) is not None))
+
     def apply(self, resources: Resources, fields, creating: bool = False) -> None:
         """Write the limits named in `fields`; on failure put back what was written."""
         fields = set(fields)

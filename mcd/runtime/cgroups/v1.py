@@ -8,7 +8,7 @@ from mcd.errors import InvalidArgument, KernelError
 from mcd.spec import Resources
 
 from . import convert
-from .base import FIELD_CONTROLLER, Cgroup, Write, int_or_none, read_or_none
+from .base import Cgroup, Write, int_or_none, read_or_none
 
 # Hierarchies a container gets a directory in, in creation order.
 USED_CONTROLLERS = ("cpu", "cpuacct", "cpuset", "memory", "pids", "freezer")
@@ -24,14 +24,7 @@ class CgroupV1(Cgroup):
             else "memory.memsw.limit_in_bytes"
 
     def plan(self, r: Resources, fields: set, creating: bool) -> list[Write]:
-        feats = self.features.controllers
-
-        def want(name):
-            # check_supported ran first, so a limit whose controller is missing is
-            # None or -1 here: nothing to write. Creating writes only what was
-            # asked; updating sends a None field back to the kernel default.
-            return (name in fields and FIELD_CONTROLLER[name] in feats
-                    and (not creating or getattr(r, name) is not None))
+        want = self._wanted(r, fields, creating)
 
         writes: list[Write] = []
         if want("cpu_shares"):

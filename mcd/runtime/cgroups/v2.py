@@ -8,7 +8,7 @@ from mcd.errors import KernelError
 from mcd.spec import Resources
 
 from . import convert
-from .base import FIELD_CONTROLLER, Cgroup, Write, int_or_none, read_or_none
+from .base import Cgroup, Write, int_or_none, read_or_none
 
 # Controllers enabled for container cgroups when the parent offers them.
 WANTED_CONTROLLERS = ("cpu", "cpuset", "memory", "pids")
@@ -32,11 +32,7 @@ class CgroupV2(Cgroup):
         return os.path.join(self._dir, "memory.swap.max")
 
     def plan(self, r: Resources, fields: set, creating: bool) -> list[Write]:
-        feats = self.features.controllers
-
-        def want(name):
-            return (name in fields and FIELD_CONTROLLER[name] in feats
-                    and (not creating or getattr(r, name) is not None))
+        want = self._wanted(r, fields, creating)
 
         writes: list[Write] = []
         if want("cpu_shares"):
