@@ -22,6 +22,7 @@ from mcd.errors import KernelError, MCError
 from mcd.httpserver import HTTPServer, Peer, bind_unix
 from mcd.manager import Manager
 from mcd.notify import Notifier
+from mcd.runtime import launcher
 
 log = logging.getLogger("mcd")
 
@@ -113,12 +114,22 @@ class Daemon:
         self.manager: Manager | None = None
         self.stop_web = None
         self.lock = RootLock(cfg.root)
+        self.forkserver = None
 
     def _status(self) -> None:
         if self.manager is not None:
             self.notifier.status(self.manager.status_line())
 
     def run(self) -> int:
+        self._spawn_forkserver()
+        try:
+            return self._run()
+        finally:
+            if self.forkserver is not None:
+                launcher.use_forkserver(None)
+                self.forkserver.close()
+
+    def _run(self) -> int:
         cfg = self.cfg
         wake_r, wake_w = os.pipe2(os.O_CLOEXEC | os.O_NONBLOCK)
         signal.set_wakeup_fd(wake_w)
@@ -133,6 +144,18 @@ class Daemon:
             return self._serve(wake_r)
         finally:
             self.lock.release()
+
+    def _spawn_forkserver(self) -> None:
+        """Before any thread starts and before the manager exists: see mcd.runtime.forkserver.
+        Without it the daemon forks each monitor itself, slower and heavier, but it works."""
+        from mcd.runtime.forkserver import ForkServer
+        try:
+            self.forkserver = ForkServer.spawn()
+        except OSError as err:
+            log.warning("fork server not started (%s): monitors are forked by the daemon",
+                        err.strerror or err)
+            return
+        launcher.use_forkserver(self.forkserver)
 
     def _serve(self, wake_r: int) -> int:
         cfg = self.cfg

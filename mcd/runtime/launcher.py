@@ -71,6 +71,7 @@ class Launched:
     pid: int
     pid_start_time: int
     tty_master: int | None = None
+    timing: dict = field(default_factory=dict)  # phase -> ns, filled by the manager
 
 
 @dataclass
@@ -361,6 +362,11 @@ def _monitor(plan: _Plan, result: socket.socket) -> None:
     spec, stdio = plan.spec, plan.stdio
     try:
         os.setsid()
+        # Whoever forked us (daemon or fork server) had its own handlers and wakeup fd:
+        # a monitor ignores the signals a terminal or an operator's kill would send.
+        signal.set_wakeup_fd(-1)
+        for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+            signal.signal(sig, signal.SIG_IGN)
         attach = {}
         if stdio.stdout is not None:
             attach["stdout"] = stdio.stdout
@@ -491,6 +497,52 @@ def prepare_dirs(spec: ContainerSpec, paths: ContainerPaths) -> None:
                                               container=spec.name) from err
 
 
+# The fork server (mcd.runtime.forkserver) the daemon set up, if any.
+_forkserver = None
+
+
+def use_forkserver(server) -> None:
+    global _forkserver
+    _forkserver = server
+
+
+def _plan_fds(result: socket.socket, stdio: Stdio) -> list[int]:
+    """The fds a plan refers to, in the order fork_monitor takes them back."""
+    return [result.fileno()] + [fd for fd in (stdio.stdin, stdio.stdout, stdio.stderr)
+                                if fd is not None]
+
+
+def fork_monitor(plan: _Plan, fds: list[int]) -> None:
+    """In the fork server: the plan's fds arrived as ``fds`` (see _plan_fds); fork the
+    monitor through an intermediate, as start() does in the daemon."""
+    it = iter(fds[1:])
+    st = plan.stdio
+    plan.stdio = Stdio(stdin=next(it) if st.stdin is not None else None,
+                       stdout=next(it) if st.stdout is not None else None,
+                       stderr=next(it) if st.stderr is not None else None,
+                       tty_to_caller=st.tty_to_caller)
+    _fork_intermediate(plan, socket.socket(fileno=os.dup(fds[0])))
+
+
+def _fork_intermediate(plan: _Plan, theirs: socket.socket) -> None:
+    """Fork an intermediate that forks the monitor and leaves, so the monitor is nobody's
+    child; reap the intermediate. Closes ``theirs`` in the caller."""
+    try:
+        pid = os.fork()
+        if pid == 0:
+            try:
+                if os.fork() == 0:
+                    _monitor(plan, theirs)
+            finally:
+                os._exit(0)
+    finally:
+        theirs.close()
+    try:
+        os.waitpid(pid, 0)
+    except ChildProcessError:
+        pass    # a waitpid(-1) elsewhere in the caller reaped the intermediate first
+
+
 def start(spec: ContainerSpec, paths: ContainerPaths, cgroup_procs: list[str] = (),
           stdio: Stdio | None = None) -> Launched:
     stdio = stdio or Stdio()
@@ -502,20 +554,11 @@ def start(spec: ContainerSpec, paths: ContainerPaths, cgroup_procs: list[str] = 
                  container_env(spec.process, spec.hostname))
     result, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
     try:
-        pid = os.fork()
-        if pid == 0:
-            # intermediate: fork the monitor and leave, so the monitor is nobody's child
-            try:
-                result.close()
-                if os.fork() == 0:
-                    _monitor(plan, theirs)
-            finally:
-                os._exit(0)
-        theirs.close()
-        try:
-            os.waitpid(pid, 0)
-        except ChildProcessError:
-            pass    # a waitpid(-1) elsewhere in the caller reaped the intermediate first
+        server = _forkserver
+        if server is not None and server.launch(plan, _plan_fds(theirs, stdio)):
+            theirs.close()
+        else:
+            _fork_intermediate(plan, theirs)
         kind, payload, fds = recv_msg(result)
     finally:
         result.close()

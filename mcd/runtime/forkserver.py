@@ -1,0 +1,135 @@
+"""The fork server: a small, idle process that forks every container's monitor.
+
+mcd forks it once at start-up, before the daemon imports its API, manager and HTTP
+server or starts a thread. Forking monitors from it instead of from the daemon pays
+twice:
+
+* memory: a monitor is a copy-on-write copy of whoever forked it. Forked from the
+  daemon, every page the daemon dirties later stays behind as the monitor's own
+  (3-4 MiB PSS per container). The fork server never runs anything but this loop,
+  so its pages stay shared by it and every monitor; a monitor owns only what it
+  writes itself.
+* time: a fork copies the page tables of a small single-threaded process instead
+  of a large multi-threaded one, three times per start (intermediate, monitor,
+  PID 1).
+
+Protocol: one SOCK_SEQPACKET pair. The daemon sends one message per start, the
+pickled launcher plan, with the fds it refers to (first the monitor's result socket,
+then stdin/stdout/stderr when present) as SCM_RIGHTS. The server forks an
+intermediate that forks the monitor and exits, reaps the intermediate, closes its
+copies of the fds and waits for the next message. It answers nothing: the monitor
+reports on the result socket exactly as when the daemon forks it itself. EOF on the
+pair (the daemon is gone) ends the server; so does PR_SET_PDEATHSIG.
+
+If the server is not there (never started, or dead), the daemon forks the monitor
+itself; `launcher.start` decides.
+"""
+
+from __future__ import annotations
+
+import gc
+import importlib
+import os
+import pickle
+import signal
+import socket
+import threading
+
+from mcd.runtime import syscalls as sc
+
+PR_SET_PDEATHSIG = 1
+MAX_MSG = 1 << 20
+MAX_FDS = 8
+
+
+class ForkServer:
+    """The daemon's handle on its fork server."""
+
+    def __init__(self, sock: socket.socket, pid: int):
+        self.sock = sock
+        self.pid = pid
+        self._lock = threading.Lock()
+        self.alive = True
+
+    @classmethod
+    def spawn(cls) -> ForkServer:
+        """Fork the server. Call while the process is small and has one thread."""
+        # Imported before the fork, so every monitor shares these pages with the server.
+        importlib.import_module("mcd.runtime.launcher")
+        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        pid = os.fork()
+        if pid == 0:
+            status = 0
+            try:
+                ours.close()
+                serve(theirs)
+            except BaseException:   # noqa: B036 - a server must never unwind into the daemon's code
+                status = 1
+            finally:
+                os._exit(status)
+        theirs.close()
+        ours.set_inheritable(False)
+        return cls(ours, pid)
+
+    def launch(self, plan, fds: list[int]) -> bool:
+        """Hand one start to the server. False if it is gone (the caller forks itself)."""
+        if not self.alive:
+            return False
+        msg = pickle.dumps(plan, protocol=pickle.HIGHEST_PROTOCOL)
+        try:
+            with self._lock:
+                socket.send_fds(self.sock, [msg], fds)
+            return True
+        except OSError:
+            self.alive = False
+            return False
+
+    def close(self) -> None:
+        self.alive = False
+        try:
+            self.sock.close()
+        finally:
+            try:
+                os.waitpid(self.pid, 0)
+            except ChildProcessError:
+                pass
+
+
+def serve(sock: socket.socket) -> None:
+    from mcd.runtime import launcher
+    sc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+    if os.getppid() == 1:
+        return  # the daemon died before the prctl: nobody will ever write to us
+    # Ctrl-C on a foreground daemon reaches the whole process group: the daemon decides.
+    signal.set_wakeup_fd(-1)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGHUP, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    # Keep stdio (errors reach the daemon's log) and our socket, nothing of the daemon's.
+    keep = sock.fileno()
+    os.closerange(3, keep)
+    os.closerange(keep + 1, 1 << 16)
+    # Nothing here allocates cycles worth collecting; a collection would write to every
+    # tracked object and unshare the pages the monitors share with us.
+    gc.disable()
+    gc.freeze()
+    while True:
+        try:
+            msg, fds, _flags, _addr = socket.recv_fds(sock, MAX_MSG, MAX_FDS)
+        except InterruptedError:
+            continue
+        if not msg:
+            for fd in fds:
+                os.close(fd)
+            return
+        try:
+            plan = pickle.loads(msg)
+            launcher.fork_monitor(plan, fds)
+        except Exception:   # noqa: BLE001 - a bad message loses one start, not the server
+            pass
+        finally:
+            for fd in fds:
+                try:
+                    os.close(fd)
+                except OSError:
+                    pass

@@ -1,0 +1,116 @@
+"""The fork server: containers started through it behave exactly like those the caller
+forks itself, and it never outlives the process that spawned it."""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+
+import psutil
+import pytest
+
+from mcd.runtime import launcher
+from mcd.runtime.forkserver import ForkServer
+from conftest import read_pty, require_root, wait_exit
+
+pytestmark = [require_root, pytest.mark.root]
+
+
+class CountingServer:
+    """The real server, with a count of the starts it accepted (to prove the path taken)."""
+
+    def __init__(self, server: ForkServer):
+        self.server = server
+        self.accepted = 0
+
+    def launch(self, plan, fds):
+        ok = self.server.launch(plan, fds)
+        self.accepted += ok
+        return ok
+
+
+@pytest.fixture
+def server():
+    fs = ForkServer.spawn()
+    counting = CountingServer(fs)
+    launcher.use_forkserver(counting)
+    try:
+        yield counting
+    finally:
+        launcher.use_forkserver(None)
+        fs.close()
+    assert not psutil.pid_exists(fs.pid), "the fork server outlived close()"
+
+
+def _gone(pid: int, timeout: float = 5.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            os.waitpid(pid, os.WNOHANG)
+        except ChildProcessError:
+            pass
+        if not psutil.pid_exists(pid) or psutil.Process(pid).status() == psutil.STATUS_ZOMBIE:
+            return True
+        time.sleep(0.02)
+    return False
+
+
+def test_output_exit_code_and_stdin_go_through_the_server(server, run_container):
+    r, w = os.pipe()
+    os.write(w, b"from stdin\n")
+    os.close(w)
+    try:
+        res = run_container(["sh", "-c", "cat; echo out; echo err >&2; exit 3"], stdin=r)
+    finally:
+        os.close(r)
+    assert server.accepted == 1
+    assert (res.code, res.stdout, res.stderr) == (3, "from stdin\nout\n", "err\n")
+    # The monitor is nobody's child: the intermediate left, it was reparented to us
+    # (the tests are a subreaper), not left under the server.
+    assert res.launched.monitor_pid != server.server.pid
+
+
+def test_a_setup_error_is_reported_by_step_through_the_server(server, run_container):
+    from mcd import errors
+    with pytest.raises(errors.SetupError) as exc:
+        run_container(["/no/such/binary"])
+    assert server.accepted == 1
+    assert exc.value.exit_code == 127 and "No such file or directory" in str(exc.value)
+
+
+def test_a_terminal_container_hands_its_pty_back(server, start_container):
+    _spec, paths, launched = start_container(["sh", "-c", "stty size; exit 5"], terminal=True,
+                                             console_size=[33, 120],
+                                             stdio=launcher.Stdio(tty_to_caller=True))
+    assert server.accepted == 1
+    assert launched.tty_master is not None
+    out = read_pty(launched.tty_master)    # reads to EOF and closes it
+    assert b"33 120" in out, out    # stty ran on the pty, sized before exec
+    assert wait_exit(paths)["exit_code"] == 5
+
+
+def test_a_dead_server_falls_back_to_forking_here(server, run_container):
+    os.kill(server.server.pid, signal.SIGKILL)
+    assert _gone(server.server.pid)
+    res = run_container(["echo", "still works"])
+    assert res.code == 0 and res.stdout == "still works\n"
+    assert server.accepted == 0 and not server.server.alive
+
+
+def test_the_server_dies_with_the_process_that_spawned_it(leak_check_root):
+    # A stand-in daemon: a child that spawns a server and dies without closing it.
+    r, w = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        try:
+            fs = ForkServer.spawn()
+            os.write(w, str(fs.pid).encode())
+        finally:
+            os._exit(0)
+    os.close(w)
+    server_pid = int(os.read(r, 32))
+    os.close(r)
+    os.waitpid(pid, 0)
+    # PR_SET_PDEATHSIG and EOF on its socket: either ends it; it must not linger.
+    assert _gone(server_pid), f"fork server {server_pid} outlived its daemon"
