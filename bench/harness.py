@@ -242,8 +242,9 @@ class Bench:
     def section_daemon_share(self) -> None:
         """The API call `mcctl run --rm` makes, timed without the CLI in front of it.
 
-        mcd keeps no timing of its own, so this is measured from the outside: the body
-        is the one mcctl builds (its own build_spec), the stages are the response lines.
+        Measured from the outside (the body is the one mcctl builds with its own build_spec,
+        the stages are the response lines) and from the inside: mcd's Server-Timing header
+        gives request read -> exec and the manager's phases.
         """
         if self.daemon is None or not self.mcctls:
             self.not_measured("daemon-share", self.results["not_measured"].get("mcd", "mcctl does not work"))
@@ -266,8 +267,8 @@ class Bench:
                     cpu0 = procstat.process_cpu_ms(dpid)
                 marks = mcapi.timed_attach(str(self.daemon.socket), body, [null, null, null])
                 if i >= a.warmup:
-                    for k in stages:
-                        stages[k].append(marks[k])
+                    for k, v in marks.items():
+                        stages.setdefault(k, []).append(v)
             daemon_cpu = (procstat.process_cpu_ms(dpid) - cpu0) / (a.rounds * a.block)
         except (OSError, mcapi.ApiError, ValueError) as err:
             self.not_measured("daemon-share", f"POST /v1/containers failed: {err}")
@@ -278,6 +279,9 @@ class Bench:
             "attached": _summ("attached", "request sent -> command exec'd (attached line)", stages["attached"]),
             "exit": _summ("exit", "request sent -> exit line", stages["exit"]),
             "closed": _summ("closed", "request sent -> connection closed (removed)", stages["closed"]),
+            # The daemon's own clock (Server-Timing): request read -> PID 1 exec'd, and its phases.
+            "daemon": {k[len("daemon_"):]: _summ(k, f"daemon's own timing: {k[len('daemon_'):]}", v)
+                       for k, v in stages.items() if k.startswith("daemon_")},
             "daemon_cpu_ms_per_start": daemon_cpu,
         }
         self.save()

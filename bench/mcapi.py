@@ -115,4 +115,21 @@ def timed_attach(sock_path: str, body: dict, fds: list[int], timeout: float = 12
         s.close()
     if not buf.startswith(b"HTTP/1.1 200") or "attached" not in marks or "exit" not in marks:
         raise ApiError(int(buf.split()[1]) if buf[:5] == b"HTTP/" else 0, buf)
-    return {k: (v - t0) / 1e6 for k, v in marks.items()}
+    out = {k: (v - t0) / 1e6 for k, v in marks.items()}
+    out.update({f"daemon_{k}": v for k, v in server_timing(buf).items()})
+    return out
+
+
+def server_timing(response: bytes) -> dict[str, float]:
+    """The daemon's own timing of a start (its Server-Timing header), name -> ms."""
+    head = response.split(b"\r\n\r\n", 1)[0].decode("latin-1")
+    for line in head.split("\r\n")[1:]:
+        name, _, value = line.partition(":")
+        if name.strip().lower() == "server-timing":
+            out = {}
+            for part in value.split(","):
+                metric, _, dur = part.strip().partition(";dur=")
+                if dur:
+                    out[metric] = float(dur)
+            return out
+    return {}

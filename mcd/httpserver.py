@@ -72,6 +72,7 @@ class Request:
     fds: list = field(default_factory=list)
     peer: Peer | None = None
     sock: socket.socket | None = None
+    received_ns: int = 0    # perf_counter_ns() when the head was read: for Server-Timing
 
     def json(self):
         """The body as JSON (an empty body is an empty object)."""
@@ -392,6 +393,7 @@ class HTTPServer:
         head = conn.read_head()
         if head is None:
             return None
+        received_ns = time.perf_counter_ns()
         try:
             text = head.decode("latin-1")
             line, *hlines = text.split("\r\n")
@@ -427,7 +429,8 @@ class HTTPServer:
         query = {k: v[-1] for k, v in urllib.parse.parse_qs(parsed.query, keep_blank_values=True).items()}
         fds, conn.fds = conn.fds, []
         return Request(method=method.upper(), target=target, path=urllib.parse.unquote(parsed.path),
-                       query=query, headers=headers, body=body, fds=fds, peer=peer, sock=conn.sock)
+                       query=query, headers=headers, body=body, fds=fds, peer=peer, sock=conn.sock,
+                       received_ns=received_ns)
 
     def _write_response(self, conn: _Conn, req: Request, resp: Response) -> bool:
         status_line = f"HTTP/1.1 {resp.status} {REASONS.get(resp.status, 'Status')}\r\n"

@@ -411,6 +411,7 @@ class Manager:
             return self._launch(c, stdio)
 
     def _launch(self, c: Container, stdio):
+        t0 = time.perf_counter_ns()
         launcher = self._launcher()
         paths = self._paths(c)
         previous = c.status
@@ -419,11 +420,14 @@ class Manager:
             stale.kill_all()
             stale.destroy()
         cg = self.cgroups.create(c.id, c.spec.linux.resources)
+        t1 = time.perf_counter_ns()
         c.state.update(status=STARTING, previous_status=previous)
         try:
             self._persist(c)
-            launched = launcher.start(c.spec, paths, cgroup_procs=cg.procs_files(),
+            t2 = time.perf_counter_ns()
+            launched = launcher.start(c.spec, paths, cgroup_procs=cg.self_join_files(),
                                       stdio=stdio or launcher.Stdio())
+            t3 = time.perf_counter_ns()
         except MCError as err:
             # Kept for ps/inspect, as Docker does: the container stays, with why it failed.
             c.state.update(error=str(err), exit_code=err.exit_code if err.exit_code in (126, 127) else None)
@@ -446,6 +450,8 @@ class Manager:
                        error=None, memory_peak=None)
         c.state.pop("previous_status", None)
         self._persist(c)
+        launched.timing = {"cgroup": t1 - t0, "persist": t2 - t1, "launch": t3 - t2,
+                           "record": time.perf_counter_ns() - t3}
         self.events.publish("started", c, pid=launched.pid)
         if c.monitor_fd is None:
             # The monitor already ended (and was reaped) before we could watch it.
@@ -881,7 +887,7 @@ class Manager:
                 data["env"] = [e for e in base["env"] if e.split("=", 1)[0] not in keys] + data["env"]
             proc = Process.from_dict({**base, **data}, "process")
             pid = c.state["pid"]
-            cg_procs = c.cgroup.procs_files() if c.cgroup is not None else []
+            cg_procs = c.cgroup.self_join_files() if c.cgroup is not None else []
             handle = rexec.run(pid, proc, c.spec, cg_procs, stdio)
         self.events.publish("exec", c, pid=handle.pid, command=" ".join(proc.args))
         return handle

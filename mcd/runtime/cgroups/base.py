@@ -218,6 +218,10 @@ class Cgroup:
         """The files PID 1 (or exec) writes "0" to, to join."""
         return [os.path.join(d, "cgroup.procs") for d in self.unique_dirs()]
 
+    def self_join_files(self) -> list[str]:
+        """The files a process writes "0" to, to move itself in (PID 1, exec's helper)."""
+        return self.procs_files()
+
     def exists(self) -> bool:
         return any(os.path.isdir(d) for d in self.unique_dirs())
 

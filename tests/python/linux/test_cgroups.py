@@ -437,6 +437,35 @@ def test_join_and_procs_files(any_mgr):
     cg.destroy()
 
 
+def test_a_process_moves_itself_in_through_self_join_files(any_mgr):
+    # What PID 1 and exec's helper do: write "0" to each file. On v1 those are `tasks`
+    # files (one thread, no global lock); the whole single-threaded process must land in
+    # every hierarchy, exactly as through cgroup.procs.
+    cg = any_mgr.create("self", _core_resources())
+    files = cg.self_join_files()
+    want = "/tasks" if cg.driver == "v1" else "/cgroup.procs"
+    assert files and all(f.endswith(want) and os.path.exists(f) for f in files)
+    script = ("import sys\n"
+              "for f in sys.argv[1:]:\n"
+              "    open(f, 'w').write('0')\n"
+              "print('in', flush=True)\n"
+              "sys.stdin.readline()\n")
+    p = subprocess.Popen([sys.executable, "-S", "-c", script, *files], stdin=subprocess.PIPE,
+                         stdout=subprocess.PIPE, text=True)
+    try:
+        assert p.stdout.readline() == "in\n"
+        assert cg.pids() == [p.pid]
+        with open(f"/proc/{p.pid}/cgroup") as f:
+            lines = [ln for ln in f.read().splitlines() if ln.split(":")[1]]
+        if cg.driver == "v1":
+            # every hierarchy the cgroup has a directory in lists the process there
+            joined = {ln.split(":")[1] for ln in lines if f"/{any_mgr.parent}/self" in ln}
+            assert len(joined) == len(cg.unique_dirs())
+    finally:
+        reap(p)
+    cg.destroy()
+
+
 def test_nested_parent_is_made_and_removed_level_by_level():
     m = cgroups.CgroupManager(parent=f"mctest-{secrets.token_hex(4)}/inner", layout=LAYOUT)
     try:
