@@ -50,7 +50,7 @@ $(VENV)/.installed: pyproject.toml
 	$(MAKE) --no-print-directory apt-dev
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PIP) install -q --upgrade pip
-	$(PIP) install -q -e '.[test,build]'
+	$(PIP) install -q -e '.[test,build]' --config-settings editable_mode=compat
 	touch $@
 
 dev: $(VENV)/.installed

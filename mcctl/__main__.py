@@ -9,9 +9,7 @@ the container's own for run / start -a / exec, 125 when mcd or the request faile
 from __future__ import annotations
 
 import os
-import signal
 import sys
-import threading
 
 from mcctl.parser import COMMANDS, DEFAULT_SOCKET, VERSION, build_parser, command_in
 
@@ -71,7 +69,7 @@ def _env_list(items: list[str], files: list[str], environ) -> list[str]:
 
 
 def _resources(args) -> dict:
-    from mcd.spec import cpus_to_quota, parse_size
+    from mcd.units import cpus_to_quota, parse_size
     r = {}
     if args.memory is not None:
         r["memory"] = -1 if args.memory == "-1" else parse_size(args.memory, "--memory")
@@ -95,9 +93,10 @@ def _resources(args) -> dict:
 
 
 def build_spec(args, environ) -> dict:
-    """The ContainerSpec (as a dict) for run/create; validated here with the daemon's own rules."""
-    from mcd.spec import (DEFAULT_ENV, DEFAULT_NAMESPACES, ContainerSpec, Mount, User,
-                          resolve_capabilities)
+    """The ContainerSpec (as a dict) for run/create. Each flag is checked as it is read;
+    the whole spec is checked by the daemon (see validate_spec for when there is none)."""
+    from mcd.units import (DEFAULT_ENV, DEFAULT_NAMESPACES, parse_tmpfs, parse_user,
+                           parse_volume, resolve_capabilities)
     process = {"args": args.command or ["sh"],
                "env": list(DEFAULT_ENV) + _env_list(args.env, args.env_file, environ),
                "terminal": bool(args.tty),
@@ -105,7 +104,7 @@ def build_spec(args, environ) -> dict:
     if args.workdir:
         process["cwd"] = args.workdir
     if args.user:
-        process["user"] = User.parse(args.user).to_dict()
+        process["user"] = parse_user(args.user)
     namespaces = list(DEFAULT_NAMESPACES)
     if args.network == "host":
         namespaces.remove("network")
@@ -121,11 +120,7 @@ def build_spec(args, environ) -> dict:
             process["no_new_privileges"] = True
         else:
             raise UsageError(f"--security-opt: unsupported option {opt!r} (seccomp=unconfined)")
-    mounts = [Mount.parse_volume(v).to_dict() for v in args.volume]
-    mounts += [Mount.parse_tmpfs(t).to_dict() for t in args.tmpfs]
-    for m in mounts:
-        if m["type"] == "bind":
-            m["source"] = os.path.abspath(m["source"])
+    mounts = [parse_volume(v) for v in args.volume] + [parse_tmpfs(t) for t in args.tmpfs]
     labels = {}
     for lab in args.label:
         k, _, v = lab.partition("=")
@@ -140,10 +135,28 @@ def build_spec(args, environ) -> dict:
         spec["stop_timeout"] = args.stop_timeout
     if args.stop_signal:
         spec["stop_signal"] = args.stop_signal
-    # Same validation as the daemon's, before anything is sent.
+    return spec
+
+
+def validate_spec(spec: dict) -> None:
+    """The daemon's own rules (mcd.spec), raising its InvalidArgument.
+
+    The daemon applies them to every create before it changes anything, and its error
+    message is the same text, so `run` does not pay ~25 ms importing them on every call:
+    they run here only when the daemon cannot be reached, so that bad input is still
+    named first, as it would be with the daemon up."""
+    from mcd.spec import ContainerSpec
     ContainerSpec.from_dict({**spec, "name": spec.get("name", "x"),
                              "hostname": spec.get("hostname", "x")})
-    return spec
+
+
+def _sending(spec: dict, send):
+    try:
+        return send()
+    except ClientError as err:
+        if err.status is None and err.code in ("DAEMON_UNAVAILABLE", "PERMISSION_DENIED"):
+            validate_spec(spec)
+        raise
 
 
 # ---------------------------------------------------------------- attach
@@ -197,17 +210,21 @@ def _attach(client: Client, method: str, path: str, body, query, env: Environmen
             finally:
                 os.close(master)
         else:
+            import signal
             old = {}
             target = first.get("id") or sig_proxy_ref
-            if target and threading.current_thread() is threading.main_thread():
+            if target:
                 # Like docker's --sig-proxy: signals to the client go to the container.
                 def proxy(signum, _frame):
                     try:
                         client.post(ref_path(target) + "/kill", signal=str(signum))
                     except ClientError:
                         pass
-                for s in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
-                    old[s] = signal.signal(s, proxy)
+                try:
+                    for s in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+                        old[s] = signal.signal(s, proxy)
+                except ValueError:
+                    pass     # not the main thread (main() run in-process by a test)
             try:
                 res = finished()
             finally:
@@ -239,19 +256,18 @@ def cmd_run(args, env, client, *, create_only=False):
         size = _console_size(env)
         if size:
             spec["process"]["console_size"] = size
-    if create_only:
-        res = client.post("/v1/containers", {"spec": spec, "rm": bool(args.rm)})
-        env.stdout.write(res["id"] + "\n")
-        return EXIT_OK
-    if args.detach:
-        res = client.post("/v1/containers", {"spec": spec, "start": True, "rm": bool(args.rm)})
+    if create_only or args.detach:
+        body = {"spec": spec, "rm": bool(args.rm)}
+        if not create_only:
+            body["start"] = True
+        res = _sending(spec, lambda: client.post("/v1/containers", body))
         env.stdout.write(res["id"] + "\n")
         return EXIT_OK
     if args.tty and not os.isatty(env.fd(env.stdin, 0)):
         env.stderr.write("mcctl: warning: -t given but stdin is not a terminal\n")
     body = {"spec": spec, "attach": True, "rm": bool(args.rm), "stdin": bool(args.interactive)}
-    return _attach(client, "POST", "/v1/containers", body, None, env, tty=bool(args.tty),
-                   interactive=bool(args.interactive))
+    return _sending(spec, lambda: _attach(client, "POST", "/v1/containers", body, None, env,
+                                          tty=bool(args.tty), interactive=bool(args.interactive)))
 
 
 def _each(args, env, fn, print_name=True):
@@ -361,14 +377,14 @@ def cmd_logs(args, env, client):
 def cmd_exec(args, env, client):
     if not args.command:
         raise UsageError("exec needs a command")
-    from mcd.spec import User
+    from mcd.units import parse_user
     process = {"args": args.command, "terminal": bool(args.tty)}
     if args.env:
         process["env"] = _env_list(args.env, [], env.environ)
     if args.workdir:
         process["cwd"] = args.workdir
     if args.user:
-        process["user"] = User.parse(args.user).to_dict()
+        process["user"] = parse_user(args.user)
     if args.tty:
         size = _console_size(env)
         if size:
@@ -458,7 +474,7 @@ def cmd_update(args, env, client):
         raise UsageError("update: give at least one limit or --restart (e.g. -m 128m, --cpus 1)")
     body = {"resources": res}
     if args.restart:
-        from mcd.spec import parse_restart_policy
+        from mcd.units import parse_restart_policy
         parse_restart_policy(args.restart)
         body["restart_policy"] = args.restart
     return _each(args, env, lambda r: client.post(ref_path(r) + "/update", body))
@@ -479,7 +495,7 @@ def cmd_prune(args, env, client):
 
 def cmd_template(args, env, client):
     from mcctl import output
-    import urllib.parse
+    from mcctl.client import quote
     if args.template_cmd == "ls":
         items = client.get("/v1/templates")
         if args.quiet:
@@ -530,7 +546,7 @@ def cmd_template(args, env, client):
     rc = EXIT_OK
     for n in args.names:
         try:
-            client.delete("/v1/templates/" + urllib.parse.quote(n, safe=""))
+            client.delete("/v1/templates/" + quote(n))
             env.stdout.write(n + "\n")
         except ClientError as err:
             env.stderr.write(f"mcctl: {err}\n")

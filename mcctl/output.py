@@ -3,22 +3,25 @@
 from __future__ import annotations
 
 import json
-from datetime import datetime, timezone
 
 
-def parse_time(text: str | None) -> datetime | None:
+# datetime is imported only when a row has a time: `ps` with nothing to list and every
+# other command do not pay for it (datetime.py defines its pure-Python fallback first).
+def parse_time(text: str | None) -> datetime | None:  # noqa: F821
     if not text:
         return None
+    from datetime import datetime
     try:
         return datetime.fromisoformat(text.replace("Z", "+00:00"))
     except ValueError:
         return None
 
 
-def ago(text: str | None, now: datetime | None = None) -> str:
+def ago(text: str | None, now: datetime | None = None) -> str:  # noqa: F821
     t = parse_time(text)
     if t is None:
         return ""
+    from datetime import datetime, timezone
     secs = int(((now or datetime.now(timezone.utc)) - t).total_seconds())
     return human_duration(secs)
 

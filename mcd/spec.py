@@ -19,37 +19,18 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from mcd.errors import InvalidArgument
+# The flag-level rules live in mcd.units so that mcctl can use them without importing
+# dataclasses; they are part of this module's interface all the same.
+from mcd.units import (_SIZE_RE, _UNITS, CAPABILITIES, DEFAULT_CAPABILITIES,  # noqa: F401
+                       DEFAULT_ENV, DEFAULT_NAMESPACES, cpus_to_quota, normalize_capability,
+                       parse_restart_policy, parse_size, parse_tmpfs, parse_user, parse_volume,
+                       resolve_capabilities)
 
 NAME_RE = re.compile(r"[a-zA-Z0-9][a-zA-Z0-9_.-]{0,62}")
 ENV_KEY_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 HOSTNAME_RE = re.compile(r"[a-zA-Z0-9]([a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?(\.[a-zA-Z0-9]([a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?)*")
 
 ALL_NAMESPACES = ("pid", "mount", "uts", "ipc", "network", "cgroup", "user")
-DEFAULT_NAMESPACES = ["pid", "mount", "uts", "ipc", "network", "cgroup"]
-
-# Docker's default capability set (14): enough for a normal root-ish userland,
-# nothing that reaches the host (no SYS_ADMIN, SYS_MODULE, SYS_PTRACE, NET_ADMIN...).
-DEFAULT_CAPABILITIES = [
-    "CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_FSETID", "CAP_FOWNER", "CAP_MKNOD",
-    "CAP_NET_RAW", "CAP_SETGID", "CAP_SETUID", "CAP_SETFCAP", "CAP_SETPCAP",
-    "CAP_NET_BIND_SERVICE", "CAP_SYS_CHROOT", "CAP_KILL", "CAP_AUDIT_WRITE",
-]
-
-# Capability numbers from linux/capability.h.
-CAPABILITIES = {
-    "CAP_CHOWN": 0, "CAP_DAC_OVERRIDE": 1, "CAP_DAC_READ_SEARCH": 2, "CAP_FOWNER": 3,
-    "CAP_FSETID": 4, "CAP_KILL": 5, "CAP_SETGID": 6, "CAP_SETUID": 7, "CAP_SETPCAP": 8,
-    "CAP_LINUX_IMMUTABLE": 9, "CAP_NET_BIND_SERVICE": 10, "CAP_NET_BROADCAST": 11,
-    "CAP_NET_ADMIN": 12, "CAP_NET_RAW": 13, "CAP_IPC_LOCK": 14, "CAP_IPC_OWNER": 15,
-    "CAP_SYS_MODULE": 16, "CAP_SYS_RAWIO": 17, "CAP_SYS_CHROOT": 18, "CAP_SYS_PTRACE": 19,
-    "CAP_SYS_PACCT": 20, "CAP_SYS_ADMIN": 21, "CAP_SYS_BOOT": 22, "CAP_SYS_NICE": 23,
-    "CAP_SYS_RESOURCE": 24, "CAP_SYS_TIME": 25, "CAP_SYS_TTY_CONFIG": 26, "CAP_MKNOD": 27,
-    "CAP_LEASE": 28, "CAP_AUDIT_WRITE": 29, "CAP_AUDIT_CONTROL": 30, "CAP_SETFCAP": 31,
-    "CAP_MAC_OVERRIDE": 32, "CAP_MAC_ADMIN": 33, "CAP_SYSLOG": 34, "CAP_WAKE_ALARM": 35,
-    "CAP_BLOCK_SUSPEND": 36, "CAP_AUDIT_READ": 37, "CAP_PERFMON": 38, "CAP_BPF": 39,
-    "CAP_CHECKPOINT_RESTORE": 40,
-}
-
 DEFAULT_MASKED_PATHS = [
     "/proc/acpi", "/proc/asound", "/proc/kcore", "/proc/keys", "/proc/latency_stats",
     "/proc/timer_list", "/proc/timer_stats", "/proc/sched_debug", "/proc/scsi",
@@ -59,12 +40,8 @@ DEFAULT_READONLY_PATHS = [
     "/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger",
 ]
 
-DEFAULT_ENV = ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"]
 DEFAULT_PIDS_LIMIT = 4096
 DEFAULT_STOP_TIMEOUT = 10
-
-_UNITS = {"": 1, "b": 1, "k": 1024, "m": 1024 ** 2, "g": 1024 ** 3, "t": 1024 ** 4}
-_SIZE_RE = re.compile(r"([0-9]+)(?:\.([0-9]+))?\s*([bkmgt]?)(?:i?b)?", re.IGNORECASE)
 
 
 # ---------------------------------------------------------------- validators
@@ -74,28 +51,6 @@ def validate_name(name: Any, what: str = "name") -> str:
         raise InvalidArgument(
             f"invalid {what} {name!r}: must match [a-zA-Z0-9][a-zA-Z0-9_.-]{{0,62}}")
     return name
-
-
-def parse_size(value: Any, flag: str = "size") -> int:
-    """'64m' -> 67108864. Units b, k, m, g, t (powers of 1024), case-insensitive."""
-    if isinstance(value, bool):
-        raise InvalidArgument(f"{flag}: expected a size like 64m, got {value!r}")
-    if isinstance(value, int):
-        if value < 0:
-            raise InvalidArgument(f"{flag}: must not be negative, got {value}")
-        return value
-    if not isinstance(value, str):
-        raise InvalidArgument(f"{flag}: expected a size like 64m, got {value!r}")
-    m = _SIZE_RE.fullmatch(value.strip())
-    if not m:
-        raise InvalidArgument(
-            f"{flag}: invalid size {value!r} (use a number with an optional unit b, k, m, g, t)")
-    whole, frac, unit = m.group(1), m.group(2) or "", m.group(3).lower()
-    mult = _UNITS[unit]
-    num = int(whole) * mult + (int(frac) * mult // (10 ** len(frac)) if frac else 0)
-    if num > 2 ** 62:
-        raise InvalidArgument(f"{flag}: size {value!r} is too large")
-    return num
 
 
 def format_size(n: int | None) -> str:
@@ -118,37 +73,6 @@ def validate_abs_path(path: Any, what: str) -> str:
     return norm
 
 
-def normalize_capability(cap: Any) -> str:
-    if not isinstance(cap, str):
-        raise InvalidArgument(f"capability: expected a name, got {cap!r}")
-    name = cap.upper()
-    if not name.startswith("CAP_"):
-        name = "CAP_" + name
-    if name not in CAPABILITIES:
-        raise InvalidArgument(f"unknown capability {cap!r}")
-    return name
-
-
-def resolve_capabilities(add: list[str] = (), drop: list[str] = ()) -> list[str]:
-    """Docker's rules: start from the default set, drop, then add; 'ALL' works in both."""
-    add = [c.upper() for c in add]
-    drop = [c.upper() for c in drop]
-    caps = list(DEFAULT_CAPABILITIES)
-    if "ALL" in drop:
-        caps = []
-    else:
-        dropped = {normalize_capability(c) for c in drop}
-        caps = [c for c in caps if c not in dropped]
-    if "ALL" in add:
-        caps = sorted(CAPABILITIES, key=CAPABILITIES.get)
-    else:
-        for c in add:
-            n = normalize_capability(c)
-            if n not in caps:
-                caps.append(n)
-    return caps
-
-
 def validate_env(env: Any) -> list[str]:
     if not isinstance(env, list):
         raise InvalidArgument("env: expected a list of KEY=VALUE strings")
@@ -159,21 +83,6 @@ def validate_env(env: Any) -> list[str]:
         if not ENV_KEY_RE.fullmatch(key):
             raise InvalidArgument(f"env: invalid variable name {key!r}")
     return env
-
-
-def parse_restart_policy(value: Any) -> tuple[str, int]:
-    """'no' | 'always' | 'unless-stopped' | 'on-failure[:N]' -> (name, max_retries)."""
-    if not isinstance(value, str):
-        raise InvalidArgument(f"restart: expected a policy name, got {value!r}")
-    name, _, count = value.partition(":")
-    if name not in ("no", "always", "unless-stopped", "on-failure"):
-        raise InvalidArgument(
-            f"restart: unknown policy {value!r} (no, on-failure[:N], always, unless-stopped)")
-    if count:
-        if name != "on-failure" or not count.isdigit() or int(count) < 1:
-            raise InvalidArgument(f"restart: invalid retry count in {value!r}")
-        return name, int(count)
-    return name, 0
 
 
 # ---------------------------------------------------------------- dataclasses
@@ -235,10 +144,7 @@ class User(_Strict):
     @classmethod
     def parse(cls, text: str) -> "User":
         """'UID[:GID]', numeric (names are looked up in the rootfs by the runtime)."""
-        uid, _, gid = str(text).partition(":")
-        if not uid.isdigit() or (gid and not gid.isdigit()):
-            raise InvalidArgument(f"user: {text!r} is not UID[:GID] (numeric ids)")
-        return cls(uid=int(uid), gid=int(gid) if gid else int(uid) if uid != "0" else 0)
+        return cls(**parse_user(text))
 
 
 @dataclass
@@ -304,32 +210,12 @@ class Mount(_Strict):
     @classmethod
     def parse_volume(cls, text: str) -> "Mount":
         """-v SRC:DST[:ro|rw]"""
-        parts = text.split(":")
-        if len(parts) not in (2, 3) or not parts[0] or not parts[1]:
-            raise InvalidArgument(f"volume: {text!r} is not SRC:DST[:ro]")
-        opts = []
-        if len(parts) == 3:
-            if parts[2] not in ("ro", "rw"):
-                raise InvalidArgument(f"volume: unknown mode {parts[2]!r} in {text!r} (ro or rw)")
-            if parts[2] == "ro":
-                opts.append("ro")
-        return cls(destination=parts[1], type="bind", source=parts[0], options=opts)
+        return cls(**parse_volume(text))
 
     @classmethod
     def parse_tmpfs(cls, text: str) -> "Mount":
         """--tmpfs DST[:size=64m,mode=1777]"""
-        dst, _, opts = text.partition(":")
-        options = [o for o in opts.split(",") if o] if opts else []
-        for o in options:
-            k, _, v = o.partition("=")
-            if k == "size":
-                parse_size(v, "tmpfs size")
-            elif k == "mode":
-                if not re.fullmatch(r"[0-7]{3,4}", v):
-                    raise InvalidArgument(f"tmpfs: invalid mode {v!r}")
-            elif k not in ("ro", "rw", "noexec", "exec", "nosuid", "suid", "nodev", "dev"):
-                raise InvalidArgument(f"tmpfs: unknown option {o!r}")
-        return cls(destination=dst, type="tmpfs", source="tmpfs", options=options)
+        return cls(**parse_tmpfs(text))
 
 
 @dataclass
@@ -397,16 +283,6 @@ def validate_resources(r: Resources) -> None:
             if hi and int(hi) < int(lo):
                 bad("--cpuset-cpus", f"range {part!r} in {r.cpuset_cpus!r} runs backwards "
                                      "(a CPU list like 0-1,3)")
-
-
-def cpus_to_quota(cpus: float, period: int = 100000) -> tuple[int, int]:
-    """--cpus 0.5 -> (50000, 100000)."""
-    if not isinstance(cpus, (int, float)) or cpus <= 0 or cpus > 1024:
-        raise InvalidArgument(f"--cpus: {cpus!r} is out of range (0, 1024]")
-    quota = int(round(cpus * period))
-    if quota < 1000:
-        raise InvalidArgument(f"--cpus: {cpus} gives a quota under 1000 µs per {period} µs period")
-    return quota, period
 
 
 @dataclass

@@ -6,7 +6,7 @@ import sys
 
 import pytest
 
-from mcctl.__main__ import Environment, build_spec, main
+from mcctl.__main__ import Environment, build_spec, main, validate_spec
 from mcctl.output import human_duration, size, status_text
 from mcctl.parser import build_parser
 
@@ -50,6 +50,54 @@ def test_plain_commands_import_no_daemon_module():
     assert out.stdout.strip().splitlines()[-1] == "[]"
 
 
+# Modules that cost milliseconds on every call and that the common commands do not need
+# (see docs/benchmarks.md, "CLI start-up"). mcd.spec is the daemon's validation: ~25 ms.
+SLOW_MODULES = {"mcd.spec", "dataclasses", "inspect", "typing", "urllib.parse", "threading",
+                "shutil", "datetime", "email", "http.client", "ssl", "textwrap", "ipaddress"}
+
+
+@pytest.mark.parametrize("argv", [["--version"], ["ps"], ["inspect", "x"], ["stop", "x"],
+                                  ["start", "x"], ["rm", "-f", "x"], ["logs", "x"],
+                                  ["exec", "x", "true"], ["kill", "x"]])
+def test_common_commands_import_nothing_slow(argv):
+    # Without a daemon these stop at the connection, after every import they need; the
+    # happy paths (and run) are checked against a real daemon in tests/python/integration.
+    code = ("import sys; from mcctl.__main__ import main; "
+            f"main(['--socket', '/nonexistent', *{argv!r}]); "
+            "print(sorted(sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    loaded = set(eval(out.stdout.strip().splitlines()[-1]))
+    assert not loaded & SLOW_MODULES
+
+
+def test_run_without_a_daemon_still_names_bad_input_first():
+    # The daemon validates each spec; the CLI only does when it cannot reach one.
+    rc, _, err = run_cli("run", "-w", "relative", "minimal")
+    assert rc == 125 and err == "mcctl: workdir: 'relative' is not an absolute path\n"
+    rc, _, err = run_cli("run", "minimal")
+    assert rc == 125 and "cannot connect to mcd" in err
+
+
+def test_quote_is_urllib_quote():
+    import urllib.parse
+
+    from mcctl.client import quote
+    for text in ("web", "a b", "a/b", "é ü", "%x?&=#+", "~_.-", "", "\x00\x7f"):
+        assert quote(text) == urllib.parse.quote(text, safe="")
+        assert quote(text, True) == urllib.parse.quote_plus(text, safe="")
+
+
+def test_flag_parsers_give_what_the_spec_classes_parse():
+    from mcd import units
+    from mcd.spec import Mount, User
+    for text in ("0", "1000", "1000:100", "0:5"):
+        assert User.from_dict(units.parse_user(text)) == User.parse(text)
+    for text in ("/srv:/data", "/srv:/data:ro", "/a/:/b/:rw"):
+        assert Mount.from_dict(units.parse_volume(text)) == Mount.parse_volume(text)
+    for text in ("/run", "/run:size=1m,mode=1777,noexec"):
+        assert Mount.from_dict(units.parse_tmpfs(text)) == Mount.parse_tmpfs(text)
+
+
 def parse(*argv):
     return build_parser().parse_args(list(argv))
 
@@ -63,6 +111,7 @@ def test_run_flags_become_a_valid_spec():
                  "--cpus", "0.5", "--cpuset-cpus", "0", "--pids-limit", "20",
                  "minimal", "sh", "-c", "echo hi")
     s = build_spec(args, {})
+    validate_spec(s)        # what the daemon checks before it creates anything
     assert s["name"] == "web" and s["hostname"] == "box"
     assert s["process"]["args"] == ["sh", "-c", "echo hi"]
     assert "A=1" in s["process"]["env"] and s["process"]["cwd"] == "/tmp"
