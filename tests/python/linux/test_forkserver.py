@@ -66,9 +66,12 @@ def test_output_exit_code_and_stdin_go_through_the_server(server, run_container)
         os.close(r)
     assert server.accepted == 1
     assert (res.code, res.stdout, res.stderr) == (3, "from stdin\nout\n", "err\n")
-    # The monitor is nobody's child: the intermediate left, it was reparented to us
-    # (the tests are a subreaper), not left under the server.
+    # The server forked the monitor itself and ignores SIGCHLD: the kernel reaped it,
+    # no zombie stays under the server.
     assert res.launched.monitor_pid != server.server.pid
+    assert _gone(res.launched.monitor_pid)
+    assert not [c for c in psutil.Process(server.server.pid).children()
+                if c.status() == psutil.STATUS_ZOMBIE]
 
 
 def test_a_setup_error_is_reported_by_step_through_the_server(server, run_container):

@@ -503,6 +503,11 @@ def test_monitor_copes_with_its_dir_removed(start_container):
     import psutil
     spec, paths, launched = start_container(["sleep", "100"])
     monitor = psutil.Process(launched.monitor_pid)
+    # The monitor opens its log right after reporting the start: remove the dir after
+    # that, or rmtree races the log's creation (ENOTEMPTY) instead of testing the monitor.
+    deadline = time.monotonic() + 10
+    while not os.path.exists(paths.log) and time.monotonic() < deadline:
+        time.sleep(0.01)
     shutil.rmtree(paths.dir)
     os.kill(launched.pid, signal.SIGKILL)
     monitor.wait(timeout=10)
