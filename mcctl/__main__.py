@@ -210,7 +210,7 @@ def _attach(client: Client, method: str, path: str, body, query, env: Environmen
             finally:
                 os.close(master)
         else:
-            import signal
+            import _signal as signal      # signal.py's enums cost ~1.5 ms; ints do here
             old = {}
             target = first.get("id") or sig_proxy_ref
             if target:

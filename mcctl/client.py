@@ -6,7 +6,7 @@ request sent in one ``sendmsg`` that carries our fds (SCM_RIGHTS), every read a
 bodies with Content-Length, chunked or close-delimited. Why not http.client: it
 imports the email package and ssl, ~25 ms on every mcctl call, for features a Unix
 socket to our own daemon never needs. Not urllib.parse either (~3 ms: it imports
-ipaddress): ``quote`` below is all of it we need. Stdlib only.
+ipaddress): ``quote`` below is all of it we need. Stdlib only (see the socket import).
 """
 
 from __future__ import annotations
@@ -14,7 +14,9 @@ from __future__ import annotations
 import array
 import io
 import json
-import socket
+# The C module under `socket`: socket.py itself costs ~3 ms per call (selectors, and
+# enums built from every constant of _socket) for nothing this client uses.
+import _socket as socket
 
 EXIT_DAEMON = 125
 EXIT_CODES = {"COMMAND_NOT_FOUND": 127, "COMMAND_NOT_EXECUTABLE": 126}
@@ -212,7 +214,8 @@ class Client:
         try:
             sock.settimeout(self.timeout)
             if fds:
-                sent = socket.send_fds(sock, [request], list(fds))
+                sent = sock.sendmsg([request], [(socket.SOL_SOCKET, socket.SCM_RIGHTS,
+                                                 array.array("i", fds))])
                 request = request[sent:]
             if request:
                 sock.sendall(request)
