@@ -334,12 +334,13 @@ def cmd_ps(args, env, client):
         output.dump_json(items, env.stdout)
         return EXIT_OK
     rows = []
+    now = output.utc_now() if items else None
     for c in items:
         cmd = c.get("command") or ""
         rows.append([c["id"] if args.no_trunc else c["short_id"], c.get("template") or "-",
                      cmd if args.no_trunc else output.truncate(cmd, 24),
-                     (output.ago(c.get("created_at")) + " ago") if c.get("created_at") else "",
-                     output.status_text(c), c["name"]])
+                     (output.ago(c.get("created_at"), now) + " ago") if c.get("created_at") else "",
+                     output.status_text(c, now), c["name"]])
     output.table(["CONTAINER ID", "TEMPLATE", "COMMAND", "CREATED", "STATUS", "NAME"], rows, env.stdout)
     return EXIT_OK
 

@@ -5,14 +5,31 @@ from __future__ import annotations
 import json
 
 
-# datetime is imported only when a row has a time: `ps` with nothing to list and every
-# other command do not pay for it (datetime.py defines its pure-Python fallback first).
+_dt = None
+
+
+def _datetime():
+    """The datetime module, imported when a row first has a time: `ps` with nothing to
+    list and every other command do not pay for it (datetime.py defines its pure-Python
+    fallback before it loads the C one)."""
+    global _dt
+    if _dt is None:
+        import datetime
+        _dt = datetime
+    return _dt
+
+
+def utc_now():
+    """The reference for ago(): taken once per table, not once per row."""
+    dt = _datetime()
+    return dt.datetime.now(dt.timezone.utc)
+
+
 def parse_time(text: str | None) -> datetime | None:  # noqa: F821
     if not text:
         return None
-    from datetime import datetime
     try:
-        return datetime.fromisoformat(text.replace("Z", "+00:00"))
+        return _datetime().datetime.fromisoformat(text.replace("Z", "+00:00"))
     except ValueError:
         return None
 
@@ -21,9 +38,7 @@ def ago(text: str | None, now: datetime | None = None) -> str:  # noqa: F821
     t = parse_time(text)
     if t is None:
         return ""
-    from datetime import datetime, timezone
-    secs = int(((now or datetime.now(timezone.utc)) - t).total_seconds())
-    return human_duration(secs)
+    return human_duration(int(((now or utc_now()) - t).total_seconds()))
 
 
 def human_duration(secs: int) -> str:
@@ -42,15 +57,15 @@ def human_duration(secs: int) -> str:
     return f"{d} days"
 
 
-def status_text(c: dict) -> str:
+def status_text(c: dict, now: datetime | None = None) -> str:  # noqa: F821
     st = c.get("status")
     if st == "running":
-        return f"Up {ago(c.get('started_at'))}"
+        return f"Up {ago(c.get('started_at'), now)}"
     if st == "paused":
-        return f"Up {ago(c.get('started_at'))} (Paused)"
+        return f"Up {ago(c.get('started_at'), now)} (Paused)"
     if st == "stopped":
         oom = " OOMKilled" if c.get("oom_killed") else ""
-        return f"Exited ({c.get('exit_code')}){oom} {ago(c.get('finished_at'))} ago"
+        return f"Exited ({c.get('exit_code')}){oom} {ago(c.get('finished_at'), now)} ago"
     if st == "created":
         return "Created"
     return (st or "unknown").capitalize()
