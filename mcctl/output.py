@@ -25,7 +25,8 @@ def utc_now():
     return dt.datetime.now(dt.timezone.utc)
 
 
-def parse_time(text: str | None) -> datetime | None:  # noqa: F821
+def parse_time(text: str | None):
+    """An ISO 8601 time from the daemon as an aware datetime, or None."""
     if not text:
         return None
     try:
@@ -34,7 +35,7 @@ def parse_time(text: str | None) -> datetime | None:  # noqa: F821
         return None
 
 
-def ago(text: str | None, now: datetime | None = None) -> str:  # noqa: F821
+def ago(text: str | None, now=None) -> str:
     t = parse_time(text)
     if t is None:
         return ""
@@ -57,7 +58,7 @@ def human_duration(secs: int) -> str:
     return f"{d} days"
 
 
-def status_text(c: dict, now: datetime | None = None) -> str:  # noqa: F821
+def status_text(c: dict, now=None) -> str:
     st = c.get("status")
     if st == "running":
         return f"Up {ago(c.get('started_at'), now)}"
