@@ -12,7 +12,7 @@ if [ "$(id -u)" != 0 ]; then
 fi
 PY=.venv/bin/python
 if ! "$PY" -c 'import matplotlib' 2>/dev/null; then
-  .venv/bin/pip install -q -e '.[bench]'
+  .venv/bin/pip install -q -e '.[bench]' --config-settings editable_mode=compat
 fi
 out="bench/results/$(date -u +%Y%m%dT%H%M%SZ)"
 mkdir -p "$out"
