@@ -18,7 +18,7 @@ import threading
 import time
 
 import mcd
-from mcd.errors import InvalidArgument, MCError, NotFound
+from mcd.errors import InvalidArgument, MCError
 from mcd.httpserver import Request, Response, error_body
 
 log = logging.getLogger("mcd.api")

@@ -14,7 +14,6 @@ pidfds of all monitors (no timeouts: an idle daemon never wakes up).
 
 from __future__ import annotations
 
-import errno as _errno
 import logging
 import os
 import queue
@@ -734,7 +733,9 @@ class Manager:
     def wait(self, ref, client_gone=None) -> dict:
         c = ref if isinstance(ref, Container) else self.get(ref)
         with c.lock:
-            if c.status in ACTIVE or c.status == STARTING or c.restart_timer is not None:
+            # A created container is waited for too: until it has been started and has
+            # exited (Docker's `wait`), or is removed.
+            if c.status in ACTIVE or c.status in (STARTING, CREATED) or c.restart_timer is not None:
                 exits = c.exits
                 while c.exits == exits and not c.destroyed:
                     # Wakes once a second only while a client waits, to notice it hanging up.
@@ -929,9 +930,15 @@ class Manager:
             # Those that were running when the daemon (or the host) went away come back, and
             # so does every stopped always/unless-stopped one that no user stopped (Docker's
             # rule at daemon start; it also covers a restart back-off cut short by the restart).
-            if c.status != STOPPED or not self._should_restart(c):
+            if c.status != STOPPED:
                 continue
             policy, _ = parse_restart_policy(c.spec.restart_policy)
+            if policy == "always" and c.state.get("manually_stopped"):
+                # Docker's rule, the one difference between the two: a user's stop holds an
+                # `always` container only until the daemon restarts; `unless-stopped` stays.
+                c.state["manually_stopped"] = False
+            if not self._should_restart(c):
+                continue
             if c.id in report["exited"] or policy in ("always", "unless-stopped"):
                 report["restarting"].append(c.id)
                 self._schedule_restart(c)

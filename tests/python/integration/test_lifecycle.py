@@ -5,10 +5,13 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
+import sys
+import time
 
 import pytest
 
-from conftest import spec, wait_for
+from conftest import REPO, spec, wait_for
 from mcctl.client import ClientError
 
 
@@ -169,18 +172,38 @@ def test_template_removal_refused_while_used(daemon):
     assert e.value.code == "CONFLICT"
 
 
-def test_user_stopped_always_container_stays_stopped_across_daemon_restart(daemon):
+def test_daemon_restart_brings_back_user_stopped_always_but_not_unless_stopped(daemon):
+    # Docker's rule, the one difference between the two policies: a user's stop holds an
+    # `always` container only until the daemon restarts; an `unless-stopped` one stays.
     c = daemon.client
-    c.post("/v1/containers", {"spec": spec("sleep", "1000", name="parked", restart_policy="always"),
-                              "start": True})
-    c.post("/v1/containers", {"spec": spec("sleep", "1000", name="kept", restart_policy="unless-stopped"),
-                              "start": True})
+    for name, policy in (("parked", "always"), ("held", "unless-stopped"), ("kept", "unless-stopped")):
+        c.post("/v1/containers", {"spec": spec("sleep", "1000", name=name, restart_policy=policy),
+                                  "start": True})
     c.post("/v1/containers/parked/stop", t=1)
-    daemon.restart()
+    c.post("/v1/containers/held/stop", t=1)
+    time.sleep(0.5)     # past the first back-off step: neither comes back while the daemon runs
     assert daemon.state("parked")["status"] == "stopped"
-    assert daemon.state("parked")["restart_count"] == 0
+    assert daemon.state("held")["status"] == "stopped"
+    kept_pid = daemon.state("kept")["pid"]
+    daemon.restart()
+    wait_for(lambda: daemon.state("parked")["status"] == "running", 30,
+             "the user-stopped always container to be started by the new daemon")
+    assert daemon.state("held")["status"] == "stopped"
     assert daemon.state("kept")["status"] == "running"      # re-adopted, not restarted
-    assert daemon.state("kept")["restart_count"] == 0
+    assert daemon.state("kept")["pid"] == kept_pid and daemon.state("kept")["restart_count"] == 0
+
+
+def test_wait_on_a_created_container_blocks_until_it_ran(daemon):
+    c = daemon.client
+    c.post("/v1/containers", {"spec": spec("sh", "-c", "exit 7", name="later")})
+    waiter = subprocess.Popen([sys.executable, "-m", "mcctl", "wait", "later"], cwd=REPO,
+                              env=dict(os.environ, MCD_SOCKET=daemon.socket),
+                              stdout=subprocess.PIPE, text=True)
+    time.sleep(0.5)
+    assert waiter.poll() is None, "wait returned before the container ever ran"
+    c.post("/v1/containers/later/start")
+    out, _ = waiter.communicate(timeout=20)
+    assert out.strip() == "7" and waiter.returncode == 0
 
 
 def test_attached_run_uses_the_clients_own_fds(daemon):
