@@ -443,7 +443,12 @@ class Bench:
             entry = {"count": count, "population": pop, "tools": self.cli_level(count)}
             res["cli"].append(entry)
             if self.daemon is not None:
-                res["daemon_mem"].append({"count": pop.get("mcd", 0), **procstat.memory(self.daemon.pid())})
+                dpid = self.daemon.pid()
+                # mcd's fork server is its one long-lived child: counted with the daemon.
+                kids = [procstat.memory(k) for k in procstat.children(dpid)]
+                res["daemon_mem"].append({"count": pop.get("mcd", 0), **procstat.memory(dpid),
+                                          "forkserver_rss_kib": sum(k["rss_kib"] for k in kids),
+                                          "forkserver_pss_kib": sum(k["pss_kib"] for k in kids)})
             if self.docker:
                 dm = [procstat.memory(self.docker.pid())] + [procstat.memory(p) for p in self.docker.containerd_pids()]
                 res.setdefault("docker_daemon_mem", []).append(

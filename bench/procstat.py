@@ -30,6 +30,19 @@ def memory(pid: int | None, proc: Path = PROC) -> dict:
             "threads": _kib_field(status, "Threads")}
 
 
+def children(pid: int | None, proc: Path = PROC) -> list[int]:
+    """Direct children of a process (all its threads'), e.g. mcd's fork server."""
+    if pid is None:
+        return []
+    out = []
+    for task in (proc / str(pid) / "task").iterdir():
+        try:
+            out += [int(c) for c in (task / "children").read_text().split()]
+        except (FileNotFoundError, ProcessLookupError):
+            continue
+    return out
+
+
 def pss_sum(pids: list[int], proc: Path = PROC) -> dict:
     total, alive = 0, 0
     for pid in pids:
