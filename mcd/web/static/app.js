@@ -11,6 +11,7 @@
     token: null,
     control: false,
     containers: new Map(),     // id -> latest summary + stats + cpu_percent
+    removing: new Set(),       // ids whose removal this tab asked for: not fetched again
     order: [],                 // ids in feed order
     host: {},
     history: new Map(),        // id -> [[t, cpu, mem], ...]
@@ -398,6 +399,9 @@
       return;
     }
     const ref = encodeURIComponent(c.id);
+    // From here on nothing asks for this container again: a refresh racing the removal would
+    // only fetch a 404 (which the browser logs as an error whatever the page does with it).
+    if (action === "remove") state.removing.add(c.id);
     const req = action === "remove"
       ? api("/v1/containers/" + ref + "?force=1", { method: "DELETE" })
       : api("/v1/containers/" + ref + "/" + action, { method: "POST" });
@@ -408,6 +412,7 @@
       toast((c.name || c.short_id) + ": " + action + " done");
       if (action === "remove" && state.route && state.route.view === "container") location.hash = "#/";
     }).catch((err) => {
+      if (action === "remove") state.removing.delete(c.id);
       toast((c.name || c.short_id) + ": " + action + " failed: " + err.message, "error");
     }).finally(() => {
       button.disabled = false;
@@ -441,6 +446,7 @@
 
   function loadInspect() {
     const ref = page.ref;
+    if (page.id && state.removing.has(page.id)) return Promise.resolve();
     return api("/v1/containers/" + encodeURIComponent(ref)).then((data) => {
       if (page.ref !== ref) return;
       page.inspect = data;

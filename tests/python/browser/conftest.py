@@ -75,6 +75,10 @@ class PageWatch:
         page.on("pageerror", lambda e: self.errors.append(f"pageerror: {e}"))
         page.on("console", self._console)
         page.on("dialog", self._dialog)
+        # Chrome's console line for a failed load does not say which URL: keep them here.
+        self.failed: list[str] = []
+        page.on("response", lambda r: r.status >= 400 and self.failed.append(
+            f"{r.request.method} {r.url} -> {r.status}"))
 
     def _console(self, msg):
         if msg.type == "error":
@@ -90,7 +94,7 @@ class PageWatch:
 
     def check(self):
         assert not self.dialogs, f"the page opened dialogs (script ran): {self.dialogs}"
-        assert not self.errors, f"the page logged errors: {self.errors}"
+        assert not self.errors, f"the page logged errors: {self.errors} (failed requests: {self.failed})"
 
 
 @pytest.fixture
