@@ -16,10 +16,11 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
-CGROUP_ROOT = "/sys/fs/cgroup"
+sys.path.insert(0, os.path.join(REPO, "tests", "python"))
+
+from mctestlib import cgroup_dirs, procs_under, wait_for  # noqa: E402,F401 - wait_for is re-exported to tests
 SCREENSHOTS = os.path.join(REPO, "test-artifacts", "screenshots")
 
 
@@ -39,40 +40,6 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
-
-
-def wait_for(pred, timeout: float = 30.0, what: str = "condition", step: float = 0.1):
-    """Poll ``pred`` until it is truthy. A generous bound, not a timing assertion:
-    it only turns a hang into a failure that names what never happened."""
-    end = time.monotonic() + timeout
-    while True:
-        v = pred()
-        if v:
-            return v
-        if time.monotonic() > end:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(step)
-
-
-def cgroup_dirs(parent: str) -> list[str]:
-    out = []
-    for ctrl in sorted(os.listdir(CGROUP_ROOT)):
-        p = os.path.join(CGROUP_ROOT, ctrl, parent)
-        if os.path.isdir(p) and not os.path.islink(os.path.join(CGROUP_ROOT, ctrl)):
-            out.append(p)
-    return out
-
-
-def procs_under(path: str) -> list[int]:
-    pids = []
-    for dirpath, _dirs, files in os.walk(path):
-        if "cgroup.procs" in files:
-            try:
-                with open(os.path.join(dirpath, "cgroup.procs")) as f:
-                    pids += [int(x) for x in f.read().split()]
-            except OSError:
-                pass
-    return pids
 
 
 class RealDaemon:

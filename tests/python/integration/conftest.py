@@ -24,49 +24,12 @@ import pytest
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
 sys.path.insert(0, REPO)
+sys.path.insert(0, os.path.join(REPO, "tests", "python"))
 
 from mcctl.client import Client, ClientError  # noqa: E402
-
-CGROUP_ROOT = "/sys/fs/cgroup"
+from mctestlib import cgroup_dirs, procs_under, wait_for  # noqa: E402,F401 - wait_for is re-exported to tests
 
 pytestmark = pytest.mark.integration
-
-
-def wait_for(pred, timeout: float = 30.0, what: str = "condition", step: float = 0.05):
-    """A generous bound that turns a hang into a failure naming what never happened
-    (not a timing assertion)."""
-    end = time.monotonic() + timeout
-    while True:
-        v = pred()
-        if v:
-            return v
-        if time.monotonic() > end:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(step)
-
-
-def cgroup_dirs(parent: str) -> list[str]:
-    out = []
-    for ctrl in sorted(os.listdir(CGROUP_ROOT)):
-        base = os.path.join(CGROUP_ROOT, ctrl)
-        if os.path.islink(base):
-            continue
-        p = os.path.join(base, parent)
-        if os.path.isdir(p):
-            out.append(p)
-    return out
-
-
-def procs_under(path: str) -> list[int]:
-    pids = []
-    for dirpath, _dirs, files in os.walk(path):
-        if "cgroup.procs" in files:
-            try:
-                with open(os.path.join(dirpath, "cgroup.procs")) as f:
-                    pids += [int(x) for x in f.read().split()]
-            except OSError:
-                pass
-    return pids
 
 
 def procs_mentioning(text: str) -> list[int]:

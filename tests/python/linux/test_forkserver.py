@@ -43,6 +43,13 @@ def server():
     assert not psutil.pid_exists(fs.pid), "the fork server outlived close()"
 
 
+def _is_zombie(p: psutil.Process) -> bool:
+    try:
+        return p.status() == psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False    # reaped between listing and asking: not a zombie
+
+
 def _gone(pid: int, timeout: float = 5.0) -> bool:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -50,7 +57,10 @@ def _gone(pid: int, timeout: float = 5.0) -> bool:
             os.waitpid(pid, os.WNOHANG)
         except ChildProcessError:
             pass
-        if not psutil.pid_exists(pid) or psutil.Process(pid).status() == psutil.STATUS_ZOMBIE:
+        try:
+            if psutil.Process(pid).status() == psutil.STATUS_ZOMBIE:
+                return True
+        except psutil.NoSuchProcess:
             return True
         time.sleep(0.02)
     return False
@@ -70,8 +80,7 @@ def test_output_exit_code_and_stdin_go_through_the_server(server, run_container)
     # no zombie stays under the server.
     assert res.launched.monitor_pid != server.server.pid
     assert _gone(res.launched.monitor_pid)
-    assert not [c for c in psutil.Process(server.server.pid).children()
-                if c.status() == psutil.STATUS_ZOMBIE]
+    assert not [c for c in psutil.Process(server.server.pid).children() if _is_zombie(c)]
 
 
 def test_a_setup_error_is_reported_by_step_through_the_server(server, run_container):
