@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import gc
 import importlib
+import logging
 import os
 import pickle
 import signal
@@ -36,6 +37,8 @@ import socket
 import threading
 
 from mcd.runtime import syscalls as sc
+
+log = logging.getLogger("mcd.forkserver")
 
 PR_SET_PDEATHSIG = 1
 MAX_MSG = 1 << 20
@@ -80,8 +83,10 @@ class ForkServer:
             with self._lock:
                 socket.send_fds(self.sock, [msg], fds)
             return True
-        except OSError:
+        except OSError as err:
             self.alive = False
+            log.warning("fork server (pid %d) is gone (%s): the daemon forks monitors itself "
+                        "from now on", self.pid, err.strerror or err)
             return False
 
     def close(self) -> None:
@@ -98,6 +103,7 @@ class ForkServer:
 def serve(sock: socket.socket) -> None:
     from mcd.runtime import launcher
     sc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+    sc.set_name("mcd-forkserver")
     if os.getppid() == 1:
         return  # the daemon died before the prctl: nobody will ever write to us
     # Ctrl-C on a foreground daemon reaches the whole process group: the daemon decides.

@@ -359,6 +359,7 @@ def keep_only_fds(keep: set[int]) -> None:
 def _monitor(plan: _Plan, result: socket.socket) -> None:
     """Runs in the monitor; never returns."""
     monitor.make_light()
+    sc.set_name("mcd-monitor")
     spec, stdio = plan.spec, plan.stdio
     try:
         # The fork server ignores SIGCHLD (to have its monitors reaped for it); the monitor

@@ -146,6 +146,15 @@ def prctl(option: int, arg2: int = 0, arg3: int = 0, arg4: int = 0, arg5: int = 
     return ret
 
 
+PR_SET_NAME = 15
+
+
+def set_name(name: str) -> None:
+    """The thread's comm (what ps -o comm and top show), at most 15 bytes. Best effort."""
+    _libc.prctl(ctypes.c_int(PR_SET_NAME), ctypes.c_char_p(name.encode()[:15]),
+                ctypes.c_ulong(0), ctypes.c_ulong(0), ctypes.c_ulong(0))
+
+
 class _CapHeader(ctypes.Structure):
     _fields_ = [("version", ctypes.c_uint32), ("pid", ctypes.c_int)]
 

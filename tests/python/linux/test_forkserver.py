@@ -83,6 +83,16 @@ def test_output_exit_code_and_stdin_go_through_the_server(server, run_container)
     assert not [c for c in psutil.Process(server.server.pid).children() if _is_zombie(c)]
 
 
+def test_server_and_monitors_are_named_for_ps(server, start_container):
+    _spec, _paths, launched = start_container(["sleep", "100"])
+    with open(f"/proc/{server.server.pid}/comm") as f:
+        assert f.read().strip() == "mcd-forkserver"
+    with open(f"/proc/{launched.monitor_pid}/comm") as f:
+        assert f.read().strip() == "mcd-monitor"
+    with open(f"/proc/{launched.pid}/comm") as f:
+        assert f.read().strip() == "sleep"     # PID 1 is named by its own exec
+
+
 def test_a_setup_error_is_reported_by_step_through_the_server(server, run_container):
     from mcd import errors
     with pytest.raises(errors.SetupError) as exc:
@@ -102,10 +112,12 @@ def test_a_terminal_container_hands_its_pty_back(server, start_container):
     assert wait_exit(paths)["exit_code"] == 5
 
 
-def test_a_dead_server_falls_back_to_forking_here(server, run_container):
+def test_a_dead_server_falls_back_to_forking_here(server, run_container, caplog):
     os.kill(server.server.pid, signal.SIGKILL)
     assert _gone(server.server.pid)
-    res = run_container(["echo", "still works"])
+    with caplog.at_level("WARNING", logger="mcd.forkserver"):
+        res = run_container(["echo", "still works"])
+    assert "is gone" in caplog.text
     assert res.code == 0 and res.stdout == "still works\n"
     assert server.accepted == 0 and not server.server.alive
 
