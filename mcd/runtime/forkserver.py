@@ -27,6 +27,7 @@ itself; `launcher.start` decides.
 
 from __future__ import annotations
 
+import errno
 import gc
 import importlib
 import logging
@@ -41,7 +42,10 @@ from mcd.runtime import syscalls as sc
 log = logging.getLogger("mcd.forkserver")
 
 PR_SET_PDEATHSIG = 1
-MAX_MSG = 1 << 20
+# A plan is about the size of the spec, which the API caps at its 1 MiB body limit; a
+# SOCK_SEQPACKET message must fit the sender's buffer whole (about 208 KiB by default).
+MAX_MSG = 4 << 20
+SO_SNDBUFFORCE = 32
 MAX_FDS = 8
 
 
@@ -72,6 +76,10 @@ class ForkServer:
                 os._exit(status)
         theirs.close()
         ours.set_inheritable(False)
+        try:    # root may exceed net.core.wmem_max; if not, larger plans fall back (below)
+            ours.setsockopt(socket.SOL_SOCKET, SO_SNDBUFFORCE, MAX_MSG)
+        except OSError:
+            pass
         return cls(ours, pid)
 
     def launch(self, plan, fds: list[int]) -> bool:
@@ -84,6 +92,8 @@ class ForkServer:
                 socket.send_fds(self.sock, [msg], fds)
             return True
         except OSError as err:
+            if err.errno in (errno.EMSGSIZE, errno.ENOBUFS):
+                return False    # this plan is too large for one message: fork it here
             self.alive = False
             log.warning("fork server (pid %d) is gone (%s): the daemon forks monitors itself "
                         "from now on", self.pid, err.strerror or err)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import time
 
 import psutil
@@ -110,6 +111,22 @@ def test_a_terminal_container_hands_its_pty_back(server, start_container):
     out = read_pty(launched.tty_master)    # reads to EOF and closes it
     assert b"33 120" in out, out    # stty ran on the pty, sized before exec
     assert wait_exit(paths)["exit_code"] == 5
+
+
+def test_a_large_spec_goes_through_the_server_and_a_huge_one_falls_back(server, run_container):
+    # 300 KiB of environment: more than a default SOCK_SEQPACKET message, within the API's
+    # 1 MiB body limit.
+    big = ["BIG%d=%s" % (i, "x" * 1000) for i in range(300)]
+    res = run_container(["sh", "-c", 'echo ${#BIG299}'], env=big)
+    assert (res.code, res.stdout) == (0, "1000\n") and server.accepted == 1
+    # A plan over what the socket takes (its buffer made small here, as an unprivileged
+    # daemon without SO_SNDBUFFORCE would have it): EMSGSIZE, forked here, server kept.
+    server.server.sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 64 << 10)
+    res = run_container(["sh", "-c", 'echo ${#BIG0}'], env=big)
+    assert (res.code, res.stdout) == (0, "1000\n")
+    assert server.accepted == 1 and server.server.alive
+    res = run_container(["true"])
+    assert res.code == 0 and server.accepted == 2
 
 
 def test_a_dead_server_falls_back_to_forking_here(server, run_container, caplog):
