@@ -143,11 +143,27 @@ def serve(sock: socket.socket) -> None:
         try:
             plan = pickle.loads(msg)
             launcher.fork_monitor(plan, fds)
-        except Exception:   # noqa: BLE001 - a bad message loses one start, not the server
-            pass
+        except Exception as err:   # noqa: BLE001 - a bad message loses one start, not the server
+            _report(fds, err)
         finally:
             for fd in fds:
                 try:
                     os.close(fd)
                 except OSError:
                     pass
+
+
+def _report(fds: list[int], err: BaseException) -> None:
+    """Tell the daemon why this start failed, on the start's own result socket (its first
+    fd), as the monitor would have: a step and the errno, not a bare EOF."""
+    from mcd.runtime import launcher
+    if not fds:
+        return
+    try:
+        result = socket.socket(fileno=os.dup(fds[0]))
+    except OSError:
+        return
+    try:
+        launcher.report_failure(result, err)
+    finally:
+        result.close()

@@ -529,7 +529,9 @@ def fork_monitor(plan: _Plan, fds: list[int]) -> None:
                        tty_to_caller=st.tty_to_caller)
     result = socket.socket(fileno=os.dup(fds[0]))
     try:
-        if os.fork() == 0:
+        with step("fork", "monitor"):
+            pid = os.fork()
+        if pid == 0:
             _monitor(plan, result)
     finally:
         result.close()

@@ -129,6 +129,22 @@ def test_a_large_spec_goes_through_the_server_and_a_huge_one_falls_back(server, 
     assert res.code == 0 and server.accepted == 2
 
 
+def test_a_failed_fork_in_the_server_reaches_the_caller_by_step(server, run_container,
+                                                                 cgroup_manager):
+    # The server in a pids cgroup of one (itself): its fork of the monitor fails with
+    # EAGAIN, and the caller hears "fork monitor" and the errno, not a bare EOF.
+    from mcd import errors
+    from mcd.spec import Resources
+    cg = cgroup_manager.create("fs-pids", Resources(pids_limit=1))
+    cg.join(server.server.pid)      # a process this test started
+    with pytest.raises(errors.SetupError) as exc:
+        run_container(["true"])
+    assert "fork monitor" in str(exc.value) and "Resource temporarily unavailable" in str(exc.value)
+    assert server.accepted == 1 and server.server.alive
+    # Teardown: cgroup_manager (set up last, torn down first) kills what is in the cgroup,
+    # the server included; the server fixture then reaps it and checks it is gone.
+
+
 def test_a_dead_server_falls_back_to_forking_here(server, run_container, caplog):
     os.kill(server.server.pid, signal.SIGKILL)
     assert _gone(server.server.pid)
