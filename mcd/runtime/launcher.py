@@ -571,7 +571,11 @@ def start(spec: ContainerSpec, paths: ContainerPaths, cgroup_procs: list[str] = 
         if server is not None and server.launch(plan, _plan_fds(theirs, stdio)):
             theirs.close()
         else:
-            _fork_intermediate(plan, theirs)
+            try:
+                _fork_intermediate(plan, theirs)
+            except OSError as err:    # EAGAIN: the daemon's pids or process limit
+                raise errors.setup_error("fork", err.errno or errno.EIO, "monitor",
+                                         container=spec.name) from err
         kind, payload, fds = recv_msg(result)
     finally:
         result.close()

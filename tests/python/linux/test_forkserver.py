@@ -145,6 +145,48 @@ def test_a_failed_fork_in_the_server_reaches_the_caller_by_step(server, run_cont
     # the server included; the server fixture then reaps it and checks it is gone.
 
 
+def test_a_failed_fork_without_server_is_reported_by_step(cgroup_manager, runtime_root,
+                                                          minimal_rootfs):
+    # The daemon's own path (no server): a stand-in daemon process in a pids cgroup of
+    # one cannot fork the monitor; the error names the step and the errno.
+    import subprocess
+    import sys
+    from mcd.spec import Resources
+    code = (
+        "import os, sys\n"
+        "sys.path.insert(0, sys.argv[1])\n"
+        "from conftest import make_spec\n"
+        "from mcd.runtime import launcher\n"
+        "from mcd import errors\n"
+        "from mcd.runtime import security\n"
+        "security.default_filter_bpf()\n"   # before the limit: finding libseccomp forks
+        "spec = make_spec(['true'])\n"
+        "paths = launcher.ContainerPaths(dir=os.path.join(sys.argv[2], 'containers', spec.name),"
+        " lower=sys.argv[3])\n"
+        "print('ready', flush=True)\n"
+        "sys.stdin.readline()\n"
+        "try:\n"
+        "    launcher.start(spec, paths, [])\n"
+        "    print('started')\n"
+        "except errors.SetupError as err:\n"
+        "    print(err)\n")
+    here = os.path.dirname(os.path.abspath(__file__))
+    p = subprocess.Popen([sys.executable, "-c", code, here, runtime_root, minimal_rootfs],
+                         stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+                         env=dict(os.environ, PYTHONPATH=os.path.dirname(os.path.dirname(
+                             os.path.dirname(here)))))
+    try:
+        assert p.stdout.readline() == "ready\n"
+        cg = cgroup_manager.create("daemon-pids", Resources(pids_limit=1))
+        cg.join(p.pid)      # a process this test started
+        out, _ = p.communicate("go\n", timeout=30)
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+    assert "fork monitor" in out and "Resource temporarily unavailable" in out, out
+
+
 def test_a_dead_server_falls_back_to_forking_here(server, run_container, caplog):
     os.kill(server.server.pid, signal.SIGKILL)
     assert _gone(server.server.pid)
