@@ -36,6 +36,7 @@ import pickle
 import signal
 import socket
 import threading
+import time
 
 from mcd.runtime import syscalls as sc
 
@@ -64,12 +65,13 @@ class ForkServer:
         # Imported before the fork, so every monitor shares these pages with the server.
         importlib.import_module("mcd.runtime.launcher")
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        daemon = os.getpid()
         pid = os.fork()
         if pid == 0:
             status = 0
             try:
                 ours.close()
-                serve(theirs)
+                serve(theirs, daemon)
             except BaseException:   # noqa: B036 - a server must never unwind into the daemon's code
                 status = 1
             finally:
@@ -99,22 +101,29 @@ class ForkServer:
                         "from now on", self.pid, err.strerror or err)
             return False
 
-    def close(self) -> None:
+    def close(self, timeout: float = 5.0) -> None:
+        """EOF ends the server; one that does not end in time is killed (it is our child)."""
         self.alive = False
         try:
             self.sock.close()
         finally:
+            deadline = time.monotonic() + timeout
             try:
-                os.waitpid(self.pid, 0)
+                while os.waitpid(self.pid, os.WNOHANG) == (0, 0):
+                    if time.monotonic() > deadline:
+                        os.kill(self.pid, signal.SIGKILL)
+                        os.waitpid(self.pid, 0)
+                        break
+                    time.sleep(0.01)
             except ChildProcessError:
                 pass
 
 
-def serve(sock: socket.socket) -> None:
+def serve(sock: socket.socket, daemon: int) -> None:
     from mcd.runtime import launcher
     sc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
     sc.set_name("mcd-forkserver")
-    if os.getppid() == 1:
+    if os.getppid() != daemon:
         return  # the daemon died before the prctl: nobody will ever write to us
     # Ctrl-C on a foreground daemon reaches the whole process group: the daemon decides.
     signal.set_wakeup_fd(-1)

@@ -197,6 +197,13 @@ def test_a_dead_server_falls_back_to_forking_here(server, run_container, caplog)
     assert server.accepted == 0 and not server.server.alive
 
 
+def test_close_kills_a_server_that_does_not_end(leak_check_root):
+    fs = ForkServer.spawn()
+    os.kill(fs.pid, signal.SIGSTOP)     # stuck: it cannot read the EOF
+    fs.close(timeout=0.3)
+    assert not psutil.pid_exists(fs.pid)
+
+
 def test_the_server_dies_with_the_process_that_spawned_it(leak_check_root):
     # A stand-in daemon: a child that spawns a server and dies without closing it.
     r, w = os.pipe()
