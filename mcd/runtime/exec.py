@@ -7,8 +7,10 @@
                          --fork--> the process: in the container's PID namespace (setns
                                    on pid only affects children), own session, same
                                    security as PID 1, execve.
-    The helper waits for it and exits with its status (128+sig when killed), so
-    ExecHandle.wait() is a plain waitpid on the daemon's own child.
+    The helper waits for it and writes its exit code (128+sig when killed) on a pipe the
+    daemon holds: ExecHandle.wait() reads it. The fork server (mcd.runtime.forkserver)
+    forks the helper when there is one, so the daemon, large and multi-threaded, is not
+    forked on this path either; otherwise the daemon forks it and also reaps it.
 
 With --userns, the container's mount/net/uts/ipc/pid namespaces belong to the host's
 user namespace (PID 1 builds them as host root and enters the userns last), so exec
@@ -20,6 +22,8 @@ from __future__ import annotations
 import errno
 import fcntl
 import os
+import select
+import signal
 import socket
 from dataclasses import dataclass
 
@@ -37,27 +41,51 @@ JOIN_ORDER = ("ipc", "uts", "network", "cgroup", "pid", "mount", "user")
 @dataclass
 class ExecHandle:
     pid: int
-    helper_pid: int
+    helper_pid: int | None      # None when the fork server forked the helper (it reaps it)
     tty_master: int | None = None
+    status_fd: int | None = None
     _status: int | None = None
 
-    def wait(self) -> int:
-        """Exit code of the process (128+signal when killed)."""
-        if self._status is None:
+    def _finish(self, data: bytes) -> int:
+        os.close(self.status_fd)
+        self.status_fd = None
+        code = int(data) if data.strip().isdigit() else None
+        if self.helper_pid is not None:
             while True:
                 try:
                     _, status = os.waitpid(self.helper_pid, 0)
                     break
                 except InterruptedError:
                     continue
-            self._status = os.waitstatus_to_exitcode(status)
+                except ChildProcessError:
+                    status = None
+                    break
+            if code is None and status is not None:
+                code = os.waitstatus_to_exitcode(status)
+        # No code at all: the helper was killed before it could tell (it always writes one).
+        self._status = code if code is not None else 255
+        return self._status
+
+    def wait(self) -> int:
+        """Exit code of the process (128+signal when killed)."""
+        if self._status is None:
+            data = b""
+            while True:
+                try:
+                    chunk = os.read(self.status_fd, 16)
+                except InterruptedError:
+                    continue
+                if not chunk:
+                    break
+                data += chunk
+            self._finish(data)
         return self._status
 
     def poll(self) -> int | None:
         if self._status is None:
-            pid, status = os.waitpid(self.helper_pid, os.WNOHANG)
-            if pid:
-                self._status = os.waitstatus_to_exitcode(status)
+            ready, _, _ = select.select([self.status_fd], [], [], 0)
+            if ready:
+                return self.wait()     # readable: the code (or EOF) is there, no blocking
         return self._status
 
 
@@ -116,13 +144,17 @@ def _process(process: Process, plan_bpf, cap_last, env, sock: socket.socket,
 
 
 def _helper(pid: int, nsfds, process: Process, spec: ContainerSpec, cgroup_procs,
-            stdio: launcher.Stdio, bpf, cap_last, env, sock: socket.socket) -> None:
+            stdio: launcher.Stdio, bpf, cap_last, env, sock: socket.socket,
+            status_w: int) -> None:
     """Runs in the daemon's child; never returns. It always reaps the process it forked:
     an orphan would be re-parented outside the container's pid namespace (to init or a
     subreaper) and, left unreaped, would keep the namespace's PID 1 from finishing exit."""
     code = 127
     try:
-        keep = {sock.fileno(), *(fd for _, _, fd in nsfds)}
+        # Forked by the fork server, we inherit its ignored SIGCHLD: we wait for our child.
+        signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+        sc.set_name("mcd-exec")
+        keep = {sock.fileno(), status_w, *(fd for _, _, fd in nsfds)}
         std = [stdio.stdin, stdio.stdout, stdio.stderr]
         keep.update(fd for fd in std if fd is not None)
         launcher.keep_only_fds(keep)
@@ -158,9 +190,50 @@ def _helper(pid: int, nsfds, process: Process, spec: ContainerSpec, cgroup_procs
             except InterruptedError:
                 continue
         code = _exit_code(status)
+        try:
+            os.write(status_w, str(code).encode())
+        except OSError:
+            pass    # the daemon is gone: nobody is waiting for the code
     except BaseException as err:    # noqa: B036
         launcher.report_failure(sock, err)
     os._exit(code)
+
+
+@dataclass
+class _ExecPlan:
+    """What the helper needs, sent to the fork server (the fds travel beside it)."""
+    pid: int
+    namespaces: list        # [(name, flag)], in the order of the ns fds
+    process: Process
+    spec: ContainerSpec
+    cgroup_procs: list
+    stdio: launcher.Stdio
+    bpf: bytes | None
+    cap_last: int
+    env: list
+
+
+def fork_helper(plan: _ExecPlan, fds: list[int]) -> None:
+    """In the fork server: fds are [sync socket, status pipe, ns fds..., stdin/out/err
+    present in plan.stdio]; fork the helper (the server's SIGCHLD is ignored: the kernel
+    reaps it, and the exit code travels on the status pipe)."""
+    n = len(plan.namespaces)
+    nsfds = [(name, flag, fd) for (name, flag), fd in zip(plan.namespaces, fds[2:2 + n])]
+    it = iter(fds[2 + n:])
+    st = plan.stdio
+    stdio = launcher.Stdio(stdin=next(it) if st.stdin is not None else None,
+                           stdout=next(it) if st.stdout is not None else None,
+                           stderr=next(it) if st.stderr is not None else None,
+                           tty_to_caller=st.tty_to_caller)
+    sock = socket.socket(fileno=os.dup(fds[0]))
+    try:
+        with step("fork", "exec helper"):
+            pid = os.fork()
+        if pid == 0:
+            _helper(plan.pid, nsfds, plan.process, plan.spec, plan.cgroup_procs, stdio,
+                    plan.bpf, plan.cap_last, plan.env, sock, fds[1])
+    finally:
+        sock.close()
 
 
 def run(pid: int, process: Process, spec: ContainerSpec, cgroup_procs=(),
@@ -171,15 +244,31 @@ def run(pid: int, process: Process, spec: ContainerSpec, cgroup_procs=(),
     env = launcher.container_env(process, spec.hostname)
     nsfds = _open_namespaces(pid, spec, proc)
     ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+    status_r, status_w = os.pipe2(os.O_CLOEXEC)
+    helper = None
     try:
-        helper = os.fork()
-        if helper == 0:
-            ours.close()
-            _helper(pid, nsfds, process, spec, list(cgroup_procs), stdio, bpf, cap_last, env,
-                    theirs)
+        server = launcher._forkserver
+        plan = _ExecPlan(pid, [(ns, flag) for ns, flag, _ in nsfds], process, spec,
+                         list(cgroup_procs), stdio, bpf, cap_last, env)
+        fds = [theirs.fileno(), status_w, *(fd for _, _, fd in nsfds),
+               *(fd for fd in (stdio.stdin, stdio.stdout, stdio.stderr) if fd is not None)]
+        if server is None or not server.launch(("exec", plan), fds):
+            try:
+                helper = os.fork()
+            except OSError as err:
+                raise errors.setup_error("fork", err.errno or errno.EIO, "exec helper",
+                                         container=spec.name) from err
+            if helper == 0:
+                ours.close()
+                os.close(status_r)
+                _helper(pid, nsfds, process, spec, list(cgroup_procs), stdio, bpf, cap_last,
+                        env, theirs, status_w)
         theirs.close()
+        os.close(status_w)
+        status_w = None
         for _, _, fd in nsfds:
             os.close(fd)
+        nsfds = []
         child = None
         master = None
         while True:
@@ -190,18 +279,28 @@ def run(pid: int, process: Process, spec: ContainerSpec, cgroup_procs=(),
                 master = fds[0]
             else:
                 break
+    except BaseException:
+        os.close(status_r)
+        raise
     finally:
         ours.close()
+        if theirs.fileno() >= 0:
+            theirs.close()
+        if status_w is not None:
+            os.close(status_w)
+        for _, _, fd in nsfds:
+            os.close(fd)
+    handle = ExecHandle(pid=child or 0, helper_pid=helper, tty_master=master, status_fd=status_r)
     if kind == b"E":
         for fd in fds:
             os.close(fd)
         if master is not None:
             os.close(master)
-        os.waitpid(helper, 0)
+        handle.wait()
         raise launcher.error_from(payload, spec.name)
     if child is None:
-        _, status = os.waitpid(helper, 0)
+        code = handle.wait()
         raise errors.SetupError(f"container {spec.name}: exec helper exited early "
-                                f"(status {_exit_code(status)})", container=spec.name,
+                                f"(status {code})", container=spec.name,
                                 step="exec", errno=errno.ECHILD)
-    return ExecHandle(pid=child, helper_pid=helper, tty_master=master)
+    return handle

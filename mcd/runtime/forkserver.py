@@ -13,9 +13,10 @@ twice:
   of a large multi-threaded one, and the intermediate the daemon needs (so that
   monitors are nobody's children) is not needed here: two forks per start, not three.
 
-Protocol: one SOCK_SEQPACKET pair. The daemon sends one message per start, the
-pickled launcher plan, with the fds it refers to (first the monitor's result socket,
-then stdin/stdout/stderr when present) as SCM_RIGHTS. The server forks the monitor
+Protocol: one SOCK_SEQPACKET pair. The daemon sends one message per job, a pickled
+("start", launcher plan) or ("exec", exec plan), with the fds it refers to as SCM_RIGHTS
+(for a start: the monitor's result socket, then stdin/stdout/stderr when present; for
+an exec: see mcd.runtime.exec.fork_helper). For a start the server forks the monitor
 (its SIGCHLD is ignored, so the kernel reaps monitors for it), closes its copies of
 the fds and waits for the next message. It answers nothing: the monitor
 reports on the result socket exactly as when the daemon forks it itself. EOF on the
@@ -47,7 +48,7 @@ PR_SET_PDEATHSIG = 1
 # SOCK_SEQPACKET message must fit the sender's buffer whole (about 208 KiB by default).
 MAX_MSG = 4 << 20
 SO_SNDBUFFORCE = 32
-MAX_FDS = 8
+MAX_FDS = 32     # an exec: 2 + up to 7 namespaces + 3 stdio
 
 
 class ForkServer:
@@ -64,6 +65,7 @@ class ForkServer:
         """Fork the server. Call while the process is small and has one thread."""
         # Imported before the fork, so every monitor shares these pages with the server.
         importlib.import_module("mcd.runtime.launcher")
+        importlib.import_module("mcd.runtime.exec")
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         daemon = os.getpid()
         pid = os.fork()
@@ -84,11 +86,12 @@ class ForkServer:
             pass
         return cls(ours, pid)
 
-    def launch(self, plan, fds: list[int]) -> bool:
-        """Hand one start to the server. False if it is gone (the caller forks itself)."""
+    def launch(self, job: tuple, fds: list[int]) -> bool:
+        """Hand one job to the server: ("start", launcher plan) or ("exec", exec plan),
+        with the fds it names. False if it is gone (the caller forks itself)."""
         if not self.alive:
             return False
-        msg = pickle.dumps(plan, protocol=pickle.HIGHEST_PROTOCOL)
+        msg = pickle.dumps(job, protocol=pickle.HIGHEST_PROTOCOL)
         try:
             with self._lock:
                 socket.send_fds(self.sock, [msg], fds)
@@ -120,7 +123,9 @@ class ForkServer:
 
 
 def serve(sock: socket.socket, daemon: int) -> None:
+    from mcd.runtime import exec as rexec
     from mcd.runtime import launcher
+    jobs = {"start": launcher.fork_monitor, "exec": rexec.fork_helper}
     sc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
     sc.set_name("mcd-forkserver")
     if os.getppid() != daemon:
@@ -142,7 +147,7 @@ def serve(sock: socket.socket, daemon: int) -> None:
     gc.freeze()
     while True:
         try:
-            msg, fds, _flags, _addr = socket.recv_fds(sock, MAX_MSG, MAX_FDS)
+            msg, fds, flags, _addr = socket.recv_fds(sock, MAX_MSG, MAX_FDS)
         except InterruptedError:
             continue
         if not msg:
@@ -150,8 +155,10 @@ def serve(sock: socket.socket, daemon: int) -> None:
                 os.close(fd)
             return
         try:
-            plan = pickle.loads(msg)
-            launcher.fork_monitor(plan, fds)
+            if flags & (socket.MSG_CTRUNC | socket.MSG_TRUNC):
+                raise OSError(errno.EMSGSIZE, "job or its fds truncated")
+            kind, plan = pickle.loads(msg)
+            jobs[kind](plan, fds)
         except Exception as err:   # noqa: BLE001 - a bad message loses one start, not the server
             _report(fds, err)
         finally:

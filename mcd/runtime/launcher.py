@@ -568,7 +568,7 @@ def start(spec: ContainerSpec, paths: ContainerPaths, cgroup_procs: list[str] = 
     result, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
     try:
         server = _forkserver
-        if server is not None and server.launch(plan, _plan_fds(theirs, stdio)):
+        if server is not None and server.launch(("start", plan), _plan_fds(theirs, stdio)):
             theirs.close()
         else:
             try:

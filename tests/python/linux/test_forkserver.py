@@ -187,6 +187,61 @@ def test_a_failed_fork_without_server_is_reported_by_step(cgroup_manager, runtim
     assert "fork monitor" in out and "Resource temporarily unavailable" in out, out
 
 
+def _exec(launched, spec, args, stdin=None, **pkw):
+    from mcd.runtime import exec as rexec
+    from mcd.spec import Process
+    from conftest import read_all
+    out_r, out_w = os.pipe()
+    err_r, err_w = os.pipe()
+    try:
+        h = rexec.run(launched.pid, Process(args=args, **pkw), spec, [],
+                      launcher.Stdio(stdin=stdin, stdout=out_w, stderr=err_w))
+    finally:
+        os.close(out_w)
+        os.close(err_w)
+    got = read_all({out_r: "out", err_r: "err"})
+    return h, h.wait(), got["out"].decode(), got["err"].decode()
+
+
+def test_exec_goes_through_the_server(server, start_container):
+    spec, _paths, launched = start_container(["sleep", "100"])
+    assert server.accepted == 1
+    r, w = os.pipe()
+    os.write(w, b"in\n")
+    os.close(w)
+    try:
+        h, code, out, err = _exec(launched, spec, ["sh", "-c", "cat; echo $$; echo e >&2; exit 9"],
+                                  stdin=r)
+    finally:
+        os.close(r)
+    assert server.accepted == 2 and h.helper_pid is None    # the server forked the helper
+    assert (code, err) == (9, "e\n")
+    assert out.splitlines()[0] == "in" and int(out.splitlines()[1]) > 1   # in the pid ns
+    # Killed by a signal: 128+N, as from the daemon's own helper.
+    h, code, _out, _err = _exec(launched, spec, ["sh", "-c", "kill -9 $$"])
+    assert code == 137 and server.accepted == 3
+
+
+def test_exec_errors_through_the_server_name_the_step(server, start_container):
+    from mcd import errors
+    spec, _paths, launched = start_container(["sleep", "100"])
+    with pytest.raises(errors.CommandNotFound) as exc:
+        _exec(launched, spec, ["/no/such"])
+    assert exc.value.exit_code == 127 and server.accepted == 2
+
+
+def test_exec_with_a_terminal_through_the_server(server, start_container):
+    from mcd.runtime import exec as rexec
+    from mcd.spec import Process
+    spec, _paths, launched = start_container(["sleep", "100"])
+    h = rexec.run(launched.pid, Process(args=["sh", "-c", "stty size; exit 3"], terminal=True,
+                                        console_size=[33, 120]),
+                  spec, [], launcher.Stdio(tty_to_caller=True))
+    assert h.tty_master is not None and h.helper_pid is None
+    assert b"33 120" in read_pty(h.tty_master)
+    assert h.wait() == 3
+
+
 def test_a_dead_server_falls_back_to_forking_here(server, run_container, caplog):
     os.kill(server.server.pid, signal.SIGKILL)
     assert _gone(server.server.pid)
