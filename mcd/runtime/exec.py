@@ -219,12 +219,7 @@ def fork_helper(plan: _ExecPlan, fds: list[int]) -> None:
     reaps it, and the exit code travels on the status pipe)."""
     n = len(plan.namespaces)
     nsfds = [(name, flag, fd) for (name, flag), fd in zip(plan.namespaces, fds[2:2 + n])]
-    it = iter(fds[2 + n:])
-    st = plan.stdio
-    stdio = launcher.Stdio(stdin=next(it) if st.stdin is not None else None,
-                           stdout=next(it) if st.stdout is not None else None,
-                           stderr=next(it) if st.stderr is not None else None,
-                           tty_to_caller=st.tty_to_caller)
+    stdio = plan.stdio.received(fds[2 + n:])
     sock = socket.socket(fileno=os.dup(fds[0]))
     try:
         with step("fork", "exec helper"):
@@ -250,8 +245,7 @@ def run(pid: int, process: Process, spec: ContainerSpec, cgroup_procs=(),
         server = launcher._forkserver
         plan = _ExecPlan(pid, [(ns, flag) for ns, flag, _ in nsfds], process, spec,
                          list(cgroup_procs), stdio, bpf, cap_last, env)
-        fds = [theirs.fileno(), status_w, *(fd for _, _, fd in nsfds),
-               *(fd for fd in (stdio.stdin, stdio.stdout, stdio.stderr) if fd is not None)]
+        fds = [theirs.fileno(), status_w, *(fd for _, _, fd in nsfds), *stdio.fds()]
         if server is None or not server.launch(("exec", plan), fds):
             try:
                 helper = os.fork()

@@ -64,6 +64,18 @@ class Stdio:
     stderr: int | None = None
     tty_to_caller: bool = False
 
+    def fds(self) -> list[int]:
+        """The fds present, in order: what travels to the fork server beside a plan."""
+        return [fd for fd in (self.stdin, self.stdout, self.stderr) if fd is not None]
+
+    def received(self, fds: list[int]) -> Stdio:
+        """The same Stdio on the fds that arrived for it (in the order of fds())."""
+        it = iter(fds)
+        return Stdio(stdin=next(it) if self.stdin is not None else None,
+                     stdout=next(it) if self.stdout is not None else None,
+                     stderr=next(it) if self.stderr is not None else None,
+                     tty_to_caller=self.tty_to_caller)
+
 
 @dataclass
 class Launched:
@@ -512,8 +524,7 @@ def use_forkserver(server) -> None:
 
 def _plan_fds(result: socket.socket, stdio: Stdio) -> list[int]:
     """The fds a plan refers to, in the order fork_monitor takes them back."""
-    return [result.fileno()] + [fd for fd in (stdio.stdin, stdio.stdout, stdio.stderr)
-                                if fd is not None]
+    return [result.fileno(), *stdio.fds()]
 
 
 def fork_monitor(plan: _Plan, fds: list[int]) -> None:
@@ -521,12 +532,7 @@ def fork_monitor(plan: _Plan, fds: list[int]) -> None:
     monitor. No intermediate here: the server ignores SIGCHLD, so the kernel reaps its
     monitors, and when the server goes (with the daemon) they are reparented like any
     orphan, the same place the daemon's double fork puts them. One fork less per start."""
-    it = iter(fds[1:])
-    st = plan.stdio
-    plan.stdio = Stdio(stdin=next(it) if st.stdin is not None else None,
-                       stdout=next(it) if st.stdout is not None else None,
-                       stderr=next(it) if st.stderr is not None else None,
-                       tty_to_caller=st.tty_to_caller)
+    plan.stdio = plan.stdio.received(fds[1:])
     result = socket.socket(fileno=os.dup(fds[0]))
     try:
         with step("fork", "monitor"):
