@@ -107,8 +107,8 @@ def _fields(body, allowed: dict, where: str = "request") -> dict:
 
 
 def _server_timing(req, launched) -> str:
-    """The daemon's own share of a start, as a Server-Timing header (RFC: W3C Server
-    Timing): request read -> PID 1 exec'd ("total"), and the manager's phases in it."""
+    """The daemon's own share of a start, as a Server-Timing header (the W3C Server Timing
+    format): request read -> PID 1 exec'd ("total"), and the manager's phases in it."""
     now = time.perf_counter_ns()
     parts = [f"{k};dur={v / 1e6:.3f}" for k, v in getattr(launched, "timing", {}).items()]
     if req.received_ns:
