@@ -414,10 +414,7 @@ class Manager:
         launcher = self._launcher()
         paths = self._paths(c)
         previous = c.status
-        stale = self.cgroups.open(c.id)
-        if stale is not None:       # left by a crash: nothing may still run in it
-            stale.kill_all()
-            stale.destroy()
+        self._remove_cgroup(c.id)   # one left by a crash: nothing may still run in it
         cg = self.cgroups.create(c.id, c.spec.linux.resources)
         t1 = time.perf_counter_ns()
         c.state.update(status=STARTING, previous_status=previous)
@@ -615,6 +612,13 @@ class Manager:
                                   container=c.name, step="stop")
         return c
 
+    def _remove_cgroup(self, cid: str) -> None:
+        """Kill whatever runs in the container's cgroup, if it has one, and remove it."""
+        cg = self.cgroups.open(cid)
+        if cg is not None:
+            cg.kill_all()
+            cg.destroy()
+
     def _kill_all(self, c: Container) -> None:
         cg = c.cgroup or self.cgroups.open(c.id)
         if cg is not None:
@@ -698,10 +702,7 @@ class Manager:
             # Also for a broken one: its state is unreadable, but its cgroup may still hold
             # processes, and nothing may outlive the container.
             try:
-                cg = self.cgroups.open(c.id)
-                if cg is not None:
-                    cg.kill_all()
-                    cg.destroy()
+                self._remove_cgroup(c.id)
             except MCError as err:
                 raise MCError(f'container "{c.name}": removing its cgroup: {err}',
                               container=c.name, step="destroy") from err
@@ -987,10 +988,7 @@ class Manager:
         if c.status == STARTING:
             # A start that never finished: whatever it made goes, the container is as before.
             try:
-                cg = self.cgroups.open(c.id)
-                if cg is not None:
-                    cg.kill_all()
-                    cg.destroy()
+                self._remove_cgroup(c.id)
             except MCError as err:
                 log.error("container %s: cleaning a half-made start: %s", c.name, err)
             c.state["status"] = s.pop("previous_status", None) or CREATED
