@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from mcd.errors import InvalidArgument
+from mcd.mountdest import check_mount_destination
 # The flag-level rules live in mcd.units so that mcctl can use them without importing
 # dataclasses; they are part of this module's interface all the same.
 from mcd.units import (_SIZE_RE, _UNITS, CAPABILITIES, DEFAULT_CAPABILITIES,  # noqa: F401
@@ -201,6 +202,7 @@ class Mount(_Strict):
             raise InvalidArgument("mount destination: cannot mount over /")
         if self.type not in ("bind", "tmpfs"):
             raise InvalidArgument(f"mount type: {self.type!r} is not bind or tmpfs")
+        check_mount_destination(self.destination, self.type)
         if self.type == "bind":
             self.source = validate_abs_path(self.source, "bind mount source")
         for opt in self.options:
