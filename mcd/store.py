@@ -1,6 +1,6 @@
 """On-disk state under ROOT/containers/<id>/.
 
-Every write is atomic (temp file in the same dir, fsync, rename, fsync the dir),
+Every write is atomic (mcd.atomicfile: temp file in the same dir, fsync, rename, fsync the dir),
 so a crash leaves either the old or the new file, never half of one. A container
 directory is born complete: it is written as ``.<id>.new`` and renamed into
 place, so a directory without the leading dot always has its config.json.
@@ -19,18 +19,10 @@ import json
 import os
 import queue
 import shutil
-import tempfile
 import threading
 
+from mcd.atomicfile import fsync_dir, write_atomic
 from mcd.errors import KernelError
-
-
-def fsync_dir(path: str) -> None:
-    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def _encode(obj) -> bytes:
@@ -46,22 +38,8 @@ def _write_all(fd: int, data: bytes, sync: bool) -> None:
 
 
 def atomic_write_json(path: str, obj, mode: int = 0o600, durable: bool = True) -> None:
-    d = os.path.dirname(path) or "."
-    data = _encode(obj)
     try:
-        fd, tmp = tempfile.mkstemp(prefix="." + os.path.basename(path) + ".", suffix=".tmp", dir=d)
-        try:
-            os.fchmod(fd, mode)
-            _write_all(fd, data, durable)
-        finally:
-            os.close(fd)
-        try:
-            os.rename(tmp, path)
-        except BaseException:
-            os.unlink(tmp)
-            raise
-        if durable:
-            fsync_dir(d)
+        write_atomic(path, _encode(obj), mode=mode, durable=durable)
     except OSError as err:
         raise KernelError.from_oserror("write", err, path=path, step="store") from err
 

@@ -340,8 +340,12 @@ class TemplateStore:
         os.makedirs(self.dir, 0o755, exist_ok=True)
         spool = os.path.join(self.dir, f".spool-{uuid.uuid4().hex[:8]}")
         try:
-            with open(path, "rb") as src, open(spool, "wb") as dst:
-                shutil.copyfileobj(src, dst, 1 << 20)
+            try:
+                with open(path, "rb") as src, open(spool, "wb") as dst:
+                    shutil.copyfileobj(src, dst, 1 << 20)
+            except OSError as err:
+                raise KernelError.from_oserror(f"import template {name}: spool archive", err,
+                                               path=spool) from err
             return self._build(name, "tar:stream", lambda root: safe_extract(spool, root))
         finally:
             try:

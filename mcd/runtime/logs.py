@@ -11,6 +11,7 @@ bytes in, bytes out, no logging framework, few objects per line.
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import time
@@ -33,12 +34,17 @@ class LogWriter:
         self.path = path
         self.max_size = max_size
         self.max_files = max(1, max_files)
-        self.fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o640)
-        self.size = os.fstat(self.fd).st_size
+        self.fd = -1
         self.partial = {}
+        self._open()
+
+    def _open(self) -> None:
+        self.fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o640)
+        self.size = os.fstat(self.fd).st_size
 
     def _rotate(self) -> None:
         os.close(self.fd)
+        self.fd = -1        # until reopened: a failed open must not leave a stale fd number
         for i in range(self.max_files - 1, 0, -1):
             src = self.path if i == 1 else f"{self.path}.{i - 1}"
             try:
@@ -47,15 +53,26 @@ class LogWriter:
                 pass
         if self.max_files == 1:
             os.unlink(self.path)
-        self.fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o640)
-        self.size = 0
+        self._open()
 
     def _emit(self, stream: str, text: bytes) -> None:
         line = ('{"log":%s,"stream":"%s","time":"%s"}\n' % (
             json.dumps(text.decode("utf-8", "replace")), stream, _timestamp())).encode()
+        if self.fd < 0:
+            self._open()            # a rotation that could not reopen (full disk): retry
         if self.size and self.size + len(line) > self.max_size:
             self._rotate()
-        os.write(self.fd, line)
+        try:
+            if os.write(self.fd, line) != len(line):
+                raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), self.path)
+        except OSError:
+            # A line is written whole or not at all: a torn one would also swallow the
+            # next entry for the reader. Truncating needs no free space.
+            try:
+                os.ftruncate(self.fd, self.size)
+            except OSError:
+                pass
+            raise
         self.size += len(line)
 
     def write(self, stream: str, data: bytes) -> None:
@@ -84,8 +101,15 @@ class LogWriter:
         self.partial.clear()
 
     def close(self) -> None:
-        self.flush()
-        os.close(self.fd)
+        """Flush what it can (a full disk loses the unterminated rest, never raises) and
+        close: the monitor still has PID 1 to reap and exit.json to write."""
+        try:
+            self.flush()
+        except OSError:
+            self.partial.clear()
+        if self.fd >= 0:
+            os.close(self.fd)
+            self.fd = -1
 
 
 def _files(path: str, max_files: int = DEFAULT_MAX_FILES) -> list[str]:

@@ -14,23 +14,12 @@ import os
 import select
 import time
 
+from mcd.atomicfile import write_atomic
 from mcd.runtime.logs import LogWriter
 
 
 def write_json_atomic(path: str, data: dict) -> None:
-    tmp = f"{path}.tmp"
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o644)
-    try:
-        os.write(fd, json.dumps(data).encode() + b"\n")
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-    os.replace(tmp, path)
-    dfd = os.open(os.path.dirname(path) or ".", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-    try:
-        os.fsync(dfd)
-    finally:
-        os.close(dfd)
+    write_atomic(path, json.dumps(data).encode() + b"\n", mode=0o644)
 
 
 def exit_record(status: int) -> dict:

@@ -25,6 +25,7 @@ import re
 import secrets
 import socket
 
+from mcd.atomicfile import write_atomic
 from mcd.errors import InvalidArgument, KernelError
 
 TOKEN_HEADER = "X-MC-Token"
@@ -172,35 +173,25 @@ def load_or_create_token(root: str, group: str = TOKEN_GROUP) -> str:
     except OSError as err:
         raise KernelError.from_oserror("read dashboard token", err, path) from err
     token = secrets.token_urlsafe(32)
-    tmp = f"{path}.tmp.{os.getpid()}"
     try:
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
-        try:
-            os.write(fd, (token + "\n").encode())
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        _fix_mode(tmp, group)
-        os.rename(tmp, path)
-        dfd = os.open(root, os.O_RDONLY | os.O_DIRECTORY)
-        try:
-            os.fsync(dfd)
-        finally:
-            os.close(dfd)
+        write_atomic(path, (token + "\n").encode(), mode=0o640, owner=_token_owner(group))
     except OSError as err:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
         raise KernelError.from_oserror("write dashboard token", err, path) from err
     return token
 
 
-def _fix_mode(path: str, group: str) -> None:
+def _token_owner(group: str) -> tuple[int, int] | None:
+    """root:GROUP (root:root on a host without the group); None when not root."""
+    if os.geteuid() != 0:
+        return None
     try:
-        gid = grp.getgrnam(group).gr_gid
+        return 0, grp.getgrnam(group).gr_gid
     except KeyError:
-        gid = 0     # no mcd group on this host: root only
-    if os.geteuid() == 0:
-        os.chown(path, 0, gid)
+        return 0, 0     # no mcd group on this host: root only
+
+
+def _fix_mode(path: str, group: str) -> None:
+    owner = _token_owner(group)
+    if owner is not None:
+        os.chown(path, *owner)
     os.chmod(path, 0o640)
