@@ -22,7 +22,7 @@ import time
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
 from mcd.runtime import cgroups  # noqa: E402
-from mcd.spec import Resources  # noqa: E402
+from mcwire.spec import Resources  # noqa: E402
 
 MiB = 1024 * 1024
 

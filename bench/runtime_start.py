@@ -36,7 +36,7 @@ import psutil  # noqa: E402
 
 from mcd.runtime import launcher, security  # noqa: E402
 from mcd.runtime import syscalls as sc  # noqa: E402
-from mcd.spec import DEFAULT_NAMESPACES, ContainerSpec, Linux, Process  # noqa: E402
+from mcwire.spec import DEFAULT_NAMESPACES, ContainerSpec, Linux, Process  # noqa: E402
 from mcd.templates import TemplateStore  # noqa: E402
 
 

@@ -6,7 +6,9 @@ request sent in one ``sendmsg`` that carries our fds (SCM_RIGHTS), every read a
 bodies with Content-Length, chunked or close-delimited. Why not http.client: it
 imports the email package and ssl, ~25 ms on every mcctl call, for features a Unix
 socket to our own daemon never needs. Not urllib.parse either (~3 ms: it imports
-ipaddress): ``quote`` below is all of it we need. Stdlib only (see the socket import).
+ipaddress): ``quote`` below is all of it we need. Stdlib only (see the socket import),
+and mcwire. An error answer raises the very class the daemon raised (``mcwire.errors``);
+failing to reach the daemon raises DaemonUnavailable (or PermissionDenied for the socket).
 """
 
 from __future__ import annotations
@@ -18,25 +20,9 @@ import json
 # enums built from every constant of _socket) for nothing this client uses.
 import _socket as socket
 
-EXIT_DAEMON = 125
-EXIT_CODES = {"COMMAND_NOT_FOUND": 127, "COMMAND_NOT_EXECUTABLE": 126}
+from mcwire.errors import DaemonUnavailable, MCError, PermissionDenied
+
 MAX_LINE = 65536
-
-
-class ClientError(Exception):
-    """An error from the daemon (or from reaching it), with the CLI exit code it maps to."""
-
-    def __init__(self, message: str, code: str = "INTERNAL", status: int | None = None,
-                 details: dict | None = None):
-        super().__init__(message)
-        self.message = message
-        self.code = code
-        self.status = status
-        self.details = details or {}
-        self.exit_code = EXIT_CODES.get(code, EXIT_DAEMON)
-
-    def __str__(self):
-        return self.message
 
 
 class _RawFdReader(io.RawIOBase):
@@ -68,19 +54,19 @@ def _connect(path: str) -> socket.socket:
         s.connect(path)
     except FileNotFoundError:
         s.close()
-        raise ClientError(f"cannot connect to mcd at {path}: no such socket "
-                          "(is mcd running? see --socket or MCD_SOCKET)", "DAEMON_UNAVAILABLE")
+        raise DaemonUnavailable(f"cannot connect to mcd at {path}: no such socket "
+                                "(is mcd running? see --socket or MCD_SOCKET)")
     except ConnectionRefusedError:
         s.close()
-        raise ClientError(f"cannot connect to mcd at {path}: connection refused "
-                          "(mcd is not running)", "DAEMON_UNAVAILABLE")
+        raise DaemonUnavailable(f"cannot connect to mcd at {path}: connection refused "
+                                "(mcd is not running)")
     except PermissionError:
         s.close()
-        raise ClientError(f"cannot connect to mcd at {path}: permission denied "
-                          "(needs root or membership of group mcd)", "PERMISSION_DENIED")
+        raise PermissionDenied(f"cannot connect to mcd at {path}: permission denied "
+                               "(needs root or membership of group mcd)")
     except OSError as err:
         s.close()
-        raise ClientError(f"cannot connect to mcd at {path}: {err.strerror}", "DAEMON_UNAVAILABLE")
+        raise DaemonUnavailable(f"cannot connect to mcd at {path}: {err.strerror}")
     return s
 
 
@@ -95,13 +81,12 @@ class _Body:
             try:
                 self.remaining = int(headers["content-length"])
             except ValueError:
-                raise ClientError("daemon sent an invalid Content-Length") from None
+                raise MCError("daemon sent an invalid Content-Length") from None
         self.buf = b""
         self.eof = empty
 
     def _short(self):
-        raise ClientError("the daemon closed the connection in the middle of its answer",
-                          "DAEMON_UNAVAILABLE")
+        raise DaemonUnavailable("the daemon closed the connection in the middle of its answer")
 
     def _fill(self) -> bool:
         if self.eof:
@@ -113,7 +98,7 @@ class _Body:
             try:
                 size = int(line.split(b";", 1)[0].strip(), 16)
             except ValueError:
-                raise ClientError("daemon sent an invalid chunk header") from None
+                raise MCError("daemon sent an invalid chunk header") from None
             if size == 0:
                 while self.fp.readline(MAX_LINE) not in (b"\r\n", b"\n", b""):
                     pass        # trailers
@@ -173,7 +158,7 @@ class Response:
         try:
             return json.loads(data) if data.strip() else None
         except ValueError:
-            raise ClientError(f"daemon answered with invalid JSON (HTTP {self.status})") from None
+            raise MCError(f"daemon answered with invalid JSON (HTTP {self.status})") from None
 
     def lines(self):
         """JSON lines of a streamed answer, as they come."""
@@ -185,7 +170,7 @@ class Response:
                 try:
                     yield json.loads(line)
                 except ValueError:
-                    raise ClientError("daemon sent an invalid stream line") from None
+                    raise MCError("daemon sent an invalid stream line") from None
 
     def close(self):
         self.sock.close()
@@ -198,7 +183,7 @@ class Client:
 
     def open(self, method: str, path: str, body=None, query: dict | None = None,
              fds=()) -> Response:
-        """Send a request; error answers raise ClientError, others return the open Response."""
+        """Send a request; error answers raise their MCError, others return the open Response."""
         if query:
             q = {k: ("1" if v is True else "0" if v is False else str(v))
                  for k, v in query.items() if v is not None}
@@ -222,48 +207,44 @@ class Client:
             received: list[int] = []
             fp = io.BufferedReader(_RawFdReader(sock, received))
             status, headers = self._read_head(fp, method, path)
-        except ClientError:
+        except MCError:
             sock.close()
             raise
         except OSError as err:
             sock.close()
-            raise ClientError(f"request {method} {path} to mcd failed: "
-                              f"{err.strerror or err}", "DAEMON_UNAVAILABLE") from err
+            raise DaemonUnavailable(f"request {method} {path} to mcd failed: "
+                                    f"{err.strerror or err}") from err
         resp = Response(sock, received, status, headers,
                         _Body(fp, headers, method == "HEAD" or status in (204, 304)))
         if status >= 400:
             try:
                 payload = resp.json() or {}
-            except (ClientError, OSError):
+            except (MCError, OSError):
                 payload = {}
             finally:
                 resp.close()
                 for fd in received:
                     _close(fd)
-            err = payload.get("error", {}) if isinstance(payload, dict) else {}
-            if not isinstance(err, dict):
-                err = {}
-            raise ClientError(err.get("message") or f"HTTP {status}",
-                              err.get("code", "INTERNAL"), status, err)
+            raise MCError.from_wire(payload, status)
         return resp
 
     @staticmethod
     def _read_head(fp, method, path):
         line = fp.readline(MAX_LINE)
         if not line:
-            raise ClientError(f"request {method} {path}: the daemon closed the connection "
-                              "without answering", "DAEMON_UNAVAILABLE")
+            raise DaemonUnavailable(f"request {method} {path}: the daemon closed the connection "
+                                    "without answering")
         parts = line.decode("latin-1").split(None, 2)
         if len(parts) < 2 or not parts[0].startswith("HTTP/1.") or not parts[1].isdigit():
-            raise ClientError(f"request {method} {path}: the daemon sent a malformed status line")
+            raise MCError(f"request {method} {path}: the daemon sent a malformed status line")
         headers = {}
         while True:
             h = fp.readline(MAX_LINE)
             if h in (b"\r\n", b"\n"):
                 break
             if not h:
-                raise ClientError(f"request {method} {path}: the daemon closed the connection "
-                                  "in its headers", "DAEMON_UNAVAILABLE")
+                raise DaemonUnavailable(f"request {method} {path}: the daemon closed the "
+                                        "connection in its headers")
             k, _, v = h.decode("latin-1").partition(":")
             headers[k.strip().lower()] = v.strip()
         return int(parts[1]), headers

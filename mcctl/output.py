@@ -1,8 +1,10 @@
-"""Tables, sizes and Docker-like status words. Stdlib only."""
+"""Tables, sizes and Docker-like status words. Stdlib only (units from mcwire)."""
 
 from __future__ import annotations
 
 import json
+
+from mcwire.units import format_size, human_duration  # noqa: F401 (human_duration: ago)
 
 
 _dt = None
@@ -42,22 +44,6 @@ def ago(text: str | None, now=None) -> str:
     return human_duration(int(((now or utc_now()) - t).total_seconds()))
 
 
-def human_duration(secs: int) -> str:
-    secs = max(secs, 0)
-    if secs < 1:
-        return "Less than a second"
-    if secs < 60:
-        return f"{secs} second{'s' if secs != 1 else ''}"
-    m = secs // 60
-    if m < 60:
-        return f"{m} minute{'s' if m != 1 else ''}"
-    h = m // 60
-    if h < 48:
-        return f"{h} hour{'s' if h != 1 else ''}"
-    d = h // 24
-    return f"{d} days"
-
-
 def status_text(c: dict, now=None) -> str:
     st = c.get("status")
     if st == "running":
@@ -73,12 +59,7 @@ def status_text(c: dict, now=None) -> str:
 
 
 def size(n) -> str:
-    if n is None:
-        return "--"
-    for unit, div in (("GiB", 1 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10)):
-        if n >= div:
-            return f"{n / div:.1f}{unit}"
-    return f"{n}B"
+    return format_size(n, "--")
 
 
 def table(headers: list[str], rows: list[list], out) -> None:

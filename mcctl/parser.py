@@ -1,8 +1,8 @@
 """The one description of the mcctl command line.
 
 ``build_parser()`` feeds --help, the man page (argparse-manpage) and the bash/zsh
-completions (shtab). It imports nothing but argparse, so packaging can load it
-without the daemon.
+completions (shtab). It imports nothing but argparse and mcwire (the version; the exit
+statuses for the full --help), so packaging can load it without the daemon.
 """
 
 from __future__ import annotations
@@ -11,8 +11,9 @@ import argparse
 import os
 import sys
 
+from mcwire import __version__ as VERSION
+
 DEFAULT_SOCKET = "/run/mcd/mcd.sock"
-VERSION = "0.1.0"
 
 # shtab reads an argument's ``complete`` attribute (a dict of shell -> function name), so
 # marking arguments needs no import of shtab: importing it would cost ~80 ms per call.
@@ -151,6 +152,16 @@ def command_in(argv: list[str]) -> str | None:
     return None
 
 
+def _exit_statuses() -> str:
+    """The epilog of the full parser (--help, the man page), from mcwire's ExitStatus: only
+    the full parser shows it, so one subcommand's call does not import mcwire.errors for it."""
+    from mcwire.errors import ExitStatus
+    return (f"Exit status: the container's own for run, start -a and exec; "
+            f"{ExitStatus.FAILED:d} when mcd or the request failed; "
+            f"{ExitStatus.CANNOT_INVOKE:d} command not executable; "
+            f"{ExitStatus.NOT_FOUND:d} command not found.")
+
+
 def build_parser(only: str | None = None) -> argparse.ArgumentParser:
     """The whole CLI. With ``only`` (a name from COMMANDS), just that subcommand: argparse
     objects are slow to build (an empty subparser alone costs ~0.35 ms here, the whole tree
@@ -159,8 +170,7 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
     parser = _Parser(
         prog="mcctl",
         description="Control mini-container: run and manage containers through the mcd daemon.",
-        epilog="Exit status: the container's own for run, start -a and exec; 125 when mcd or "
-               "the request failed; 126 command not executable; 127 command not found.")
+        epilog=_exit_statuses() if only is None else None)
     parser.add_argument("--socket", metavar="PATH",
                         help=f"daemon socket (env MCD_SOCKET, default {DEFAULT_SOCKET})")
     parser.add_argument("--debug", action="store_true", help="show tracebacks on errors")

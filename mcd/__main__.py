@@ -7,6 +7,7 @@ import logging
 import sys
 
 from mcd.config import DEFAULT_CONFIG_FILE, LOG_LEVELS
+from mcwire import __version__
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -24,7 +25,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--web-allow-remote", action="store_true", default=None,
                    help="allow a non-loopback --web-listen address (logged as a warning)")
     p.add_argument("--log-level", choices=LOG_LEVELS, help="default info")
-    p.add_argument("--version", action="version", version="mcd 0.1.0")
+    p.add_argument("--version", action="version", version=f"mcd {__version__}")
     return p
 
 

@@ -17,13 +17,11 @@ import re
 import threading
 import time
 
-import mcd
-from mcd.errors import InvalidArgument, MCError
-from mcd.httpserver import Request, Response, error_body
+from mcd.errors import InvalidArgument, MCError, MethodNotAllowed, NotFound
+from mcd.httpserver import Request, Response
+from mcwire import API_VERSION, __version__
 
 log = logging.getLogger("mcd.api")
-
-API_VERSION = "v1"
 
 # (method, path template, handler, summary)
 ROUTES = [
@@ -138,19 +136,18 @@ class Api:
                         return getattr(self, handler)(req, **mt.groupdict())
                     allowed.append(method)
             if allowed:
-                return Response(405, error_body("METHOD_NOT_ALLOWED",
-                                                f"{req.method} {path}: use {', '.join(allowed)}"),
-                                headers={"Allow": ", ".join(allowed)})
-            return Response(404, error_body("NOT_FOUND", f"no such endpoint: {req.method} {path}"))
+                return Response.error(MethodNotAllowed(f"{req.method} {path}: use {', '.join(allowed)}"),
+                                      headers={"Allow": ", ".join(allowed)})
+            return Response.error(NotFound(f"no such endpoint: {req.method} {path}"))
         except MCError as err:
-            return Response.json(err.to_wire(), err.http_status)
+            return Response.error(err)
 
     # -- daemon
     def version(self, req):
         return Response.json(self._versions())
 
     def _versions(self):
-        return {"version": mcd.__version__ if hasattr(mcd, "__version__") else "0.1.0",
+        return {"version": __version__,
                 "api_version": API_VERSION, "python": platform.python_version(),
                 "kernel": platform.release(), "os": platform.system().lower(),
                 "arch": platform.machine()}
@@ -503,7 +500,7 @@ _BODIES = {
 def _spec_schemas() -> dict:
     """JSON schemas of the spec dataclasses, from their fields and declared types."""
     import dataclasses
-    from mcd import spec as specmod
+    from mcwire import spec as specmod
     out = {}
     for cls in (specmod.ContainerSpec, specmod.Process, specmod.User, specmod.Root,
                 specmod.Mount, specmod.Linux, specmod.Resources, specmod.IDMapping):

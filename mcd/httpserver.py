@@ -29,6 +29,9 @@ import urllib.parse
 from dataclasses import dataclass, field
 from typing import Callable, Iterable, Iterator
 
+from mcwire.errors import (HeadersTooLarge, InvalidArgument, LengthRequired, MCError,
+                           PayloadTooLarge, PermissionDenied, RequestTimeout, Unavailable)
+
 log = logging.getLogger("mcd.http")
 
 MAX_HEADER_BYTES = 64 * 1024
@@ -40,14 +43,6 @@ REASONS = {
     422: "Unprocessable Entity", 431: "Request Header Fields Too Large", 500: "Internal Server Error",
     501: "Not Implemented", 503: "Service Unavailable",
 }
-
-
-class HttpError(Exception):
-    """A request that cannot be parsed; answered with ``status`` and then the connection closes."""
-
-    def __init__(self, status: int, code: str, message: str):
-        super().__init__(message)
-        self.status, self.code, self.message = status, code, message
 
 
 class ClientGone(Exception):
@@ -76,7 +71,6 @@ class Request:
 
     def json(self):
         """The body as JSON (an empty body is an empty object)."""
-        from mcd.errors import InvalidArgument
         if not self.body.strip():
             return {}
         try:
@@ -114,9 +108,10 @@ class Response:
     def json(cls, obj, status: int = 200, **kw) -> "Response":
         return cls(status=status, body=(json.dumps(obj) + "\n").encode(), **kw)
 
-
-def error_body(code: str, message: str) -> bytes:
-    return (json.dumps({"error": {"code": code, "message": message}}) + "\n").encode()
+    @classmethod
+    def error(cls, err: MCError, **kw) -> "Response":
+        """The answer for an error: its code's HTTP status, ``{"error": {...}}`` as the body."""
+        return cls.json(err.to_wire(), err.http_status, **kw)
 
 
 # ---------------------------------------------------------------- listeners
@@ -195,7 +190,7 @@ class _Conn:
                     fds.frombytes(cdata[:len(cdata) - (len(cdata) % fds.itemsize)])
             self.fds.extend(fds)
             if flags & socket.MSG_CTRUNC:
-                raise HttpError(400, "INVALID_ARGUMENT", f"too many file descriptors (max {MAX_FDS})")
+                raise InvalidArgument(f"too many file descriptors (max {MAX_FDS})")
         else:
             data = self.sock.recv(n)
         return data
@@ -208,7 +203,7 @@ class _Conn:
                 del self.buf[:i + 4]
                 return head
             if len(self.buf) > MAX_HEADER_BYTES:
-                raise HttpError(431, "INVALID_ARGUMENT", "request headers too large")
+                raise HeadersTooLarge(f"request headers too large (max {MAX_HEADER_BYTES} bytes)")
             data = self._recv()
             if not data:
                 if self.buf.strip():
@@ -292,8 +287,8 @@ class HTTPServer:
                 busy = len(self._conns) >= self.max_connections
             if busy:
                 # One thread per connection: a flood must not grow threads without end.
-                self._send_simple(_Conn(conn, False), 503, error_body(
-                    "DAEMON_UNAVAILABLE", f"too many connections (max {self.max_connections})"))
+                self._send_simple(_Conn(conn, False), Unavailable(
+                    f"too many connections (max {self.max_connections})"))
                 conn.close()
                 continue
             threading.Thread(target=self._serve_conn, args=(conn,), daemon=True,
@@ -319,8 +314,8 @@ class HTTPServer:
             peer = peer_credentials(sock) if self.unix else None
             if self.authorize is not None and not self.authorize(peer):
                 who = f"uid {peer.uid}" if peer else "client"
-                self._send_simple(conn, 403, error_body(
-                    "PERMISSION_DENIED", f"{who} may not use this socket (needs root or group mcd)"))
+                self._send_simple(conn, PermissionDenied(
+                    f"{who} may not use this socket (needs root or group mcd)"))
                 return
             while not self._stopping:
                 if not self._serve_one(conn, peer):
@@ -338,10 +333,12 @@ class HTTPServer:
             except OSError:
                 pass
 
-    def _send_simple(self, conn: _Conn, status: int, body: bytes, close: bool = True) -> None:
+    def _send_simple(self, conn: _Conn, err: MCError) -> None:
+        """An error answer outside any handler (the request could not be read): then close."""
+        status, body = err.http_status, (json.dumps(err.to_wire()) + "\n").encode()
         head = (f"HTTP/1.1 {status} {REASONS.get(status, 'Status')}\r\n"
                 f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n"
-                + ("Connection: close\r\n" if close else "") + "\r\n").encode()
+                "Connection: close\r\n\r\n").encode()
         try:
             conn.send(head + body)
         except OSError:
@@ -363,11 +360,11 @@ class HTTPServer:
             conn.deadline = time.monotonic() + self.header_timeout
         try:
             req = self._read_request(conn, peer)
-        except HttpError as err:
-            self._send_simple(conn, err.status, error_body(err.code, err.message))
+        except MCError as err:        # the request cannot be read: answered, then closed
+            self._send_simple(conn, err)
             return False
         except socket.timeout:
-            self._send_simple(conn, 408, error_body("REQUEST_TIMEOUT", "request not received in time"))
+            self._send_simple(conn, RequestTimeout("request not received in time"))
             return False
         if req is None:
             return False
@@ -378,7 +375,7 @@ class HTTPServer:
                 resp = self.handler(req)
             except Exception:
                 log.exception("%s: handler failed for %s %s", self.name, req.method, req.path)
-                resp = Response(500, error_body("INTERNAL", "internal error (see the daemon log)"))
+                resp = Response.error(MCError("internal error (see the daemon log)"))
             t1 = time.monotonic()
             ok = self._write_response(conn, req, resp)
             if log.isEnabledFor(logging.DEBUG):
@@ -399,26 +396,25 @@ class HTTPServer:
             line, *hlines = text.split("\r\n")
             method, target, version = line.split(" ")
         except ValueError:
-            raise HttpError(400, "INVALID_ARGUMENT", "malformed request line") from None
+            raise InvalidArgument("malformed request line") from None
         if not version.startswith("HTTP/1."):
-            raise HttpError(400, "INVALID_ARGUMENT", f"unsupported protocol {version!r}")
+            raise InvalidArgument(f"unsupported protocol {version!r}")
         headers = {}
         for h in hlines:
             k, sep, v = h.partition(":")
             if not sep:
-                raise HttpError(400, "INVALID_ARGUMENT", "malformed header line")
+                raise InvalidArgument("malformed header line")
             headers[k.strip().lower()] = v.strip()
         if "chunked" in headers.get("transfer-encoding", "").lower():
-            raise HttpError(411, "INVALID_ARGUMENT", "chunked request bodies are not supported; send Content-Length")
+            raise LengthRequired("chunked request bodies are not supported; send Content-Length")
         try:
             length = int(headers.get("content-length", "0"))
             if length < 0:
                 raise ValueError
         except ValueError:
-            raise HttpError(400, "INVALID_ARGUMENT", "invalid Content-Length") from None
+            raise InvalidArgument("invalid Content-Length") from None
         if length > self.max_body:
-            raise HttpError(413, "PAYLOAD_TOO_LARGE",
-                            f"request body of {length} bytes exceeds the limit of {self.max_body}")
+            raise PayloadTooLarge(f"request body of {length} bytes exceeds the limit of {self.max_body}")
         body = b""
         if length:
             conn.deadline = time.monotonic() + self.body_timeout

@@ -27,7 +27,7 @@ from datetime import datetime, timezone
 
 from mcd.errors import (Conflict, InvalidArgument, KernelError, MCError, NotFound,
                         NotRunning)
-from mcd.spec import ContainerSpec, Process, Resources, parse_restart_policy, validate_name
+from mcwire.spec import ContainerSpec, Process, Resources, parse_restart_policy, validate_name
 from mcd.store import CorruptState, Store
 
 log = logging.getLogger("mcd.manager")
@@ -1014,7 +1014,7 @@ class Manager:
 
 def _hostname_for(name: str, cid: str) -> str:
     """The container's name as a hostname (names allow '_', hostnames do not)."""
-    from mcd.spec import HOSTNAME_RE
+    from mcwire.spec import HOSTNAME_RE
     host = name.replace("_", "-").strip("-.")[:63].strip("-.")
     return host if host and HOSTNAME_RE.fullmatch(host) else cid[:12]
 

@@ -28,8 +28,8 @@ import tarfile
 import uuid
 from typing import Callable
 
-from mcd.errors import Conflict, InvalidArgument, KernelError, MCError, NotFound
-from mcd.spec import validate_name
+from mcd.errors import Conflict, InvalidArgument, KernelError, MCError, NotFound, UnsafeArchive
+from mcwire.spec import validate_name
 
 MINIMAL = "minimal"
 BUSYBOX = "/bin/busybox"
@@ -38,10 +38,6 @@ PASSWD = ("root:x:0:0:root:/root:/bin/sh\n"
           "daemon:x:1:1:daemon:/usr/sbin:/bin/false\n"
           "nobody:x:65534:65534:nobody:/nonexistent:/bin/false\n")
 GROUP = "root:x:0:\ndaemon:x:1:\ntty:x:5:\nusers:x:100:\nnogroup:x:65534:\n"
-
-
-class UnsafeArchive(InvalidArgument):
-    code = "UNSAFE_ARCHIVE"
 
 
 def _now() -> str:

@@ -13,7 +13,6 @@ import importlib
 import os
 import re
 import sys
-import tomllib
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 HERE = os.path.join(REPO, "packaging")
@@ -54,8 +53,9 @@ _mcctl_templates() {
 
 
 def project_version() -> str:
-    with open(os.path.join(REPO, "pyproject.toml"), "rb") as f:
-        return tomllib.load(f)["project"]["version"]
+    """mcwire.__version__, the one source (pyproject.toml reads it too)."""
+    import mcwire
+    return mcwire.__version__
 
 
 def mcctl_parser() -> argparse.ArgumentParser:

@@ -1,4 +1,4 @@
-"""Copy the Python modules mcctl needs (mcctl/ and the few mcd modules it imports, found
+"""Copy the Python modules mcctl needs (mcctl/ and the mcwire modules it imports, found
 by scanning bytecode, so a lazy import inside a function counts) into DEST, for the .deb's
 mcctl that runs on Debian's python3. Fails when mcctl would need anything outside the
 standard library and this repository: such a module would not be there at run time

@@ -31,7 +31,7 @@ from mcd import errors
 from mcd.runtime import launcher, rootfs, security
 from mcd.runtime import syscalls as sc
 from mcd.runtime.rootfs import step
-from mcd.spec import ContainerSpec, Process
+from mcwire.spec import ContainerSpec, Process
 
 # setns order: the mount namespace late (it changes our root and cwd), the user
 # namespace last (after it we no longer hold the host's privileges over the others).

@@ -34,7 +34,7 @@ from mcd import errors
 from mcd.runtime import monitor, net, rootfs, security
 from mcd.runtime import syscalls as sc
 from mcd.runtime.rootfs import StepFailed, step
-from mcd.spec import DEFAULT_ENV, ContainerSpec, Process
+from mcwire.spec import DEFAULT_ENV, ContainerSpec, Process
 
 MAX_FD = 1 << 16
 

@@ -26,7 +26,7 @@ import secrets
 import socket
 
 from mcd.atomicfile import write_atomic
-from mcd.errors import InvalidArgument, KernelError
+from mcd.errors import InvalidArgument, KernelError, MCError, NotFound, PermissionDenied
 
 TOKEN_HEADER = "X-MC-Token"
 TOKEN_FILE = "dashboard.token"
@@ -62,12 +62,23 @@ CONTROL_ROUTES = {
 
 
 class Decision:
-    """What the front end does with a request: forward it, or refuse with a reason."""
-    __slots__ = ("allowed", "status", "code", "message")
+    """What the front end does with a request: forward it, or refuse with an error."""
+    __slots__ = ("allowed", "error")
 
-    def __init__(self, allowed: bool, status: int = 200, code: str = "",
-                 message: str = ""):
-        self.allowed, self.status, self.code, self.message = allowed, status, code, message
+    def __init__(self, allowed: bool, error: MCError | None = None):
+        self.allowed, self.error = allowed, error
+
+    @property
+    def status(self) -> int:
+        return self.error.http_status if self.error else 200
+
+    @property
+    def code(self) -> str:
+        return self.error.code if self.error else ""
+
+    @property
+    def message(self) -> str:
+        return self.error.message if self.error else ""
 
     def __repr__(self) -> str:
         return f"Decision({self.allowed}, {self.status}, {self.code!r})"
@@ -76,8 +87,8 @@ class Decision:
 ALLOW = Decision(True)
 
 
-def _deny(status: int, code: str, message: str) -> Decision:
-    return Decision(False, status, code, message)
+def _deny(err: MCError) -> Decision:
+    return Decision(False, err)
 
 
 def token_matches(expected: str | None, given: str | None) -> bool:
@@ -103,16 +114,15 @@ def check_api_request(method: str, path: str, headers, token: str | None) -> Dec
     if method in ("GET", "HEAD"):
         if any(rx.fullmatch(path) for rx in READ_ROUTES):
             return ALLOW
-        return _deny(404, "NOT_FOUND", f"{path} is not served by the dashboard")
+        return _deny(NotFound(f"{path} is not served by the dashboard"))
     if not is_control_route(method, path):
-        return _deny(403, "PERMISSION_DENIED",
-                     f"{method} {path} is not allowed over the dashboard; use mcctl")
+        return _deny(PermissionDenied(f"{method} {path} is not allowed over the dashboard; use mcctl"))
     if not token_matches(token, headers.get(TOKEN_HEADER)):
-        return _deny(403, "PERMISSION_DENIED",
-                     "control actions need the dashboard token (open the URL `mcctl dashboard` prints)")
+        return _deny(PermissionDenied(
+            "control actions need the dashboard token (open the URL `mcctl dashboard` prints)"))
     if not origin_matches(headers.get("Origin"), headers.get("Host")):
-        return _deny(403, "PERMISSION_DENIED",
-                     "cross-origin request refused (Origin does not match the dashboard)")
+        return _deny(PermissionDenied(
+            "cross-origin request refused (Origin does not match the dashboard)"))
     return ALLOW
 
 

@@ -13,6 +13,7 @@ import json
 import logging
 from typing import Callable, Iterator
 
+from mcd.errors import MethodNotAllowed, NotFound, PermissionDenied, Unavailable
 from mcd.httpserver import Request, Response
 from mcd.web import security, static_files
 from mcd.web.feed import LiveFeed
@@ -26,10 +27,6 @@ MAX_FEED_CLIENTS = 32
 # Only these request headers reach the Api: the token and the browser's
 # cookies/identity stay in the front end.
 FORWARD_HEADERS = ("content-type", "content-length", "accept", "connection")
-
-
-def json_error(status: int, code: str, message: str) -> Response:
-    return Response.json({"error": {"code": code, "message": message}}, status=status)
 
 
 class Headers:
@@ -65,17 +62,18 @@ class WebHandler:
     def _route(self, req: Request) -> Response:
         headers = Headers(req.headers)
         if self.host_check is not None and (headers.get("Host") or "").lower() not in self.host_check:
-            return json_error(403, "PERMISSION_DENIED",
-                              "unexpected Host header: open the dashboard by its loopback address")
+            return Response.error(PermissionDenied(
+                "unexpected Host header: open the dashboard by its loopback address"))
         path = req.path
         if path == "/v1" or path.startswith("/v1/"):
             return self._api(req, headers)
         if req.method not in ("GET", "HEAD"):
-            return json_error(405, "INVALID_ARGUMENT", f"{req.method} is not allowed on {path}")
+            return Response.error(MethodNotAllowed(f"{req.method} is not allowed on {path}"),
+                                  headers={"Allow": "GET, HEAD"})
         if path == "/web/feed":
             if self.feed.subscribers >= MAX_FEED_CLIENTS:
-                return json_error(503, "UNAVAILABLE",
-                                  f"too many open dashboard pages (max {MAX_FEED_CLIENTS})")
+                return Response.error(Unavailable(
+                    f"too many open dashboard pages (max {MAX_FEED_CLIENTS})"))
             return Response(200, content_type="text/event-stream; charset=utf-8",
                             headers={"Cache-Control": "no-store"}, stream=self._feed_stream())
         if path == "/web/session":
@@ -84,13 +82,13 @@ class WebHandler:
                                  headers={"Cache-Control": "no-store"})
         f = static_files.lookup(self.files, path)
         if f is None:
-            return json_error(404, "NOT_FOUND", "no such page")
+            return Response.error(NotFound("no such page"))
         return self._static(f, headers)
 
     def _api(self, req: Request, headers: Headers) -> Response:
         decision = security.check_api_request(req.method, req.path, headers, self.token)
         if not decision.allowed:
-            return json_error(decision.status, decision.code, decision.message)
+            return Response.error(decision.error)
         fwd = Request(method="GET" if req.method == "HEAD" else req.method, target=req.target,
                       path=req.path, query=dict(req.query),
                       headers={k: v for k, v in req.headers.items() if k in FORWARD_HEADERS},

@@ -6,7 +6,7 @@ repo="$(cd "$(dirname "$0")/../.." && pwd)"
 cd "$repo"
 here=packaging/deb
 export SOURCE_DATE_EPOCH="${SOURCE_DATE_EPOCH:-$(git log -1 --format=%ct 2>/dev/null || date +%s)}"
-version="$(/usr/bin/python3 -c 'import tomllib; print(tomllib.load(open("pyproject.toml","rb"))["project"]["version"])')"
+version="$(/usr/bin/python3 -c 'import mcwire; print(mcwire.__version__)')"   # the one source
 arch="$(dpkg --print-architecture)"
 root="build/deb/root"
 

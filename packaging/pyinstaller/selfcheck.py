@@ -1,5 +1,5 @@
 """Runs inside the frozen mcd bundle (dist/mcd/mcd-selfcheck) at build time, to prove
-what only the frozen environment can get wrong: every mcd module imports, the package
+what only the frozen environment can get wrong: every mcd and mcwire module imports, the package
 data is there, and pyseccomp finds libseccomp through ctypes and a filter really loads.
 Not installed by the packages."""
 
@@ -11,9 +11,12 @@ import sys
 
 def main() -> int:
     import mcd
+    import mcwire
 
     failures = []
-    for mod in pkgutil.walk_packages(mcd.__path__, "mcd."):
+    mods = [*pkgutil.walk_packages(mcd.__path__, "mcd."),
+            *pkgutil.walk_packages(mcwire.__path__, "mcwire.")]
+    for mod in mods:
         if mod.name.endswith("__main__"):
             continue
         try:

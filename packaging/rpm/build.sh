@@ -6,7 +6,7 @@ set -euo pipefail
 repo="$(cd "$(dirname "$0")/../.." && pwd)"
 cd "$repo"
 export SOURCE_DATE_EPOCH="${SOURCE_DATE_EPOCH:-$(git log -1 --format=%ct 2>/dev/null || date +%s)}"
-version="$(/usr/bin/python3 -c 'import tomllib; print(tomllib.load(open("pyproject.toml","rb"))["project"]["version"])')"
+version="$(/usr/bin/python3 -c 'import mcwire; print(mcwire.__version__)')"   # the one source
 top="$repo/build/rpm"
 rm -rf "$top"
 mkdir -p "$top"/{BUILD,RPMS,SPECS,SRPMS,SOURCES}

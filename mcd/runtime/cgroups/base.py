@@ -13,7 +13,7 @@ import time
 from dataclasses import dataclass, field
 
 from mcd.errors import InvalidArgument, KernelError, Unsupported
-from mcd.spec import Resources, validate_resources
+from mcwire.spec import Resources, validate_resources
 
 from . import convert
 

@@ -8,7 +8,7 @@ import re
 import threading
 
 from mcd.errors import Conflict, InvalidArgument, KernelError
-from mcd.spec import Resources, validate_resources
+from mcwire.spec import Resources, validate_resources
 
 from .base import RESOURCE_FIELDS, Cgroup, Features, StatReader, read_file, read_or_none, write_file
 from .detection import SUPERVISOR_LEAF, Layout, detect

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 
 from mcd.errors import InvalidArgument, KernelError
-from mcd.spec import Resources
+from mcwire.spec import Resources
 
 from . import convert
 from .base import Cgroup, Write, int_or_none, read_or_none

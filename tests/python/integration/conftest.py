@@ -26,7 +26,8 @@ REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.a
 sys.path.insert(0, REPO)
 sys.path.insert(0, os.path.join(REPO, "tests", "python"))
 
-from mcctl.client import Client, ClientError  # noqa: E402
+from mcctl.client import Client  # noqa: E402
+from mcwire.errors import MCError  # noqa: E402
 from mctestlib import cgroup_dirs, procs_under, wait_for  # noqa: E402,F401 - wait_for is re-exported to tests
 
 pytestmark = pytest.mark.integration
@@ -80,7 +81,7 @@ class Daemon:
         try:
             self.client.get("/v1/version")
             return True
-        except ClientError:
+        except MCError:
             return False
 
     def log(self) -> str:
@@ -128,9 +129,9 @@ class Daemon:
                 for c in self.client.get("/v1/containers", all=True):
                     try:
                         self.client.delete(f"/v1/containers/{c['id']}", force=True)
-                    except ClientError:
+                    except MCError:
                         pass
-            except ClientError:
+            except MCError:
                 pass
         self.stop()
         leftovers = {}

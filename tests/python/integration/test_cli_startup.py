@@ -17,7 +17,7 @@ import pytest
 from conftest import REPO
 
 # As in tests/python/unit/test_cli.py; datetime is allowed where a row shows a time.
-SLOW_MODULES = {"mcd.spec", "dataclasses", "inspect", "typing", "urllib.parse", "threading",
+SLOW_MODULES = {"mcwire.spec", "dataclasses", "inspect", "typing", "urllib.parse", "threading",
                 "shutil", "datetime", "email", "http.client", "ssl", "textwrap", "ipaddress"}
 
 
@@ -72,7 +72,7 @@ BAD_RUNS = [
 @pytest.mark.parametrize("mode", [["-d"], [], ["--rm"]])
 def test_bad_spec_reads_the_same_with_or_without_the_daemon(daemon, mode):
     # With a daemon the daemon refuses the spec; without one mcctl checks it with the same
-    # rules (mcd.spec). The user must not be able to tell, and nothing may be created.
+    # rules (mcwire.spec). The user must not be able to tell, and nothing may be created.
     for flags in BAD_RUNS:
         argv = ["run", *mode, *flags, "minimal", "true"]
         up = daemon.mcctl(*argv)
@@ -90,7 +90,7 @@ FROZEN = [os.path.join(REPO, "dist", "mcctl"), os.path.join(REPO, "dist", "mcctl
 def test_frozen_mcctl_runs_every_path_its_spec_trims(daemon, binary):
     # mcctl.spec drops PyInstaller's inspect hook and ships the one-dir modules as plain
     # .pyc files: prove the frozen CLI still parses, talks to a real daemon, and can load
-    # mcd.spec (dataclasses, inspect) for the no-daemon check.
+    # mcwire.spec (dataclasses, inspect) for the no-daemon check.
     if not os.access(binary, os.X_OK):
         if os.environ.get("MC_REQUIRE_DIST") == "1":    # make test builds dist first
             pytest.fail(f"{binary} not built, and make test needs it")

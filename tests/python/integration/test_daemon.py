@@ -16,7 +16,8 @@ import threading
 import pytest
 
 from conftest import REPO, raw_request, spec, wait_for
-from mcctl.client import Client, ClientError
+from mcctl.client import Client
+from mcwire.errors import MCError
 
 
 def test_kill9_then_new_daemon_readopts_and_reports_real_exit_code(daemon):
@@ -102,7 +103,7 @@ def test_corrupt_state_marks_one_container_broken(daemon):
     assert items[bad["id"]]["status"] == "broken"
     assert "not valid JSON" in daemon.state(bad["id"])["state"]["error"]
     assert not os.path.exists(os.path.join(daemon.root, "containers", ".deadbeef.new"))
-    with pytest.raises(ClientError) as e:
+    with pytest.raises(MCError) as e:
         c.post(f"/v1/containers/{bad['id']}/start")
     assert e.value.code == "CONFLICT" and "broken" in e.value.message
     c.delete(f"/v1/containers/{bad['id']}")
@@ -119,7 +120,7 @@ def test_50_parallel_creates_of_one_name_give_exactly_one(daemon):
         try:
             r = cl.post("/v1/containers", {"spec": spec("true", name="solo")})
             out = ("ok", r["id"])
-        except ClientError as err:
+        except MCError as err:
             out = (err.code, None)
         with lock:
             results.append(out)
@@ -149,7 +150,7 @@ def test_200_concurrent_requests_all_answered(daemon):
             path = "/v1/containers" if i % 2 else "/v1/info"
             r = cl.get(path)
             ok = isinstance(r, (list, dict))
-        except ClientError as err:
+        except MCError as err:
             ok = str(err)
         with lock:
             answers.append(ok)
@@ -232,12 +233,12 @@ def test_read_deadline_answers_408(daemon):
 
 
 def test_unknown_route_and_method(daemon):
-    with pytest.raises(ClientError) as e:
+    with pytest.raises(MCError) as e:
         daemon.client.get("/v1/nope")
-    assert e.value.status == 404
-    with pytest.raises(ClientError) as e:
+    assert e.value.http_status == 404
+    with pytest.raises(MCError) as e:
         daemon.client.call("PUT", "/v1/containers")
-    assert e.value.status == 405
+    assert e.value.http_status == 405
 
 
 def test_socket_mode_and_unprivileged_user_refused(daemon):

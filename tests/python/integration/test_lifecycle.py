@@ -12,7 +12,7 @@ import time
 import pytest
 
 from conftest import REPO, spec, wait_for
-from mcctl.client import ClientError
+from mcwire.errors import MCError
 
 
 def test_whole_lifecycle(daemon):
@@ -27,7 +27,7 @@ def test_whole_lifecycle(daemon):
     # PID 1 of the container is a real process on the host, in our private cgroup.
     with open(f"/proc/{st['pid']}/cgroup") as f:
         assert daemon.tag in f.read()
-    with pytest.raises(ClientError) as e:
+    with pytest.raises(MCError) as e:
         c.post("/v1/containers/life/start")
     assert e.value.code == "CONFLICT" and "already running" in e.value.message
     c.post("/v1/containers/life/stop", t=1)
@@ -37,11 +37,11 @@ def test_whole_lifecycle(daemon):
     # Restart of a stopped container, with its original configuration.
     c.post("/v1/containers/life/start")
     assert daemon.state("life")["status"] == "running"
-    with pytest.raises(ClientError) as e:
+    with pytest.raises(MCError) as e:
         c.delete("/v1/containers/life")
     assert e.value.code == "CONFLICT"
     c.delete("/v1/containers/life", force=True)
-    with pytest.raises(ClientError) as e:
+    with pytest.raises(MCError) as e:
         daemon.state("life")
     assert e.value.code == "NOT_FOUND" and e.value.exit_code == 125
     assert not os.path.exists(os.path.join(daemon.root, "containers", cid))
@@ -73,7 +73,7 @@ def test_generated_names_ids_and_prefix_lookup(daemon):
     info = daemon.state(a["id"][:5])
     assert info["id"] == a["id"] and info["short_id"] == a["id"][:12]
     assert info["spec"]["hostname"] == a["name"].replace("_", "-")
-    with pytest.raises(ClientError) as e:
+    with pytest.raises(MCError) as e:
         c.post("/v1/containers", {"spec": spec("true", name="bad name")})
     assert e.value.code == "INVALID_ARGUMENT"
 
@@ -149,7 +149,7 @@ def test_pause_unpause_update_rename_top_stats(daemon):
     c.post("/v1/containers", {"spec": spec("sleep", "1000", name="p1"), "start": True})
     c.post("/v1/containers/p1/pause")
     assert daemon.state("p1")["status"] == "paused"
-    with pytest.raises(ClientError):
+    with pytest.raises(MCError):
         c.post("/v1/containers/p1/pause")
     c.post("/v1/containers/p1/unpause")
     assert daemon.state("p1")["status"] == "running"
@@ -167,7 +167,7 @@ def test_pause_unpause_update_rename_top_stats(daemon):
 def test_template_removal_refused_while_used(daemon):
     c = daemon.client
     c.post("/v1/containers", {"spec": spec("true", name="tuser")})
-    with pytest.raises(ClientError) as e:
+    with pytest.raises(MCError) as e:
         c.delete("/v1/templates/minimal")
     assert e.value.code == "CONFLICT"
 
@@ -212,7 +212,7 @@ def test_attached_run_uses_the_clients_own_fds(daemon):
                      "read line; echo out:$line; echo err >&2; exit 5", input="hello\n")
     assert r.returncode == 5
     assert r.stdout == "out:hello\n" and r.stderr == "err\n"
-    with pytest.raises(ClientError):
+    with pytest.raises(MCError):
         daemon.state("att")                     # --rm removed it
     # Without -i the container's stdin is /dev/null, even when ours has data.
     r = daemon.mcctl("run", "--rm", "minimal", "sh", "-c", "cat; echo done", input="ignored\n")

@@ -130,7 +130,7 @@ def minimal_rootfs(runtime_root):
 
 
 def make_spec(args, name=None, **kw):
-    from mcd.spec import ContainerSpec, Process
+    from mcwire.spec import ContainerSpec, Process
     pkw = {k: kw.pop(k) for k in list(kw) if k in
            ("env", "cwd", "user", "terminal", "capabilities", "no_new_privileges",
             "console_size")}

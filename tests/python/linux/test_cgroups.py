@@ -21,7 +21,7 @@ import pytest
 
 from mcd.errors import Conflict, InvalidArgument, KernelError, Unsupported
 from mcd.runtime import cgroups
-from mcd.spec import Resources, cpus_to_quota
+from mcwire.spec import Resources, cpus_to_quota
 
 pytestmark = [pytest.mark.root,
               pytest.mark.skipif(os.geteuid() != 0, reason="needs root and the real cgroup tree")]

@@ -134,7 +134,7 @@ def test_a_failed_fork_in_the_server_reaches_the_caller_by_step(server, run_cont
     # The server in a pids cgroup of one (itself): its fork of the monitor fails with
     # EAGAIN, and the caller hears "fork monitor" and the errno, not a bare EOF.
     from mcd import errors
-    from mcd.spec import Resources
+    from mcwire.spec import Resources
     cg = cgroup_manager.create("fs-pids", Resources(pids_limit=1))
     cg.join(server.server.pid)      # a process this test started
     with pytest.raises(errors.SetupError) as exc:
@@ -151,7 +151,7 @@ def test_a_failed_fork_without_server_is_reported_by_step(cgroup_manager, runtim
     # one cannot fork the monitor; the error names the step and the errno.
     import subprocess
     import sys
-    from mcd.spec import Resources
+    from mcwire.spec import Resources
     code = (
         "import os, sys\n"
         "sys.path.insert(0, sys.argv[1])\n"
@@ -189,7 +189,7 @@ def test_a_failed_fork_without_server_is_reported_by_step(cgroup_manager, runtim
 
 def _exec(launched, spec, args, stdin=None, **pkw):
     from mcd.runtime import exec as rexec
-    from mcd.spec import Process
+    from mcwire.spec import Process
     from conftest import read_all
     out_r, out_w = os.pipe()
     err_r, err_w = os.pipe()
@@ -232,7 +232,7 @@ def test_exec_errors_through_the_server_name_the_step(server, start_container):
 
 def test_exec_with_a_terminal_through_the_server(server, start_container):
     from mcd.runtime import exec as rexec
-    from mcd.spec import Process
+    from mcwire.spec import Process
     spec, _paths, launched = start_container(["sleep", "100"])
     h = rexec.run(launched.pid, Process(args=["sh", "-c", "stty size; exit 3"], terminal=True,
                                         console_size=[33, 120]),

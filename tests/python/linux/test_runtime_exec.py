@@ -10,7 +10,7 @@ from mcd import errors
 from mcd.runtime import exec as rexec
 from mcd.runtime import launcher
 from mcd.runtime.security import capability_mask
-from mcd.spec import DEFAULT_CAPABILITIES, DEFAULT_NAMESPACES, IDMapping, Linux, Process, User
+from mcwire.spec import DEFAULT_CAPABILITIES, DEFAULT_NAMESPACES, IDMapping, Linux, Process, User
 from conftest import read_all, read_pty, require_root
 
 pytestmark = [require_root, pytest.mark.root]

@@ -14,7 +14,7 @@ import uuid
 import pytest
 
 from mcd.runtime import launcher
-from mcd.spec import (DEFAULT_CAPABILITIES, DEFAULT_NAMESPACES, IDMapping, Linux, Mount, Root,
+from mcwire.spec import (DEFAULT_CAPABILITIES, DEFAULT_NAMESPACES, IDMapping, Linux, Mount, Root,
                       User, resolve_capabilities)
 from mcd.runtime.security import capability_mask
 from conftest import read_pty, require_root, wait_exit
@@ -77,7 +77,7 @@ def test_host_mounts_are_invisible(run_container):
     r = run_container(["cat", "/proc/self/mountinfo"])
     assert r.code == 0, r.stderr
     targets = {line.split()[4] for line in r.stdout.splitlines()}
-    from mcd.spec import DEFAULT_MASKED_PATHS, DEFAULT_READONLY_PATHS
+    from mcwire.spec import DEFAULT_MASKED_PATHS, DEFAULT_READONLY_PATHS
     allowed = EXPECTED_MOUNTS | set(DEFAULT_MASKED_PATHS) | set(DEFAULT_READONLY_PATHS)
     assert targets <= allowed, targets - allowed
     assert EXPECTED_MOUNTS <= targets
@@ -332,7 +332,7 @@ def test_oom_protection_of_the_starter_is_not_inherited(runtime_root, minimal_ro
     code = (
         "import os, sys\n"
         "from mcd.runtime import launcher\n"
-        "from mcd.spec import ContainerSpec, Process\n"
+        "from mcwire.spec import ContainerSpec, Process\n"
         "try:\n"
         "    with open('/proc/self/oom_score_adj', 'w') as f:\n"
         "        f.write('-500')\n"
@@ -459,7 +459,7 @@ def test_monitor_survives_its_starter(runtime_root, minimal_rootfs):
     code = (
         "import json, sys\n"
         "from mcd.runtime import launcher\n"
-        "from mcd.spec import ContainerSpec, Process\n"
+        "from mcwire.spec import ContainerSpec, Process\n"
         f"spec = ContainerSpec(name={name!r}, process=Process(args=['sleep', '100']))\n"
         f"paths = launcher.ContainerPaths(dir={cdir!r}, lower={minimal_rootfs!r})\n"
         "l = launcher.start(spec, paths, [])\n"

@@ -9,7 +9,7 @@ import pytest
 
 from mcd import errors
 from mcd.runtime import launcher
-from mcd.spec import Mount, Root, User
+from mcwire.spec import Mount, Root, User
 from conftest import make_spec, require_root
 
 pytestmark = [require_root, pytest.mark.root]

@@ -12,7 +12,8 @@ import threading
 
 import pytest
 
-from mcctl.client import Client, ClientError
+from mcctl.client import Client
+from mcwire.errors import MCError
 from mcd.api import ROUTES, Api, build_openapi
 from mcd.httpserver import HTTPServer, Response, bind_unix
 from mcd.manager import Manager
@@ -67,16 +68,16 @@ def test_create_list_lookup_rename_destroy(api_server):
     assert client.get("/v1/containers") == []        # none running
     assert client.get(f"/v1/containers/{a['id'][:6]}")["name"] == "alpha"
     client.post("/v1/containers/alpha/rename", name="beta")
-    with pytest.raises(ClientError) as e:
+    with pytest.raises(MCError) as e:
         client.get("/v1/containers/alpha")
-    assert e.value.code == "NOT_FOUND" and e.value.status == 404
-    with pytest.raises(ClientError) as e:
+    assert e.value.code == "NOT_FOUND" and e.value.http_status == 404
+    with pytest.raises(MCError) as e:
         client.post("/v1/containers/beta/rename", name=b["name"])
     assert e.value.code == "CONFLICT"
-    with pytest.raises(ClientError) as e:
+    with pytest.raises(MCError) as e:
         client.post("/v1/containers/beta/stop", t="soon")
     assert e.value.code == "INVALID_ARGUMENT" and "expected an integer" in e.value.message
-    with pytest.raises(ClientError) as e:
+    with pytest.raises(MCError) as e:
         client.post("/v1/containers/beta/kill")
     assert e.value.code == "NOT_RUNNING"
     client.delete("/v1/containers/beta")
@@ -92,7 +93,7 @@ def test_ambiguous_prefix(api_server):
         first.setdefault(i[0], []).append(i)
     dup = next((v for v in first.values() if len(v) > 1), None)
     if dup:
-        with pytest.raises(ClientError) as e:
+        with pytest.raises(MCError) as e:
             client.get(f"/v1/containers/{dup[0][0]}")
         assert "ambiguous" in e.value.message
 
@@ -107,7 +108,7 @@ def test_ambiguous_prefix(api_server):
 ])
 def test_bad_creates_change_nothing(api_server, body, code, needle):
     client, m, _ = api_server
-    with pytest.raises(ClientError) as e:
+    with pytest.raises(MCError) as e:
         client.post("/v1/containers", body)
     assert e.value.code == code and needle in e.value.message
     assert client.get("/v1/containers", all=True) == []
@@ -115,12 +116,12 @@ def test_bad_creates_change_nothing(api_server, body, code, needle):
 
 def test_unknown_route_and_method(api_server):
     client, _m, _ = api_server
-    with pytest.raises(ClientError) as e:
+    with pytest.raises(MCError) as e:
         client.get("/v2/containers")
-    assert e.value.status == 404
-    with pytest.raises(ClientError) as e:
+    assert e.value.http_status == 404
+    with pytest.raises(MCError) as e:
         client.call("PATCH", "/v1/containers")
-    assert e.value.status == 405
+    assert e.value.http_status == 405
 
 
 def _raw(path, data):
@@ -237,7 +238,7 @@ def test_concurrent_creates_same_name_exactly_one(api_server):
         try:
             Client(path).post("/v1/containers", {"spec": spec("same")})
             results.append("ok")
-        except ClientError as err:
+        except MCError as err:
             results.append(err.code)
 
     ts = [threading.Thread(target=go) for _ in range(30)]
@@ -276,7 +277,7 @@ def test_connection_limit_answers_503_and_recovers(tmp_path):
 
 def test_openapi_refs_resolve_and_spec_fields_are_described():
     import dataclasses
-    from mcd.spec import ContainerSpec, Resources
+    from mcwire.spec import ContainerSpec, Resources
     doc = build_openapi()
     text = json.dumps(doc)
     import re

@@ -4,7 +4,7 @@ import pytest
 
 from mcd.errors import InvalidArgument
 from mcd.runtime.cgroups import convert
-from mcd.spec import Resources, cpus_to_quota
+from mcwire.spec import Resources, cpus_to_quota
 
 MiB = 1024 * 1024
 

@@ -12,7 +12,7 @@ from mcd.runtime import cgroups
 from mcd.runtime.cgroups.base import Features, StatReader, Write
 from mcd.runtime.cgroups.v1 import CgroupV1
 from mcd.runtime.cgroups.v2 import CgroupV2
-from mcd.spec import Resources
+from mcwire.spec import Resources
 
 MiB = 1024 * 1024
 UNLIMITED_V1 = "9223372036854771712\n"

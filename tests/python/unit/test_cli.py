@@ -51,8 +51,8 @@ def test_plain_commands_import_no_daemon_module():
 
 
 # Modules that cost milliseconds on every call and that the common commands do not need
-# (see docs/benchmarks.md, "CLI start-up"). mcd.spec is the daemon's validation: ~25 ms.
-SLOW_MODULES = {"mcd.spec", "dataclasses", "inspect", "typing", "urllib.parse", "threading",
+# (see docs/benchmarks.md, "CLI start-up"). mcwire.spec is the daemon's validation: ~25 ms.
+SLOW_MODULES = {"mcwire.spec", "dataclasses", "inspect", "typing", "urllib.parse", "threading",
                 "shutil", "datetime", "email", "http.client", "ssl", "textwrap", "ipaddress"}
 
 
@@ -88,8 +88,8 @@ def test_quote_is_urllib_quote():
 
 
 def test_flag_parsers_give_what_the_spec_classes_parse():
-    from mcd import units
-    from mcd.spec import Mount, User
+    from mcwire import units
+    from mcwire.spec import Mount, User
     for text in ("0", "1000", "1000:100", "0:5"):
         assert User.from_dict(units.parse_user(text)) == User.parse(text)
     for text in ("/srv:/data", "/srv:/data:ro", "/a/:/b/:rw"):

@@ -1,4 +1,4 @@
-"""The mount-destination rule for /proc, /sys and /dev (mcd.mountdest), alone and as the
+"""The mount-destination rule for /proc, /sys and /dev (mcwire.mountdest), alone and as the
 spec applies it to -v / --tmpfs mounts (pure logic)."""
 
 from __future__ import annotations
@@ -6,8 +6,8 @@ from __future__ import annotations
 import pytest
 
 from mcd.errors import InvalidArgument
-from mcd.mountdest import PROC_BIND_ALLOWED, check_mount_destination
-from mcd.spec import ContainerSpec, Mount
+from mcwire.mountdest import PROC_BIND_ALLOWED, check_mount_destination
+from mcwire.spec import ContainerSpec, Mount
 
 
 @pytest.mark.parametrize("dest,mtype", [

@@ -7,7 +7,7 @@ import json
 import pytest
 
 from mcd.errors import InvalidArgument
-from mcd.spec import (DEFAULT_CAPABILITIES, ContainerSpec, IDMapping, Linux, Mount, Process,
+from mcwire.spec import (DEFAULT_CAPABILITIES, ContainerSpec, IDMapping, Linux, Mount, Process,
                       Resources, Root, User, parse_size, resolve_capabilities, validate_name)
 
 

@@ -1,6 +1,7 @@
-"""The one typed container spec.
+"""The one typed container spec: the body of ``POST /v1/containers``, shared by both sides.
 
-What the API accepts, what the store persists and what the runtime consumes.
+What the API accepts, what the store persists and what the runtime consumes; mcctl loads
+it only to name bad input itself when the daemon cannot be reached.
 Its shape follows the OCI runtime spec's config.json (process, root, hostname,
 mounts, linux.namespaces, linux.resources, linux.maskedPaths...), with the few
 things a daemon needs on top (name, restart policy, stop timeout, labels).
@@ -18,14 +19,14 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from mcd.errors import InvalidArgument
-from mcd.mountdest import check_mount_destination
-# The flag-level rules live in mcd.units so that mcctl can use them without importing
+from mcwire.errors import InvalidArgument
+from mcwire.mountdest import check_mount_destination
+# The flag-level rules live in mcwire.units so that mcctl can use them without importing
 # dataclasses; they are part of this module's interface all the same.
-from mcd.units import (_SIZE_RE, _UNITS, CAPABILITIES, DEFAULT_CAPABILITIES,  # noqa: F401
-                       DEFAULT_ENV, DEFAULT_NAMESPACES, cpus_to_quota, normalize_capability,
-                       parse_restart_policy, parse_size, parse_tmpfs, parse_user, parse_volume,
-                       resolve_capabilities)
+from mcwire.units import (_SIZE_RE, _UNITS, CAPABILITIES,  # noqa: F401
+                          DEFAULT_CAPABILITIES, DEFAULT_ENV, DEFAULT_NAMESPACES, cpus_to_quota,
+                          format_size, normalize_capability, parse_restart_policy, parse_size,
+                          parse_tmpfs, parse_user, parse_volume, resolve_capabilities)
 
 NAME_RE = re.compile(r"[a-zA-Z0-9][a-zA-Z0-9_.-]{0,62}")
 ENV_KEY_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
@@ -52,15 +53,6 @@ def validate_name(name: Any, what: str = "name") -> str:
         raise InvalidArgument(
             f"invalid {what} {name!r}: must match [a-zA-Z0-9][a-zA-Z0-9_.-]{{0,62}}")
     return name
-
-
-def format_size(n: int | None) -> str:
-    if n is None:
-        return "-"
-    for unit, div in (("GiB", 1024 ** 3), ("MiB", 1024 ** 2), ("KiB", 1024)):
-        if n >= div:
-            return f"{n / div:.1f}{unit}"
-    return f"{n}B"
 
 
 def validate_abs_path(path: Any, what: str) -> str:

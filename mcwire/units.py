@@ -1,18 +1,20 @@
-"""The spec's flag-level rules that mcctl needs on every `run`, without the dataclasses.
+"""Units both sides read and write: sizes, CPUs, durations; and the spec's flag-level rules.
 
-``mcd.spec`` re-exports all of these (it is still the one place the rules are read
-from). They live here because importing ``mcd.spec`` costs mcctl ~25 ms per call
-(``dataclasses`` imports ``inspect``; building the dataclasses exec()s their methods),
-most of a `run`'s start-up. Stdlib only (not even ``typing``: ~5 ms), no dataclasses,
-no I/O: the ``parse_*`` helpers turn a CLI string into the plain dict the spec's own
-class takes.
+Sizes are bytes on the wire and ``64m`` (powers of 1024) on the command line; CPUs are a
+CFS quota and period in µs on the wire and ``--cpus 0.5`` on the command line; durations
+are whole seconds on the wire and "5 minutes" in a table. The ``parse_*`` helpers turn a
+CLI string into the plain dict the spec's own class takes (``mcwire.spec`` uses the same
+rules, so a flag and an API body are checked alike).
+
+Stdlib only, and not even ``typing`` (~5 ms) or ``dataclasses`` (~25 ms with ``inspect``):
+mcctl imports this on every `run`. No I/O.
 """
 
 from __future__ import annotations
 
 import re
 
-from mcd.errors import InvalidArgument
+from mcwire.errors import InvalidArgument
 
 DEFAULT_NAMESPACES = ["pid", "mount", "uts", "ipc", "network", "cgroup"]
 
@@ -66,6 +68,33 @@ def parse_size(value: object, flag: str = "size") -> int:
     if num > 2 ** 62:
         raise InvalidArgument(f"{flag}: size {value!r} is too large")
     return num
+
+
+def format_size(n: int | None, none: str = "-") -> str:
+    """67108864 -> '64.0MiB' (powers of 1024, one decimal), as tables show sizes."""
+    if n is None:
+        return none
+    for unit, div in (("GiB", 1024 ** 3), ("MiB", 1024 ** 2), ("KiB", 1024)):
+        if n >= div:
+            return f"{n / div:.1f}{unit}"
+    return f"{n}B"
+
+
+def human_duration(secs: int) -> str:
+    """Whole seconds as Docker's tables say them: '2 minutes', '3 hours', '4 days'."""
+    secs = max(secs, 0)
+    if secs < 1:
+        return "Less than a second"
+    if secs < 60:
+        return f"{secs} second{'s' if secs != 1 else ''}"
+    m = secs // 60
+    if m < 60:
+        return f"{m} minute{'s' if m != 1 else ''}"
+    h = m // 60
+    if h < 48:
+        return f"{h} hour{'s' if h != 1 else ''}"
+    d = h // 24
+    return f"{d} days"
 
 
 def cpus_to_quota(cpus: float, period: int = 100000) -> tuple[int, int]:

@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import posixpath
 
-from mcd.errors import InvalidArgument
+from mcwire.errors import InvalidArgument
 
 # runc's list (libcontainer/rootfs_linux.go, checkProcMount): files under /proc that may be
 # bind-mounted over, for lxcfs-style emulation.
