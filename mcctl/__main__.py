@@ -498,6 +498,13 @@ def cmd_prune(args, env, client):
     return EXIT_OK
 
 
+def _template_notice(res: dict, action: str, env) -> None:
+    """The daemon's one-line notice (e.g. the device nodes an import skipped), on stderr
+    so that stdout stays the template's name."""
+    if isinstance(res, dict) and res.get("notice"):
+        env.stderr.write(f"mcctl: template {action} {res.get('name', '')}: {res['notice']}\n")
+
+
 def cmd_template(args, env, client):
     from mcctl import output
     from mcctl.client import quote
@@ -534,6 +541,7 @@ def cmd_template(args, env, client):
             res = client.call("POST", "/v1/templates/import", {"name": args.name}, fds=[fd])
         finally:
             os.close(fd)
+        _template_notice(res, "import", env)
         env.stdout.write(res.get("name", args.name) + "\n")
         return EXIT_OK
     if args.template_cmd == "create":
@@ -546,6 +554,7 @@ def cmd_template(args, env, client):
                               {"name": args.name, "path": os.path.abspath(args.directory)}, fds=[fd])
         finally:
             os.close(fd)
+        _template_notice(res, "create", env)
         env.stdout.write(res.get("name", args.name) + "\n")
         return EXIT_OK
     rc = EXIT_OK

@@ -8,9 +8,11 @@ atomically, so a crash never leaves half a template under a real name.
 
 Tar import does its own member checks and extraction (Python 3.11.2 here has no
 tarfile extraction filters, and 3.11's filters had bypasses until 3.11.13): names
-must be relative without '..', links must stay inside the tree, device nodes are
-refused, and every file is created with O_NOFOLLOW|O_EXCL under a directory fd
-opened without following symlinks, so even a checker bug cannot write outside.
+must be relative without '..', links must stay inside the tree, and every file is
+created with O_NOFOLLOW|O_EXCL under a directory fd opened without following symlinks,
+so even a checker bug cannot write outside. Device nodes and FIFOs are skipped, not
+refused (``filter_rootfs_members``): distribution rootfs tarballs carry /dev/null and
+friends, and the runtime makes the container's /dev itself.
 """
 
 from __future__ import annotations
@@ -90,9 +92,8 @@ def check_symlink(name: str, target: str) -> None:
 def check_member(m: tarfile.TarInfo) -> str | None:
     """-> normalized name (None: skip the root entry). Raises UnsafeArchive."""
     name = member_name(m.name)
-    if m.ischr() or m.isblk():
-        raise UnsafeArchive(f"tar member {m.name!r}: device nodes are not allowed")
-    if not (m.isreg() or m.isdir() or m.issym() or m.islnk() or m.isfifo()):
+    if not (m.isreg() or m.isdir() or m.issym() or m.islnk() or m.isfifo()
+            or m.ischr() or m.isblk()):
         raise UnsafeArchive(f"tar member {m.name!r}: unsupported type {m.type!r}")
     if name is None:
         if not m.isdir():
@@ -105,6 +106,52 @@ def check_member(m: tarfile.TarInfo) -> str | None:
         if target is None:
             raise UnsafeArchive(f"tar member {m.name!r}: hard link to the root")
     return name
+
+
+def is_special_node(m: tarfile.TarInfo) -> bool:
+    """A character or block device or a FIFO: skipped by filter_rootfs_members."""
+    return m.ischr() or m.isblk() or m.isfifo()
+
+
+def filter_rootfs_members(members) -> tuple[list[tuple[tarfile.TarInfo, str]], list[str]]:
+    """The member rule for a root filesystem archive (a template import; image layers are
+    the same kind of archive). Every member is checked before anything is written:
+
+    - unsafe members refuse the whole archive (UnsafeArchive): absolute names, '..',
+      symlinks that climb out of the tree, hard links outside it or to its root,
+      unknown member types, a root entry that is not a directory;
+    - device nodes and FIFOs are skipped, and so are hard links to them: the runtime
+      makes the container's /dev (a tmpfs with its own nodes), the overlay is nodev,
+      and seccomp refuses mknod of devices in the container anyway;
+    - the rest is kept, with normalized names; the archive's root entry is dropped.
+
+    Returns (kept (member, name) pairs in archive order, skipped names as "/dev/null").
+    """
+    kept: list[tuple[tarfile.TarInfo, str]] = []
+    skipped: list[str] = []
+    dropped: set[str] = set()
+    for m in members:
+        name = check_member(m)
+        if name is None:
+            continue
+        if is_special_node(m) or (m.islnk() and member_name(m.linkname) in dropped):
+            dropped.add(name)
+            skipped.append("/" + name)
+            continue
+        dropped.discard(name)       # a later member of the same name replaces the node
+        kept.append((m, name))
+    return kept, skipped
+
+
+def skipped_notice(skipped: list[str], limit: int = 8) -> str | None:
+    """One line for the user about what an import left out; None when nothing was."""
+    if not skipped:
+        return None
+    shown = ", ".join(skipped[:limit])
+    if len(skipped) > limit:
+        shown += f" and {len(skipped) - limit} more"
+    what = "device node or FIFO" if len(skipped) == 1 else "device nodes and FIFOs"
+    return f"skipped {len(skipped)} {what} (the runtime makes /dev): {shown}"
 
 
 # ------------------------------------------------------------ safe extraction
@@ -172,8 +219,6 @@ def _extract_member(tf: tarfile.TarFile, m: tarfile.TarInfo, name: str, rootfd: 
             finally:
                 os.close(tfd)
             return      # a hard link shares its target's owner and mode
-        elif m.isfifo():
-            os.mkfifo(base, 0o600, dir_fd=dfd)
         else:
             fd = os.open(base, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW
                          | os.O_CLOEXEC, 0o600, dir_fd=dfd)
@@ -190,24 +235,31 @@ def _extract_member(tf: tarfile.TarFile, m: tarfile.TarInfo, name: str, rootfd: 
         os.close(dfd)
 
 
-def safe_extract(archive: str, dest: str) -> int:
-    """Extract into the existing empty dir ``dest``. Returns the member count."""
+def _why(err: Exception) -> str:
+    """tarfile's reason on one line (its 'tried every compression' text spans five)."""
+    if isinstance(err, tarfile.ReadError) and "could not be opened successfully" in str(err):
+        return "not a tar archive (plain, gzip, bzip2 or xz)"
+    return " ".join(str(err).split())
+
+
+def safe_extract(archive: str, dest: str) -> list[str]:
+    """Extract into the existing empty dir ``dest`` by filter_rootfs_members' rule.
+    Returns the names it skipped."""
     try:
         tf = tarfile.open(archive, "r:*")
     except (tarfile.TarError, OSError) as err:
-        raise InvalidArgument(f"cannot read archive {archive}: {err}") from err
+        raise InvalidArgument(f"cannot read archive {archive}: {_why(err)}") from err
     with tf:
         try:
             members = tf.getmembers()
         except tarfile.TarError as err:
-            raise InvalidArgument(f"cannot read archive {archive}: {err}") from err
-        checked = [(m, check_member(m)) for m in members]   # refuse before writing anything
+            raise InvalidArgument(f"cannot read archive {archive}: {_why(err)}") from err
+        kept, skipped = filter_rootfs_members(members)     # refuse before writing anything
         rootfd = os.open(dest, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
         dirs: list = []
         try:
-            for m, name in checked:
-                if name is not None:
-                    _extract_member(tf, m, name, rootfd, dirs)
+            for m, name in kept:
+                _extract_member(tf, m, name, rootfd, dirs)
             for name, m in reversed(dirs):
                 parent, base = posixpath.split(name)
                 dfd = _open_dir(rootfd, parent, create=False)
@@ -219,7 +271,7 @@ def safe_extract(archive: str, dest: str) -> int:
                     os.close(dfd)
         finally:
             os.close(rootfd)
-        return len(checked)
+        return skipped
 
 
 # ------------------------------------------------------------ the store
@@ -253,7 +305,10 @@ class TemplateStore:
         fcntl.flock(fd, fcntl.LOCK_EX)
         return fd
 
-    def _build(self, name: str, source: str, fill: Callable[[str], None]) -> dict:
+    def _build(self, name: str, source: str, fill: Callable[[str], object]) -> dict:
+        """-> the template's metadata; plus ``skipped`` (names left out, see
+        filter_rootfs_members) and a one-line ``notice`` about them when ``fill`` returned
+        any: for the caller (the API answers with it), not stored."""
         final = self._tdir(name)
         lock = self._lock()
         tmp = os.path.join(self.dir, f".tmp-{name}-{uuid.uuid4().hex[:8]}")
@@ -263,7 +318,7 @@ class TemplateStore:
             os.mkdir(tmp, 0o755)
             rootfs = os.path.join(tmp, "rootfs")
             os.mkdir(rootfs, 0o755)
-            fill(rootfs)
+            skipped = fill(rootfs)
             os.chmod(rootfs, 0o755)
             meta = {"name": name, "created": _now(), "source": source, "size": tree_size(rootfs)}
             with open(os.path.join(tmp, "template.json"), "w") as f:
@@ -274,6 +329,8 @@ class TemplateStore:
             dfd = os.open(self.dir, os.O_RDONLY | os.O_DIRECTORY)
             os.fsync(dfd)
             os.close(dfd)
+            if skipped:
+                return dict(meta, skipped=skipped, notice=skipped_notice(skipped))
             return meta
         except MCError:
             raise
@@ -418,9 +475,11 @@ class TemplateStore:
         shutil.rmtree(trash, ignore_errors=True)
 
 
-def _copy_tree(src: str, dst: str) -> None:
-    """Copy a directory tree preserving modes, owners and symlinks; refuse device nodes
-    (reading one would copy its content, e.g. /dev/zero forever)."""
+def _copy_tree(src: str, dst: str) -> list[str]:
+    """Copy a directory tree preserving modes, owners and symlinks. Device nodes, FIFOs
+    and sockets are skipped, as an import skips them (and reading a device would copy its
+    content, /dev/zero forever). Returns the skipped paths, as "/dev/null"."""
+    skipped = []
     for dirpath, dirnames, filenames in os.walk(src):
         rel = os.path.relpath(dirpath, src)
         target_dir = dst if rel == "." else os.path.join(dst, rel)
@@ -434,13 +493,13 @@ def _copy_tree(src: str, dst: str) -> None:
                 os.symlink(os.readlink(s), d)
             elif stat.S_ISREG(st.st_mode):
                 shutil.copyfile(s, d, follow_symlinks=False)
-            elif stat.S_ISFIFO(st.st_mode):
-                os.mkfifo(d, 0o600)
             else:
-                raise InvalidArgument(f"{s}: device nodes and sockets cannot go into a template")
+                skipped.append("/" + os.path.relpath(s, src))
+                continue
             os.chown(d, st.st_uid, st.st_gid, follow_symlinks=False)
             if not stat.S_ISLNK(st.st_mode):
                 os.chmod(d, stat.S_IMODE(st.st_mode))
         st = os.stat(dirpath)
         os.chown(target_dir, st.st_uid, st.st_gid)
         os.chmod(target_dir, stat.S_IMODE(st.st_mode))
+    return skipped

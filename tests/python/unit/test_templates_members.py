@@ -6,7 +6,8 @@ import tarfile
 
 import pytest
 
-from mcd.templates import UnsafeArchive, check_member, check_symlink, member_name
+from mcd.templates import (UnsafeArchive, check_member, check_symlink, filter_rootfs_members,
+                           member_name, skipped_notice)
 
 
 def ti(name, type=tarfile.REGTYPE, linkname=""):
@@ -48,10 +49,54 @@ def test_symlinks_escaping(name, target):
         check_symlink(name, target)
 
 
-def test_devices_are_refused():
+def test_devices_pass_the_safety_check():
+    # filter_rootfs_members skips them; check_member only says whether they are safe
     for t in (tarfile.CHRTYPE, tarfile.BLKTYPE):
-        with pytest.raises(UnsafeArchive, match="device"):
-            check_member(ti("dev/x", t))
+        assert check_member(ti("./dev/x", t)) == "dev/x"
+    with pytest.raises(UnsafeArchive):
+        check_member(ti("../dev/x", tarfile.CHRTYPE))
+
+
+def debootstrap_dev():
+    """/dev as a debootstrap tarball carries it (tar -C root -cf x.tar .)."""
+    return [ti("./", tarfile.DIRTYPE), ti("./dev/", tarfile.DIRTYPE),
+            ti("./dev/null", tarfile.CHRTYPE), ti("./dev/zero", tarfile.CHRTYPE),
+            ti("./dev/full", tarfile.CHRTYPE), ti("./dev/tty", tarfile.CHRTYPE),
+            ti("./dev/loop0", tarfile.BLKTYPE), ti("./dev/initctl", tarfile.FIFOTYPE),
+            ti("./dev/pts/", tarfile.DIRTYPE), ti("./dev/fd", tarfile.SYMTYPE, "/proc/self/fd"),
+            ti("./dev/null2", tarfile.LNKTYPE, "./dev/null"),
+            ti("./etc/hostname", tarfile.REGTYPE)]
+
+
+def test_filter_skips_device_nodes_fifos_and_links_to_them():
+    kept, skipped = filter_rootfs_members(debootstrap_dev())
+    assert [n for _m, n in kept] == ["dev", "dev/pts", "dev/fd", "etc/hostname"]
+    assert skipped == ["/dev/null", "/dev/zero", "/dev/full", "/dev/tty", "/dev/loop0",
+                       "/dev/initctl", "/dev/null2"]
+
+
+def test_filter_still_refuses_what_is_unsafe():
+    for bad in (ti("../etc/x", tarfile.REGTYPE), ti("/dev/null", tarfile.CHRTYPE),
+                ti("up", tarfile.SYMTYPE, "../.."), ti("h", tarfile.LNKTYPE, "../../x"),
+                ti("x", b"Z")):
+        with pytest.raises(UnsafeArchive):
+            filter_rootfs_members([ti("./ok", tarfile.REGTYPE), bad])
+
+
+def test_a_later_file_replaces_a_skipped_node():
+    kept, skipped = filter_rootfs_members([ti("n", tarfile.CHRTYPE), ti("n", tarfile.REGTYPE),
+                                           ti("h", tarfile.LNKTYPE, "n")])
+    assert [n for _m, n in kept] == ["n", "h"] and skipped == ["/n"]
+
+
+def test_notice_is_one_line():
+    assert skipped_notice([]) is None
+    assert skipped_notice(["/dev/null"]) == \
+        "skipped 1 device node or FIFO (the runtime makes /dev): /dev/null"
+    many = [f"/dev/n{i}" for i in range(12)]
+    line = skipped_notice(many)
+    assert "\n" not in line and line.startswith("skipped 12 device nodes and FIFOs")
+    assert line.endswith("/dev/n7 and 4 more")
 
 
 def test_fifo_dir_file_are_fine():
