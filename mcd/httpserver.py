@@ -37,7 +37,7 @@ log = logging.getLogger("mcd.http")
 MAX_HEADER_BYTES = 64 * 1024
 MAX_FDS = 8
 REASONS = {
-    200: "OK", 201: "Created", 204: "No Content", 304: "Not Modified", 400: "Bad Request",
+    101: "Switching Protocols", 200: "OK", 201: "Created", 204: "No Content", 304: "Not Modified", 400: "Bad Request",
     403: "Forbidden", 404: "Not Found", 405: "Method Not Allowed", 408: "Request Timeout",
     409: "Conflict", 411: "Length Required", 413: "Payload Too Large",
     422: "Unprocessable Entity", 431: "Request Header Fields Too Large", 500: "Internal Server Error",
@@ -103,6 +103,10 @@ class Response:
     headers: dict = field(default_factory=dict)
     stream: Iterable[bytes] | None = None     # sent chunked; stops when the client is gone
     fds: list = field(default_factory=list)   # sent with the status line (SCM_RIGHTS), then closed
+    # Connection hijack (Docker's attach/exec): after the head, the server hands the socket
+    # and any bytes already read past the request to hijack(sock, leftover) and, when it
+    # returns, closes the connection. No Content-Length, no chunking.
+    hijack: Callable[[socket.socket, bytes], None] | None = None
 
     @classmethod
     def json(cls, obj, status: int = 200, **kw) -> "Response":
@@ -432,6 +436,12 @@ class HTTPServer:
         status_line = f"HTTP/1.1 {resp.status} {REASONS.get(resp.status, 'Status')}\r\n"
         headers = {"Content-Type": resp.content_type, **resp.headers}
         try:
+            if resp.hijack is not None:
+                head = status_line + "".join(f"{k}: {v}\r\n" for k, v in headers.items()) + "\r\n"
+                conn.send(head.encode(), resp.fds)
+                leftover, conn.buf = bytes(conn.buf), bytearray()
+                resp.hijack(conn.sock, leftover)
+                return False
             if resp.stream is None:
                 headers["Content-Length"] = str(len(resp.body))
                 head = status_line + "".join(f"{k}: {v}\r\n" for k, v in headers.items()) + "\r\n"
