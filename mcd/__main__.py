@@ -24,6 +24,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="dashboard address (default 127.0.0.1:7070), or off")
     p.add_argument("--web-allow-remote", action="store_true", default=None,
                    help="allow a non-loopback --web-listen address (logged as a warning)")
+    p.add_argument("--docker-socket", metavar="PATH|off",
+                   help="also serve the Docker Engine API on this socket (default off)")
     p.add_argument("--log-level", choices=LOG_LEVELS, help="default info")
     p.add_argument("--version", action="version", version=f"mcd {__version__}")
     return p
@@ -37,7 +39,8 @@ def main(argv=None) -> int:
         cfg = config_mod.load(args.config or DEFAULT_CONFIG_FILE, {
             "socket": args.socket, "root": args.root, "cgroup_parent": args.cgroup_parent,
             "web_listen": args.web_listen, "log_level": args.log_level,
-            "web_allow_remote": args.web_allow_remote},
+            "web_allow_remote": args.web_allow_remote,
+            "docker_socket": args.docker_socket},
             required=args.config is not None)
     except MCError as err:
         print(f"mcd: {err}", file=sys.stderr)

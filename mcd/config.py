@@ -21,12 +21,17 @@ class Config:
     web_allow_remote: bool = False
     log_level: str = "info"
     max_body: int = 1 << 20
+    docker_socket: str = "off"      # the Docker Engine API listener (mcd.docker), or off
 
     def validate(self) -> "Config":
         if not self.socket.startswith("/"):
             raise InvalidArgument(f"socket: {self.socket!r} must be an absolute path")
         if not self.root.startswith("/"):
             raise InvalidArgument(f"root: {self.root!r} must be an absolute path")
+        if self.docker_socket != "off" and not self.docker_socket.startswith("/"):
+            raise InvalidArgument(f"docker_socket: {self.docker_socket!r} must be an absolute path or off")
+        if self.docker_socket == self.socket:
+            raise InvalidArgument("docker_socket: must differ from socket")
         if self.log_level not in LOG_LEVELS:
             raise InvalidArgument(f"log_level: {self.log_level!r} is not one of {', '.join(LOG_LEVELS)}")
         if not re.fullmatch(r"[A-Za-z0-9_.-]+(/[A-Za-z0-9_.-]+)*", self.cgroup_parent) \

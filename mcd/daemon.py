@@ -111,6 +111,7 @@ class Daemon:
         # First thing: take NOTIFY_SOCKET/LISTEN_* out of the environment for good.
         self.notifier = Notifier(environ)
         self.server: HTTPServer | None = None
+        self.docker_server: HTTPServer | None = None
         self.manager: Manager | None = None
         self.stop_web = None
         self.lock = RootLock(cfg.root)
@@ -157,6 +158,24 @@ class Daemon:
             return
         launcher.use_forkserver(self.forkserver)
 
+    def _serve_docker(self, gid: int | None) -> None:
+        """The Docker Engine API (mcd.docker) on its own socket: same group, mode and
+        SO_PEERCRED rule as the main socket, same server code, same manager."""
+        cfg = self.cfg
+        from mcd.docker.api import DockerApi
+        try:
+            sock = bind_unix(cfg.docker_socket, mode=0o660 if gid is not None else 0o600, gid=gid)
+        except OSError as err:
+            if err.errno == errno.EADDRINUSE:
+                raise MCError(f"docker socket {cfg.docker_socket}: another daemon is listening on it",
+                              step="docker-socket", path=cfg.docker_socket) from err
+            raise KernelError.from_oserror("bind", err, path=cfg.docker_socket,
+                                           step="docker-socket") from err
+        self.docker_server = HTTPServer(sock, DockerApi(self.manager), authorize=make_authorize(gid),
+                                        max_body=cfg.max_body, name="docker")
+        self.docker_server.start()
+        log.info("Docker Engine API on %s", cfg.docker_socket)
+
     def _serve(self, wake_r: int) -> int:
         cfg = self.cfg
         # Bind first (a live socket means another daemon: refuse before touching anything),
@@ -176,6 +195,8 @@ class Daemon:
                                                     "web_listen": cfg.web_listen})
         self.server = HTTPServer(sock, api, authorize=make_authorize(gid), max_body=cfg.max_body,
                                  name="api")
+        if cfg.docker_socket != "off":
+            self._serve_docker(gid)     # before the main socket answers: up once mcctl is
         self.server.start()
         log.info("listening on %s (mode %s%s)", cfg.socket, "0660" if gid is not None else "0600",
                  ", group mcd" if gid is not None else "")
@@ -201,9 +222,13 @@ class Daemon:
         if self.stop_web is not None:
             self.stop_web()
         self.server.shutdown()
-        try:
-            os.unlink(cfg.socket)
-        except OSError:
-            pass
+        if self.docker_server is not None:
+            self.docker_server.shutdown()
+        for path in (cfg.socket, cfg.docker_socket if self.docker_server is not None else None):
+            try:
+                if path:
+                    os.unlink(path)
+            except OSError:
+                pass
         self.manager.close()
         return 0

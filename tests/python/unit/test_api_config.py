@@ -30,6 +30,8 @@ def test_defaults_file_then_flags(tmp_path):
     ('cgroup_parent = "../escape"', "cgroup_parent"),
     ("web_allow_remote = 1", "web_allow_remote must be a bool"),
     ("socket = ", "config file"),
+    ('docker_socket = "docker.sock"', "docker_socket"),
+    ('docker_socket = "/run/mcd/mcd.sock"', "must differ from socket"),
 ])
 def test_bad_config_is_one_clear_error(tmp_path, text, needle):
     f = tmp_path / "mcd.toml"

@@ -8,6 +8,7 @@ which verify their own output: too slow for this tier.)"""
 from __future__ import annotations
 
 import configparser
+import dataclasses
 import os
 import shutil
 import subprocess
@@ -251,7 +252,10 @@ def test_default_config_is_accepted_by_the_daemon_and_documents_its_defaults():
     from mcd import config
 
     shipped = config.load(os.path.join(PKG, "mcd.toml"), {}, required=True)
-    assert shipped == config.Config()
+    # The one deliberate difference: the packaged service serves the Docker API, a bare
+    # `mcd` (tests, development) does not.
+    assert shipped.docker_socket == "/run/mcd/docker.sock"
+    assert dataclasses.replace(shipped, docker_socket="off") == config.Config()
 
 
 @pytest.mark.parametrize("script", ["postinst", "prerm", "postrm"])

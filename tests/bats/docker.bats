@@ -1,0 +1,129 @@
+#!/usr/bin/env bats
+# The real docker CLI against a private mcd's Docker API socket (mcd --docker-socket).
+# No dockerd is involved: DOCKER_HOST points at mcd, and the CLI is the machine's own or
+# Debian's, unpacked by docker-cli.sh.
+
+load helpers
+
+setup_file() {
+    export DOCKER="$(bash "$BATS_TEST_DIRNAME/docker-cli.sh")"
+    export DOCKER_DIR="$(mktemp -d /tmp/mcd-bats-docker.XXXXXX)"
+    export DOCKER_HOST="unix://$DOCKER_DIR/docker.sock"
+    export DOCKER_CONFIG="$DOCKER_DIR/config"     # the CLI's own files stay private
+    export MCD_EXTRA_ARGS="--docker-socket $DOCKER_DIR/docker.sock"
+    start_daemon
+}
+
+teardown_file() {
+    stop_daemon
+    rm -rf "$DOCKER_DIR"
+}
+
+dk() { timeout 60 "$DOCKER" "$@"; }
+
+@test "docker version negotiates with mcd's API" {
+    run dk version --format '{{.Server.APIVersion}} {{.Server.MinAPIVersion}} {{.Server.Platform.Name}}'
+    [ "$status" -eq 0 ]
+    [ "$output" = "1.45 1.41 mini-container" ]
+}
+
+@test "docker run --rm minimal echo hi prints hi; an exit code propagates" {
+    run dk run --rm minimal echo hi
+    [ "$status" -eq 0 ]
+    [ "$output" = "hi" ]
+    run dk run --rm minimal sh -c 'echo to-err >&2; exit 3'
+    [ "$status" -eq 3 ]
+    [[ "$output" == *"to-err"* ]]
+    # --rm removed them both.
+    [ -z "$(dk ps -aq)" ]
+}
+
+@test "docker run -i: stdin reaches the container and its end closes the container's stdin" {
+    run bash -c "printf 'one\ntwo\n' | timeout 60 '$DOCKER' run --rm -i minimal sh -c 'wc -l; echo after-eof'"
+    [ "$status" -eq 0 ]
+    [[ "$output" == *"2"* ]]
+    [[ "$output" == *"after-eof"* ]]
+}
+
+@test "run -d, ps, logs -f, exec, inspect, top, stats, wait, stop, rm -f" {
+    id="$(dk run -d --name web -l tier=front minimal sh -c 'echo started; while :; do sleep 0.2; done')"
+    [ "${#id}" -eq 64 ]
+    run dk ps --format '{{.Names}} {{.Image}} {{.State}}' --filter label=tier=front
+    [ "$output" = "web minimal running" ]
+    run dk ps -q --filter status=exited
+    [ -z "$output" ]
+    # logs -f of a container that exits ends by itself, with everything it wrote.
+    dk run -d --name lines minimal sh -c 'for i in 1 2 3; do echo line$i; sleep 0.2; done; echo oops >&2' >/dev/null
+    run dk logs -f lines
+    [ "$status" -eq 0 ]
+    [[ "$output" == *"line1"*"line2"*"line3"*"oops"* ]]
+    run dk logs --tail 1 lines
+    [ "$output" = "oops" ]
+    run dk wait lines
+    [ "$output" = "0" ]
+    run dk exec web sh -c 'echo in-exec; exit 4'
+    [ "$status" -eq 4 ]
+    [ "$output" = "in-exec" ]
+    run dk exec -e X=42 -w /tmp web sh -c 'echo $X $(pwd)'
+    [ "$output" = "42 /tmp" ]
+    run dk inspect -f '{{.Name}} {{.State.Status}} {{.State.Running}} {{.Config.Image}} {{index .Config.Labels "tier"}}' web
+    [ "$output" = "/web running true minimal front" ]
+    run dk top web
+    [ "$status" -eq 0 ]
+    [[ "$output" == *"PID"*"sleep"* ]]
+    run dk stats --no-stream --format '{{.Name}} {{.PIDs}}' web
+    [ "$status" -eq 0 ]
+    [[ "$output" == "web "[1-9]* ]]
+    run dk stop -t 1 web
+    [ "$status" -eq 0 ]
+    run dk inspect -f '{{.State.Status}} {{.State.ExitCode}}' web
+    [ "$output" = "exited 137" ]
+    dk start web >/dev/null
+    run dk rm web
+    [ "$status" -ne 0 ]
+    [[ "$output" == *"running"* ]]
+    run dk rm -f web lines
+    [ "$status" -eq 0 ]
+    [ -z "$(dk ps -aq)" ]
+}
+
+@test "docker run -it: a real terminal, typed input, Ctrl-C, exit status" {
+    run timeout 60 script -qec "stty rows 41 cols 101; '$DOCKER' run -it --rm minimal sh -c 'tty; stty size; exit 5'" /dev/null
+    [ "$status" -eq 5 ]
+    [[ "$output" == *"/dev/pts/"* ]]
+    [[ "$output" == *"41 101"* ]]
+    run python3 "$BATS_TEST_DIRNAME/pty_drive.py" --expect armed --send '\x03' -- \
+        "$DOCKER" run -it --rm minimal sh -c 'trap "echo got-INT; exit 9" INT; echo armed; while :; do sleep 0.1; done'
+    [ "$status" -eq 9 ]
+    [[ "$output" == *"got-INT"* ]]
+}
+
+@test "docker exec -it through a pty; detach keys leave the container running" {
+    dk run -d --name tt minimal sleep 1000 >/dev/null
+    run python3 "$BATS_TEST_DIRNAME/pty_drive.py" --expect '#' --send 'echo typed-$((6*7)); exit 7\r' -- \
+        "$DOCKER" exec -it tt sh
+    [ "$status" -eq 7 ]
+    [[ "$output" == *"typed-42"* ]]
+    run python3 "$BATS_TEST_DIRNAME/pty_drive.py" --expect '#' --send '\x10\x11' -- \
+        "$DOCKER" run -it --name det minimal sh
+    [ "$status" -eq 0 ]
+    run dk inspect -f '{{.State.Status}}' det
+    [ "$output" = "running" ]
+    dk rm -f tt det >/dev/null
+}
+
+@test "what mcd cannot do is refused in one clear line; unknown endpoints are Docker 404s" {
+    run dk run --rm --privileged minimal true
+    [ "$status" -eq 125 ]
+    [[ "$output" == *"HostConfig.Privileged=true: not supported by mini-container"* ]]
+    run dk run --rm no-such-image true
+    [ "$status" -eq 125 ]
+    [[ "$output" == *"pull access denied"* ]]
+    run dk network ls
+    [ "$status" -ne 0 ]
+    [[ "$output" == *"page not found"* ]]
+    run dk rm no-such-container
+    [ "$status" -ne 0 ]
+    [[ "$output" == *'no such container: "no-such-container"'* ]]
+    [ -z "$(dk ps -aq)" ]
+}

@@ -1,0 +1,164 @@
+"""The Docker Engine API socket (mcd --docker-socket) driven by docker-py, the Docker SDK
+for Python, against a real private mcd: the client decides what counts as success, so
+these are the shapes and statuses dockerd's clients rely on."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import threading
+
+import docker
+import pytest
+from conftest import Daemon, wait_for
+
+pytestmark = pytest.mark.integration
+
+
+class DockerDaemon(Daemon):
+    def argv(self):
+        return super().argv() + ["--docker-socket", self.docker_socket]
+
+    @property
+    def docker_socket(self):
+        return os.path.join(self.base, "docker.sock")
+
+
+@pytest.fixture
+def dd(tmpbase):
+    if os.geteuid() != 0:
+        pytest.skip("integration tests need root (real namespaces and cgroups)")
+    d = DockerDaemon(tmpbase).start()
+    client = docker.DockerClient(base_url=f"unix://{d.docker_socket}", timeout=60)
+    d.docker = client
+    yield d
+    client.close()
+    leftovers = d.cleanup()
+    assert not leftovers, f"left behind: {json.dumps(leftovers)}\n{d.log()}"
+
+
+def raw(path: str, request: bytes) -> tuple[str, dict, bytes]:
+    s = socket.socket(socket.AF_UNIX)
+    s.settimeout(30)
+    s.connect(path)
+    s.sendall(request)
+    data = b""
+    while True:
+        chunk = s.recv(65536)
+        if not chunk:
+            break
+        data += chunk
+    s.close()
+    head, _, body = data.partition(b"\r\n\r\n")
+    lines = head.decode().split("\r\n")
+    headers = {k.lower(): v.strip() for k, _, v in (h.partition(":") for h in lines[1:])}
+    return lines[0], headers, body
+
+
+def test_ping_version_negotiation_and_docker_errors(dd):
+    status, headers, body = raw(dd.docker_socket, b"HEAD /_ping HTTP/1.1\r\nHost: d\r\nConnection: close\r\n\r\n")
+    assert status.startswith("HTTP/1.1 200") and body == b""
+    assert headers["api-version"] == "1.45" and headers["ostype"] == "linux"
+    assert headers["docker-experimental"] == "false"
+    v = dd.docker.version()
+    assert (v["ApiVersion"], v["MinAPIVersion"], v["Os"]) == ("1.45", "1.41", "linux")
+    assert dd.docker.api.api_version == "1.45"
+    for path in (b"/version", b"/v1.41/version", b"/v1.45/version"):
+        status, _h, body = raw(dd.docker_socket, b"GET " + path + b" HTTP/1.1\r\nHost: d\r\nConnection: close\r\n\r\n")
+        assert status.startswith("HTTP/1.1 200"), path
+    status, _h, body = raw(dd.docker_socket, b"GET /v1.99/info HTTP/1.1\r\nHost: d\r\nConnection: close\r\n\r\n")
+    assert status.startswith("HTTP/1.1 400") and b"too new" in json.loads(body)["message"].encode()
+    status, _h, body = raw(dd.docker_socket, b"GET /v1.45/swarm HTTP/1.1\r\nHost: d\r\nConnection: close\r\n\r\n")
+    assert status.startswith("HTTP/1.1 404") and "page not found" in json.loads(body)["message"]
+    # The mcd API is not served here, and this API is not served on mcd's socket.
+    status, _h, _b = raw(dd.docker_socket, b"GET /v1/containers HTTP/1.1\r\nHost: d\r\nConnection: close\r\n\r\n")
+    assert status.startswith("HTTP/1.1 404")
+
+
+def test_run_attached_and_exit_codes(dd):
+    assert dd.docker.containers.run("minimal", ["sh", "-c", "echo hello; echo e >&2"],
+                                    remove=True) == b"hello\n"
+    with pytest.raises(docker.errors.ContainerError) as e:
+        dd.docker.containers.run("minimal", ["sh", "-c", "echo bad >&2; exit 3"], remove=True)
+    assert e.value.exit_status == 3 and b"bad" in e.value.stderr
+    assert dd.docker.containers.list(all=True) == []
+
+
+def test_detached_logs_exec_stats_kill_wait_remove(dd):
+    c = dd.docker.containers.run(
+        "minimal", ["sh", "-c", "for i in 1 2 3; do echo l$i; sleep 0.1; done; exec sleep 1000"],
+        detach=True, name="py1", labels={"app": "t"}, mem_limit="64m")
+    c.reload()
+    assert c.status == "running" and c.name == "py1" and c.labels == {"app": "t"}
+    assert c.attrs["HostConfig"]["Memory"] == 64 << 20
+    lines = []
+    for line in c.logs(stream=True, follow=True):
+        lines.append(line)
+        if b"l3" in line:
+            break
+    assert b"".join(lines) == b"l1\nl2\nl3\n"
+    assert c.exec_run(["sh", "-c", "echo ex; exit 2"]) == (2, b"ex\n")
+    assert c.exec_run(["sh", "-c", "echo o; echo e >&2"], demux=True) == (0, (b"o\n", b"e\n"))
+    s = c.stats(stream=False)
+    assert s["memory_stats"]["usage"] > 0 and s["memory_stats"]["limit"] == 64 << 20
+    assert s["cpu_stats"]["cpu_usage"]["total_usage"] > 0 and s["pids_stats"]["current"] >= 1
+    top = c.top()
+    assert "PID" in top["Titles"] and any("sleep" in p[-1] for p in top["Processes"])
+    assert [x.name for x in dd.docker.containers.list(filters={"label": "app=t"})] == ["py1"]
+    assert dd.docker.containers.list(filters={"status": "exited"}) == []
+    c.kill()
+    assert c.wait(timeout=30) == {"StatusCode": 137, "Error": None}
+    c.reload()
+    assert c.status == "exited"
+    c.remove()
+    with pytest.raises(docker.errors.NotFound):
+        dd.docker.containers.get("py1")
+
+
+def test_events_while_a_container_runs(dd):
+    seen = []
+    events = dd.docker.events(decode=True)
+
+    def read():
+        for ev in events:
+            seen.append((ev["Type"], ev["Action"], ev["Actor"]["Attributes"].get("name")))
+            if ev["Action"] == "destroy":
+                return
+
+    t = threading.Thread(target=read, daemon=True)
+    t.start()
+    dd.docker.containers.run("minimal", ["true"], name="evt", remove=True)
+    t.join(30)
+    events.close()
+    actions = [a for typ, a, name in seen if name == "evt" and typ == "container"]
+    assert actions[:3] == ["create", "start", "die"] and actions[-1] == "destroy", seen
+
+
+def test_images_are_templates_and_errors_map_like_dockerds(dd):
+    assert [i.tags for i in dd.docker.images.list()] == [["minimal:latest"]]
+    assert dd.docker.images.get("minimal").attrs["Os"] == "linux"
+    with pytest.raises(docker.errors.ImageNotFound):
+        dd.docker.containers.run("no-such-image", ["true"])
+    with pytest.raises(docker.errors.APIError) as e:
+        dd.docker.containers.run("minimal", ["true"], privileged=True)
+    assert e.value.status_code == 400 and "Privileged" in str(e.value)
+    with pytest.raises(docker.errors.NotFound):
+        dd.docker.containers.get("nope")
+    c = dd.docker.containers.create("minimal", ["true"], name="dup")
+    with pytest.raises(docker.errors.APIError) as e:
+        dd.docker.containers.create("minimal", ["true"], name="dup")
+    assert e.value.status_code == 409
+    with pytest.raises(docker.errors.APIError) as e:
+        c.exec_run(["true"])
+    assert e.value.status_code == 409 and "not running" in str(e.value)
+    c.remove()
+    assert dd.docker.containers.list(all=True) == []
+
+
+def test_docker_socket_has_the_main_sockets_mode_and_goes_away_with_the_daemon(dd):
+    st = os.stat(dd.docker_socket)
+    assert oct(st.st_mode & 0o777) in ("0o660", "0o600")
+    assert oct(st.st_mode & 0o777) == oct(os.stat(dd.socket).st_mode & 0o777)
+    dd.stop()
+    wait_for(lambda: not os.path.exists(dd.docker_socket), 10, "the docker socket to be removed")
