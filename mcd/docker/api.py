@@ -710,7 +710,7 @@ class DockerApi:
         if body.get("WorkingDir"):
             process["cwd"] = body["WorkingDir"]
         if body.get("User"):
-            from mcd.units import parse_user
+            from mcwire.units import parse_user
             process["user"] = parse_user(body["User"])
         size = body.get("ConsoleSize")
         if process["terminal"] and isinstance(size, list) and len(size) == 2 and all(size):
@@ -768,7 +768,7 @@ class DockerApi:
                 handle = m.exec(inst.cid, inst.process, stdio=stdio)
             except MCError as err:
                 session.fail(err.message)
-                inst.exit_code, inst.running = err.exit_code, False
+                inst.exit_code, inst.running = int(err.exit_code), False
                 msg = (err.message + "\n").encode()
                 try:
                     sock.sendall(msg if inst.tty else streams.frame(streams.STDERR, msg))

@@ -15,7 +15,7 @@ import time
 
 from mcd.docker import MAX_API, MIN_API
 from mcd.errors import InvalidArgument, MCError, NotFound
-from mcd.units import (DEFAULT_ENV, parse_restart_policy, parse_tmpfs, parse_volume,
+from mcwire.units import (DEFAULT_ENV, parse_restart_policy, parse_tmpfs, parse_volume,
                        resolve_capabilities)
 
 ZERO_TIME = "0001-01-01T00:00:00Z"
@@ -173,7 +173,7 @@ def create_to_spec(body, name: str | None) -> tuple[dict, bool]:
     if body.get("WorkingDir"):
         process["cwd"] = _typed("WorkingDir", body["WorkingDir"], str)
     if body.get("User"):
-        from mcd.units import parse_user
+        from mcwire.units import parse_user
         try:
             process["user"] = parse_user(_typed("User", body["User"], str))
         except InvalidArgument as err:
@@ -268,7 +268,7 @@ def create_to_spec(body, name: str | None) -> tuple[dict, bool]:
     if mode not in _NETWORK_MODES:
         _refuse("HostConfig.NetworkMode", mode, "networks available: default (none), none, host")
     if _NETWORK_MODES[mode] == "host":
-        from mcd.units import DEFAULT_NAMESPACES
+        from mcwire.units import DEFAULT_NAMESPACES
         linux["namespaces"] = [n for n in DEFAULT_NAMESPACES if n != "network"]
     if not _zero(host.get("PortBindings")):
         _refuse("HostConfig.PortBindings", host["PortBindings"], "published ports need networks")

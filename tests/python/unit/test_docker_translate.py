@@ -12,7 +12,7 @@ import pytest
 from mcd.docker import MAX_API, MIN_API, streams
 from mcd.docker import translate as tr
 from mcd.errors import Conflict, InvalidArgument, NotFound, Unsupported
-from mcd.spec import ContainerSpec
+from mcwire.spec import ContainerSpec
 
 # What docker CLI 28.2 sends for `docker run --rm -i minimal echo hi` (captured).
 CLI_BODY = json.loads("""{"Hostname":"","Domainname":"","User":"","AttachStdin":true,
