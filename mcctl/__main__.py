@@ -99,12 +99,17 @@ def _resources(args) -> dict:
 def build_spec(args, environ) -> dict:
     """The ContainerSpec (as a dict) for run/create. Each flag is checked as it is read;
     the whole spec is checked by the daemon (see validate_spec for when there is none)."""
-    from mcwire.units import (DEFAULT_ENV, DEFAULT_NAMESPACES, parse_tmpfs, parse_user,
+    from mcwire.units import (DEFAULT_NAMESPACES, parse_tmpfs, parse_user,
                            parse_volume, resolve_capabilities)
-    process = {"args": args.command or ["sh"],
-               "env": list(DEFAULT_ENV) + _env_list(args.env, args.env_file, environ),
+    # Only what the user said: the daemon fills in the image's defaults (or a template's:
+    # sh and PATH), see mcd.images.config.
+    process = {"env": _env_list(args.env, args.env_file, environ),
                "terminal": bool(args.tty),
                "capabilities": resolve_capabilities(args.cap_add, args.cap_drop)}
+    if args.command:
+        process["args"] = args.command
+    if args.entrypoint is not None:
+        process["entrypoint"] = [args.entrypoint] if args.entrypoint else []
     if args.workdir:
         process["cwd"] = args.workdir
     if args.user:
@@ -129,7 +134,7 @@ def build_spec(args, environ) -> dict:
     for lab in args.label:
         k, _, v = lab.partition("=")
         labels[k] = v
-    spec = {"process": process, "root": {"template": args.template, "readonly": bool(args.read_only)},
+    spec = {"process": process, "root": {"image": args.template, "readonly": bool(args.read_only)},
             "mounts": mounts, "linux": linux, "restart_policy": args.restart, "labels": labels}
     if args.name:
         spec["name"] = args.name
@@ -150,8 +155,11 @@ def validate_spec(spec: dict) -> None:
     they run here only when the daemon cannot be reached, so that bad input is still
     named first, as it would be with the daemon up."""
     from mcwire.spec import ContainerSpec
-    ContainerSpec.from_dict({**spec, "name": spec.get("name", "x"),
-                             "hostname": spec.get("hostname", "x")})
+    process = {k: v for k, v in spec.get("process", {}).items() if k != "entrypoint"}
+    process.setdefault("args", ["sh"])      # the image's command is not known here
+    root = {k: v for k, v in spec.get("root", {}).items() if k != "image"}
+    ContainerSpec.from_dict({**spec, "process": process, "root": root,
+                             "name": spec.get("name", "x"), "hostname": spec.get("hostname", "x")})
 
 
 def _sending(spec: dict, send):
@@ -630,13 +638,20 @@ def cmd_version(args, env, client):
     return EXIT_FAILED if "error" in server else EXIT_OK
 
 
+def _images():
+    from mcctl import images
+    return images
+
+
 COMMANDS = {
     "run": cmd_run, "create": lambda a, e, c: cmd_run(a, e, c, create_only=True),
     "start": cmd_start, "stop": cmd_stop, "restart": cmd_restart, "kill": cmd_kill,
     "rm": cmd_rm, "destroy": cmd_rm, "ps": cmd_ps, "inspect": cmd_inspect, "logs": cmd_logs,
     "exec": cmd_exec, "wait": cmd_wait, "stats": cmd_stats, "top": cmd_top, "update": cmd_update,
     "pause": cmd_pause, "unpause": cmd_unpause, "rename": cmd_rename, "prune": cmd_prune,
-    "template": cmd_template, "info": cmd_info, "dashboard": cmd_dashboard, "version": cmd_version,
+    "template": cmd_template, "image": lambda a, e, c: _images().cmd_image(a, e, c),
+    "images": lambda a, e, c: _images().cmd_images(a, e, c),
+    "system": lambda a, e, c: _images().cmd_system(a, e, c), "info": cmd_info, "dashboard": cmd_dashboard, "version": cmd_version,
 }
 
 

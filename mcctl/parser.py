@@ -117,9 +117,12 @@ def _add_run_flags(p: argparse.ArgumentParser, *, run: bool) -> None:
     p.add_argument("--stop-signal", metavar="SIG", help="signal for stop (default SIGTERM)")
     p.add_argument("-l", "--label", action="append", default=[], metavar="KEY=VALUE", help="a label")
     _add_limit_flags(p)
-    _template(p.add_argument("template", metavar="TEMPLATE", help="template name (e.g. minimal)"))
+    p.add_argument("--entrypoint", metavar="CMD",
+                   help="run CMD instead of the image's entrypoint (the image's Cmd is dropped)")
+    _template(p.add_argument("template", metavar="IMAGE",
+                             help="image (name[:tag], name@digest, id) or template (e.g. minimal)"))
     p.add_argument("command", nargs=argparse.REMAINDER, metavar="CMD",
-                   help="command and arguments (default: sh)")
+                   help="command and arguments (default: the image's, sh for a template)")
 
 
 def _add_limit_flags(p: argparse.ArgumentParser) -> None:
@@ -136,7 +139,8 @@ def _add_limit_flags(p: argparse.ArgumentParser) -> None:
 # Every subcommand, in --help order (a unit test checks this against the full parser).
 COMMANDS = ("run", "create", "start", "stop", "restart", "kill", "rm", "destroy", "ps",
             "inspect", "logs", "exec", "wait", "stats", "top", "update", "pause", "unpause",
-            "rename", "prune", "template", "dashboard", "info", "version")
+            "rename", "prune", "template", "image", "images", "system", "dashboard", "info",
+            "version")
 
 
 def command_in(argv: list[str]) -> str | None:
@@ -294,6 +298,21 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
     tp.add_argument("directory", metavar="DIR")
     tp = tsub.add_parser("rm", help="Remove templates", description="Remove templates")
     _template(tp.add_argument("names", nargs="+", metavar="NAME"))
+
+    p = cmd("image", "Manage images: load, ls, inspect, rm, tag, history, prune, save")
+    if not isinstance(p, _Stub):
+        from mcctl.images import add_image_parser
+        isub = p.add_subparsers(dest="image_cmd", metavar="ACTION")
+        isub.required = True
+        add_image_parser(lambda name, help: isub.add_parser(name, help=help, description=help))
+    p = cmd("images", "List images (image ls)")
+    if not isinstance(p, _Stub):
+        from mcctl.images import add_images_parser
+        add_images_parser(p)
+    p = cmd("system", "System-wide information: df (disk usage)")
+    if not isinstance(p, _Stub):
+        from mcctl.images import add_system_parser
+        add_system_parser(p)
 
     p = cmd("dashboard", "Print the dashboard's address with its access token (root or group mcd)")
 

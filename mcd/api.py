@@ -20,6 +20,7 @@ import time
 from mcd.errors import InvalidArgument, MCError, MethodNotAllowed, NotFound
 from mcd.httpserver import Request, Response
 from mcwire import API_VERSION, __version__
+from mcd.images.api import IMAGE_BODIES, IMAGE_ROUTES, ImageRoutes
 
 log = logging.getLogger("mcd.api")
 
@@ -54,7 +55,7 @@ ROUTES = [
     ("POST", "/v1/templates", "create_template", "Create a template from a directory"),
     ("POST", "/v1/templates/import", "import_template", "Import a template from a tar archive"),
     ("DELETE", "/v1/templates/{name}", "remove_template", "Remove a template"),
-]
+] + IMAGE_ROUTES
 
 
 def _compile(template: str):
@@ -118,7 +119,7 @@ def _ndjson(obj) -> bytes:
     return (json.dumps(obj) + "\n").encode()
 
 
-class Api:
+class Api(ImageRoutes):
     """handler(Request) -> Response, for mcd.httpserver.HTTPServer."""
 
     def __init__(self, manager, *, info_extra=None):
@@ -494,6 +495,7 @@ _BODIES = {
                         "properties": {"name": {"type": "string"}, "path": {"type": "string"}}},
     "import_template": {"type": "object", "required": ["name"], "additionalProperties": False,
                         "properties": {"name": {"type": "string"}, "path": {"type": "string"}}},
+    **IMAGE_BODIES,
 }
 
 

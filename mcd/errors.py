@@ -12,7 +12,7 @@ from __future__ import annotations
 import errno as _errno
 import os
 
-from mcwire.errors import (CODES, CommandNotExecutable, CommandNotFound,  # noqa: F401
+from mcwire.errors import (CODES, BadImage, CommandNotExecutable, CommandNotFound,  # noqa: F401
                            Conflict, DaemonUnavailable, ExitStatus, HeadersTooLarge,
                            InvalidArgument, KernelError, LengthRequired, MCError,
                            MethodNotAllowed, NotFound, NotRunning, PayloadTooLarge,

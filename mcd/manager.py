@@ -234,7 +234,9 @@ class Container:
         spec = self.spec
         return {
             "id": self.id, "short_id": self.id[:12], "name": self.name,
-            "template": spec.root.template if spec else None,
+            "template": (spec.root.template or (self.config.get("image") or {}).get("ref"))
+            if spec else None,
+            "image": spec.root.image or None if spec else None,
             "command": " ".join(spec.process.args) if spec else None,
             "status": self.status if self.status != STARTING else CREATED,
             "exit_code": s.get("exit_code"), "oom_killed": bool(s.get("oom_killed")),
@@ -271,6 +273,20 @@ class Manager:
         return self._templates
 
     @property
+    def images(self):
+        """The image and layer store (mcd.images), ROOT/images."""
+        if getattr(self, "_images", None) is None:
+            from mcd.images.store import open_store
+            self._images = open_store(self.root)
+        return self._images
+
+    def image_users(self, image_id: str) -> list[str]:
+        """Names of the containers whose rootfs stacks this image's layers."""
+        with self._lock:
+            cs = list(self._by_id.values())
+        return [c.name for c in cs if c.spec is not None and c.spec.root.image == image_id]
+
+    @property
     def cgroups(self):
         if self._cgroups is None:
             from mcd.runtime import cgroups
@@ -284,6 +300,10 @@ class Manager:
 
     def _paths(self, c: Container):
         launcher = self._launcher()
+        if c.spec.root.image:
+            return launcher.ContainerPaths(dir=self.store.container_dir(c.id),
+                                           lowers=self.images.lowers(c.spec.root.image),
+                                           lower_base=self.images.dir)
         return launcher.ContainerPaths(dir=self.store.container_dir(c.id),
                                        lower=self.templates.rootfs_path(c.spec.root.template))
 
@@ -350,7 +370,11 @@ class Manager:
     def create(self, spec_data: dict, *, auto_remove: bool = False) -> Container:
         if not isinstance(spec_data, dict):
             raise InvalidArgument("spec: expected an object")
-        spec_data = dict(spec_data)
+        from mcd.images.config import prepare as image_prepare
+        spec_data, image_meta = image_prepare(
+            dict(spec_data), self.templates,
+            self.images if isinstance(spec_data.get("root"), dict)
+            and spec_data["root"].get("image") else None)
         given = spec_data.get("name")
         cid = secrets.token_hex(32)
         # Validate everything before taking a name, so bad input changes nothing.
@@ -359,7 +383,8 @@ class Manager:
         if not hostname_given:
             probe["hostname"] = "probe"
         spec = ContainerSpec.from_dict(probe)
-        self.templates.rootfs_path(spec.root.template)   # NotFound names the template
+        if not spec.root.image:
+            self.templates.rootfs_path(spec.root.template)   # NotFound names the template
         with self._lock:
             if given:
                 if given in self._names:
@@ -375,6 +400,8 @@ class Manager:
         created = now_iso()
         config = {"id": cid, "name": name, "created": created, "spec": spec.to_dict(),
                   "auto_remove": bool(auto_remove)}
+        if image_meta:
+            config["image"] = image_meta
         state = {"status": CREATED, "restart_count": 0, "exit_code": None, "oom_killed": False,
                  "started_at": None, "finished_at": None, "pid": None, "monitor_pid": None}
         try:
@@ -805,6 +832,8 @@ class Manager:
             out["spec"] = c.spec.to_dict() if c.spec else None
             out["state"] = dict(c.state)
             out["auto_remove"] = c.auto_remove
+            if c.config.get("image"):
+                out["image_config"] = c.config["image"]    # which values came from the image
             out["dir"] = self.store.container_dir(c.id)
             out["limits"] = None
             if c.cgroup is not None and c.status in ACTIVE:

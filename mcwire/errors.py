@@ -106,6 +106,12 @@ class UnsafeArchive(InvalidArgument):
     code = "UNSAFE_ARCHIVE"
 
 
+class BadImage(InvalidArgument):
+    """An image or layer that fails a check: a digest, a truncated or missing blob, an
+    unsafe member; the message names the image and the layer."""
+    code = "BAD_IMAGE"
+
+
 class PermissionDenied(MCError):
     code = "PERMISSION_DENIED"
     http_status = 403
@@ -206,7 +212,7 @@ class DaemonUnavailable(MCError):
 # The closed set: code -> class. A test checks that the daemon sends no other code, that
 # each code has one class, and that the published schema lists exactly these.
 CODES: dict[str, type[MCError]] = {k.code: k for k in (
-    MCError, InvalidArgument, UnsafeArchive, PermissionDenied, NotFound, MethodNotAllowed,
+    MCError, InvalidArgument, UnsafeArchive, BadImage, PermissionDenied, NotFound, MethodNotAllowed,
     RequestTimeout, Conflict, NotRunning, LengthRequired, PayloadTooLarge, Unsupported,
     HeadersTooLarge, KernelError, SetupError, CommandNotFound, CommandNotExecutable,
     Unavailable, DaemonUnavailable)}

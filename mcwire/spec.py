@@ -172,11 +172,20 @@ class Process(_Strict):
 
 @dataclass
 class Root(_Strict):
+    """The rootfs: a template by name, or an image (its ID, sha256:<hex>, once the daemon
+    resolved the reference a request gave; see mcd.images.config)."""
     template: str = "minimal"
     readonly: bool = False
-    _types = {"template": str, "readonly": bool}
+    image: str = ""
+    _types = {"template": str, "readonly": bool, "image": str}
 
     def __post_init__(self):
+        if self.image:
+            if not re.fullmatch(r"sha256:[0-9a-f]{64}", self.image):
+                raise InvalidArgument(f"root.image: {self.image!r} is not an image ID "
+                                      f"(sha256:<64 hex>)")
+            self.template = ""
+            return
         validate_name(self.template, "template name")
 
 

@@ -41,10 +41,19 @@ MAX_FD = 1 << 16
 
 @dataclass
 class ContainerPaths:
+    """lower: a template's one tree; lowers: an image's layers, top first (overlay's
+    order), and lower_base: the directory they are short names under (the mount is
+    made from there with relative names, see rootfs.mount_overlay)."""
     dir: str
-    lower: str
+    lower: str = ""
+    lowers: list = field(default_factory=list)
+    lower_base: str = ""
 
     def __post_init__(self):
+        if not self.lowers:
+            self.lowers = [self.lower]
+        if not self.lower:
+            self.lower = self.lowers[0]
         d = self.dir
         self.upper = os.path.join(d, "upper")
         self.work = os.path.join(d, "work")
@@ -268,10 +277,10 @@ def _container_init(plan: _Plan, sync: socket.socket, userns_fd: int | None,
             sc.unshare(flags)
         with step("make mounts private", "/"):
             sc.mount(None, "/", None, sc.MS_REC | sc.MS_PRIVATE)
-        lower = paths.lower
+        lowers, base = paths.lowers, paths.lower_base
         if userns_fd is not None:
-            lower = rootfs.idmapped_lower(paths, userns_fd)
-        rootfs.mount_overlay(paths, lower)
+            lowers, base = rootfs.idmapped_lowers(paths, userns_fd)
+        rootfs.mount_overlay(paths, lowers, base)
         with step("open rootfs", paths.rootfs):
             rootfd = os.open(paths.rootfs, rootfs.O_PATH | os.O_DIRECTORY)
         new_netns = "network" in spec.linux.namespaces
@@ -565,8 +574,9 @@ def _fork_intermediate(plan: _Plan, theirs: socket.socket) -> None:
 def start(spec: ContainerSpec, paths: ContainerPaths, cgroup_procs: list[str] = (),
           stdio: Stdio | None = None) -> Launched:
     stdio = stdio or Stdio()
-    if not os.path.isdir(paths.lower):
-        raise errors.NotFound(f"template rootfs {paths.lower} does not exist", container=spec.name)
+    for lower in paths.lowers:
+        if not os.path.isdir(lower):
+            raise errors.NotFound(f"lower layer {lower} does not exist", container=spec.name)
     prepare_dirs(spec, paths)
     bpf = security.default_filter_bpf() if spec.linux.seccomp == "default" else None
     plan = _Plan(spec, paths, list(cgroup_procs), stdio, bpf, security.last_cap(),

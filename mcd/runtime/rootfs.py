@@ -124,25 +124,64 @@ def bind(rootfd: int, src_fd: int, path: str, readonly: bool) -> None:
         set_readonly(rootfd, path)
 
 
-def mount_overlay(paths, lower: str) -> None:
-    data = f"lowerdir={lower},upperdir={paths.upper},workdir={paths.work}"
+def overlay_options(paths, lowers: list[str], base: str = "") -> str:
+    """The overlay mount data. Lowers under ``base`` are written relative to it (the
+    mount is made with ``base`` as the working directory, as Docker does with its l/
+    links), so a deep image fits the one page the kernel takes for mount data."""
+    prefix = base.rstrip("/") + "/" if base else None
+    names = [p[len(prefix):] if prefix and p.startswith(prefix) else p for p in lowers]
+    for n in names:
+        if not n or any(ch in n for ch in ":,\\"):
+            raise StepFailed("mount overlay", n, errno.EINVAL)
+    data = f"lowerdir={':'.join(names)},upperdir={paths.upper},workdir={paths.work}"
+    if len(data) >= 4096:
+        raise StepFailed("mount overlay: too many layers for one mount", paths.rootfs,
+                         errno.E2BIG)
+    return data
+
+
+def mount_overlay(paths, lowers, base: str = "") -> None:
+    """lowers: the lower dirs, top first (a str is one lower dir)."""
+    if isinstance(lowers, str):
+        lowers = [lowers]
+    data = overlay_options(paths, lowers, base)
     with step("mount overlay", paths.rootfs):
-        # nodev: device nodes work only on the container's own /dev tmpfs.
+        # nodev: device nodes work only on the container's own /dev tmpfs (overlay
+        # still reads a lower layer's 0/0 whiteouts: it never opens them).
+        if base:
+            os.chdir(base)      # relative lowerdirs; pivot() moves the cwd on
         sc.mount("overlay", paths.rootfs, "overlay", sc.MS_NODEV, data)
 
 
 def idmapped_lower(paths, userns_fd: int) -> str:
     """Attach an idmapped clone of the template at paths.lower_idmapped (this ns only)."""
-    with step("idmap template", paths.lower):
-        fd = sc.open_tree(-100, paths.lower, sc.OPEN_TREE_CLONE | sc.OPEN_TREE_CLOEXEC
-                          | sc.AT_RECURSIVE)
-        try:
-            sc.mount_setattr(fd, "", sc.AT_EMPTY_PATH | sc.AT_RECURSIVE, sc.MOUNT_ATTR_IDMAP,
-                             userns_fd=userns_fd, display=paths.lower)
-            sc.move_mount(fd, "", -100, paths.lower_idmapped, sc.MOVE_MOUNT_F_EMPTY_PATH)
-        finally:
-            os.close(fd)
-    return paths.lower_idmapped
+    return idmapped_lowers(paths, userns_fd)[0][0]
+
+
+def idmapped_lowers(paths, userns_fd: int) -> tuple[list[str], str]:
+    """An idmapped clone of each lower dir, in this mount namespace only: the template's
+    at paths.lower_idmapped itself, an image's layers at lower_idmapped/0, /1, ...
+    Returns (lowers, base) for mount_overlay."""
+    if len(paths.lowers) == 1:
+        targets = [paths.lower_idmapped]
+    else:
+        targets = []
+        for i in range(len(paths.lowers)):
+            t = os.path.join(paths.lower_idmapped, str(i))
+            with step("mkdir", t):
+                os.makedirs(t, 0o755, exist_ok=True)
+            targets.append(t)
+    for src, target in zip(paths.lowers, targets):
+        with step("idmap template" if len(targets) == 1 else "idmap layer", src):
+            fd = sc.open_tree(-100, src, sc.OPEN_TREE_CLONE | sc.OPEN_TREE_CLOEXEC
+                              | sc.AT_RECURSIVE)
+            try:
+                sc.mount_setattr(fd, "", sc.AT_EMPTY_PATH | sc.AT_RECURSIVE,
+                                 sc.MOUNT_ATTR_IDMAP, userns_fd=userns_fd, display=src)
+                sc.move_mount(fd, "", -100, target, sc.MOVE_MOUNT_F_EMPTY_PATH)
+            finally:
+                os.close(fd)
+    return targets, (paths.lower_idmapped if len(targets) > 1 else "")
 
 
 def mount_system(rootfd: int, terminal: bool, console_size=()):
