@@ -691,7 +691,7 @@ class DockerApi:
         for k, v in body.items():
             if k not in ("AttachStdin", "AttachStdout", "AttachStderr", "DetachKeys", "Tty",
                          "ConsoleSize", "Env", "Cmd", "User", "WorkingDir", "Privileged",
-                         "Container") \
+                         "Container", "Detach") \
                     and not tr._zero(v):
                 tr._refuse(k, v)
         if body.get("Privileged"):
