@@ -506,6 +506,15 @@ def cmd_prune(args, env, client):
     return EXIT_OK
 
 
+def _order_hint(action: str, order: str, first: str, second: str, is_source) -> str:
+    """When the source cannot be opened but the second argument could be one, the
+    arguments were most likely swapped: say which order the command takes."""
+    if not is_source(second):
+        return ""
+    import shlex
+    return f"; the order is {order}: mcctl template {action} {shlex.quote(second)} {shlex.quote(first)}"
+
+
 def _template_notice(res: dict, action: str, env) -> None:
     """The daemon's one-line notice (e.g. the device nodes an import skipped), on stderr
     so that stdout stays the template's name."""
@@ -544,7 +553,9 @@ def cmd_template(args, env, client):
             try:
                 fd = os.open(args.file, os.O_RDONLY | os.O_CLOEXEC)
             except OSError as err:
-                raise UsageError(f"template import: {args.file}: {err.strerror}") from None
+                raise UsageError(f"template import: {args.file}: {err.strerror}"
+                                 + _order_hint("import", "FILE NAME", args.file, args.name,
+                                              os.path.isfile)) from None
         try:
             res = client.call("POST", "/v1/templates/import", {"name": args.name}, fds=[fd])
         finally:
@@ -556,7 +567,9 @@ def cmd_template(args, env, client):
         try:
             fd = os.open(args.directory, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
         except OSError as err:
-            raise UsageError(f"template create: {args.directory}: {err.strerror}") from None
+            raise UsageError(f"template create: {args.directory}: {err.strerror}"
+                             + _order_hint("create", "DIR NAME", args.directory, args.name,
+                                          os.path.isdir)) from None
         try:
             res = client.call("POST", "/v1/templates",
                               {"name": args.name, "path": os.path.abspath(args.directory)}, fds=[fd])

@@ -288,14 +288,17 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
     tp = tsub.add_parser("ls", help="List templates", description="List templates")
     tp.add_argument("--format", choices=("table", "json"), default="table", help="output format")
     tp.add_argument("-q", "--quiet", action="store_true", help="only names")
+    # Source first, then the new template's name, for both (as `docker import FILE NAME`).
     tp = tsub.add_parser("import", help="Import a template from a tar archive (- for stdin)",
-                         description="Import a template from a tar archive (- for stdin)")
-    tp.add_argument("file", metavar="FILE")
-    tp.add_argument("name", metavar="NAME")
+                         description="Import a template from a tar archive: FILE, then NAME")
+    tp.add_argument("file", metavar="FILE",
+                    help="a .tar, .tar.gz, .tar.xz or .tar.bz2 (- for stdin); device nodes "
+                         "and FIFOs in it are skipped")
+    tp.add_argument("name", metavar="NAME", help="the new template")
     tp = tsub.add_parser("create", help="Create a template from a directory",
-                         description="Create a template from a directory")
-    tp.add_argument("name", metavar="NAME")
-    tp.add_argument("directory", metavar="DIR")
+                         description="Create a template from a directory: DIR, then NAME")
+    tp.add_argument("directory", metavar="DIR", help="the root filesystem tree to copy")
+    tp.add_argument("name", metavar="NAME", help="the new template")
     tp = tsub.add_parser("rm", help="Remove templates", description="Remove templates")
     _template(tp.add_argument("names", nargs="+", metavar="NAME"))
 

@@ -221,7 +221,7 @@ IN
     cp /bin/busybox "$d/bin/busybox"
     ln -s busybox "$d/bin/sh"; ln -s busybox "$d/bin/cat"
     echo "from-dir" > "$d/etc/marker"
-    run mc template create fromdir "$d"
+    run mc template create "$d" fromdir
     [ "$status" -eq 0 ]
     run mc run --rm fromdir cat /etc/marker
     [ "$output" = "from-dir" ]
