@@ -59,13 +59,18 @@ ROUTES = [
     ("GET", "/images/json", "image_list"),
     ("GET", "/images/{name}/json", "image_inspect"),
     ("POST", "/images/create", "image_pull"),
+    ("DELETE", "/images/{name}", "image_delete"),
+    ("POST", "/images/{name}/tag", "image_tag"),
 ]
 
 _COMPILED = [(m, re.compile("^" + re.sub(r"\{(\w+)\}", r"(?P<\1>[^/]+)", p) + "$"), h)
              for m, p, h in ROUTES]
 # {name} in /images/{name}/json may hold slashes (docker.io/library/x).
-_COMPILED = [(m, re.compile(r"^/images/(?P<name>.+)/json$"), h) if h == "image_inspect"
-             else (m, rx, h) for m, rx, h in _COMPILED]
+_IMAGE_NAME_RX = {"image_inspect": r"^/images/(?P<name>.+)/json$",
+                  "image_tag": r"^/images/(?P<name>.+)/tag$",
+                  "image_delete": r"^/images/(?P<name>.+)$"}
+_COMPILED = [(m, re.compile(_IMAGE_NAME_RX[h]), h) if h in _IMAGE_NAME_RX else (m, rx, h)
+             for m, rx, h in _COMPILED]
 
 MAX_EXECS = 1024
 
@@ -250,7 +255,7 @@ class DockerApi:
         for c in containers:
             c["SizeRw"] = 0
             c["SizeRootFs"] = 0
-        images = [self._image_summary(t) for t in self.m.templates.list()]
+        images = self._all_images()
         return _json({"LayersSize": sum(i["Size"] for i in images), "Images": images,
                       "Containers": containers, "Volumes": [], "BuildCache": []})
 
@@ -332,10 +337,13 @@ class DockerApi:
             raise InvalidArgument(f"platform {req.query['platform']!r}: only linux/"
                                   f"{tr.go_arch(platform.machine())} is available")
         body = req.json()
-        spec, auto_remove = tr.create_to_spec(body, name)
-        template = spec["root"]["template"]
-        if template != "minimal" and not self.m.templates.exists(template):
-            raise NotFound(f"No such image: {body.get('Image')}")
+        image = body.get("Image") if isinstance(body, dict) else None
+        is_image = self._image_id(image) is not None
+        spec, auto_remove = tr.create_to_spec(body, name, image=is_image)
+        if not is_image:
+            template = spec["root"]["template"]
+            if template != "minimal" and not self.m.templates.exists(template):
+                raise NotFound(f"No such image: {image}")
         c = self.m.create(spec, auto_remove=auto_remove)
         return _json({"Id": c.id, "Warnings": []}, 201)
 
@@ -819,29 +827,69 @@ class DockerApi:
                       "OpenStdout": inst.stdout, "CanRemove": False, "ContainerID": inst.cid,
                       "DetachKeys": "", "Pid": inst.pid})
 
-    # ------------------------------------------------------------ images (templates)
-    def _image_summary(self, t: dict) -> dict:
+    # ------------------------------------------------------------ images
+    # The image store's images (mcd.images) and the templates, side by side: a name is an
+    # image when the store resolves it, else a template (as mcd's own create decides).
+    def _store(self):
+        try:
+            return self.m.images
+        except (AttributeError, MCError):
+            return None
+
+    def _image_id(self, ref) -> str | None:
+        store = self._store()
+        if store is None or not isinstance(ref, str) or not ref:
+            return None
+        try:
+            return store.resolve(ref)
+        except (NotFound, InvalidArgument):
+            return None
+
+    def _template_summary(self, t: dict) -> dict:
         name = t["name"]
-        return {"Id": _image_id(name), "ParentId": "", "RepoTags": [f"{name}:latest"],
+        return {"Id": _template_id(name), "ParentId": "", "RepoTags": [f"{name}:latest"],
                 "RepoDigests": [], "Created": tr._epoch(t.get("created")),
                 "Size": t.get("size") or 0, "SharedSize": -1, "VirtualSize": t.get("size") or 0,
                 "Labels": {}, "Containers": -1}
 
-    def image_list(self, req):
-        filters = tr.parse_filters(req.query.get("filters"))
-        for k in filters:
-            if k != "reference":
-                raise InvalidArgument(f"invalid filter '{k}' (supported: reference)")
-        out = []
+    def _image_summary(self, s: dict) -> dict:
+        cfg = {}
+        try:
+            cfg = (self.m.images.config(s["id"]).get("config") or {})
+        except MCError:
+            pass
+        return {"Id": s["id"], "ParentId": "", "RepoTags": list(s.get("tags") or []),
+                "RepoDigests": list(s.get("repo_digests") or []),
+                "Created": tr._epoch(s.get("created")), "Size": s.get("size") or 0,
+                "SharedSize": -1, "VirtualSize": s.get("size") or 0,
+                "Labels": cfg.get("Labels") or {}, "Containers": -1}
+
+    def _all_images(self) -> list[dict]:
         try:
             self.m.templates.rootfs_path("minimal")    # always available: built on first use
         except MCError as err:
             log.warning("template minimal: %s", err)
-        for t in self.m.templates.list():
-            refs = filters.get("reference")
-            if refs and not any(t["name"] == tr.image_to_template(r) for r in refs):
+        out = []
+        store = self._store()
+        if store is not None:
+            out += [self._image_summary(s) for s in store.list()]
+        out += [self._template_summary(t) for t in self.m.templates.list()]
+        return out
+
+    def image_list(self, req):
+        filters = tr.parse_filters(req.query.get("filters"))
+        for k in filters:
+            if k not in ("reference", "dangling"):
+                raise InvalidArgument(f"invalid filter '{k}' (supported: reference, dangling)")
+        refs = filters.get("reference")
+        dangling = filters.get("dangling")
+        out = []
+        for img in self._all_images():
+            if refs and not any(_tag_matches(r, img["RepoTags"]) for r in refs):
                 continue
-            out.append(self._image_summary(t))
+            if dangling and (dangling[0] in ("true", "1")) != (not img["RepoTags"]):
+                continue
+            out.append(img)
         return _json(out)
 
     def image_pull(self, req):
@@ -849,25 +897,15 @@ class DockerApi:
         tag = req.query.get("tag")
         ref = f"{image}:{tag}" if tag and ":" not in image.rpartition("/")[2] else image
         raise NotFound(f"pull access denied for {ref}, repository does not exist: "
-                       "mini-container pulls no images; "
-                       "its images are templates (mcctl template import)")
+                       "mini-container pulls no images (load them: mcctl image load)")
 
     def image_inspect(self, req, name):
-        if name.startswith("sha256:"):
-            match = [t for t in self.m.templates.list() if _image_id(t["name"]) == name]
-            if not match:
-                raise NotFound(f"No such image: {name}")
-            template = match[0]["name"]
-        else:
-            template = tr.image_to_template(name)
-        if template == "minimal":
-            self.m.templates.rootfs_path("minimal")     # built on first use
-        try:
-            t = self.m.templates.info(template)
-        except NotFound:
-            raise NotFound(f"No such image: {name}") from None
+        image_id = self._image_id(name)
+        if image_id is not None:
+            return _json(self._inspect_stored(image_id))
+        t = self._template(name)
         return _json({
-            "Id": _image_id(template), "RepoTags": [f"{template}:latest"], "RepoDigests": [],
+            "Id": _template_id(t["name"]), "RepoTags": [f"{t['name']}:latest"], "RepoDigests": [],
             "Parent": "", "Comment": f"mini-container template ({t.get('source', '')})",
             "Created": t.get("created"), "DockerVersion": "", "Author": "",
             "Config": {"Env": ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"],
@@ -878,9 +916,73 @@ class DockerApi:
             "RootFS": {"Type": "layers", "Layers": []}, "Metadata": {"LastTagTime": tr.ZERO_TIME},
         })
 
+    def _template(self, name: str) -> dict:
+        """The template an image name or template id names, or Docker's 404."""
+        if name.startswith("sha256:"):
+            match = [t for t in self.m.templates.list() if _template_id(t["name"]) == name]
+            if not match:
+                raise NotFound(f"No such image: {name}")
+            return match[0]
+        template = tr.image_to_template(name)
+        if template == "minimal":
+            self.m.templates.rootfs_path("minimal")     # built on first use
+        try:
+            return self.m.templates.info(template)
+        except (NotFound, InvalidArgument):
+            raise NotFound(f"No such image: {name}") from None
 
-def _image_id(name: str) -> str:
+    def _inspect_stored(self, image_id: str) -> dict:
+        d = self.m.images.inspect(image_id)
+        cfg = d.get("config") or {}
+        return {
+            "Id": d["id"], "RepoTags": list(d.get("tags") or []),
+            "RepoDigests": list(d.get("repo_digests") or []), "Parent": "", "Comment": "",
+            "Created": d.get("created") or tr.ZERO_TIME, "DockerVersion": "", "Author": "",
+            "Config": {"Env": cfg.get("Env"), "Cmd": cfg.get("Cmd"),
+                       "Entrypoint": cfg.get("Entrypoint"), "WorkingDir": cfg.get("WorkingDir") or "",
+                       "Labels": cfg.get("Labels"), "User": cfg.get("User") or "",
+                       "Volumes": cfg.get("Volumes"), "ExposedPorts": cfg.get("ExposedPorts"),
+                       "StopSignal": cfg.get("StopSignal")},
+            "Architecture": d.get("architecture") or "", "Os": d.get("os") or "linux",
+            "Size": d.get("size") or 0, "GraphDriver": {"Name": "overlay", "Data": None},
+            "RootFS": {"Type": "layers", "Layers": list((d.get("rootfs") or {}).get("diff_ids") or [])},
+            "Metadata": {"LastTagTime": tr.ZERO_TIME},
+        }
+
+    def image_delete(self, req, name):
+        if self._image_id(name) is not None:
+            r = self.m.images.remove(name, force=_bool(req, "force"), users=self.m.image_users)
+            return _json([{"Untagged": t} for t in r.get("untagged") or []] +
+                         [{"Deleted": d} for d in r.get("deleted") or []])
+        t = self._template(name)
+        in_use = [s["name"] for s in self.m.list(all=True) if s.get("template") == t["name"]]
+        if in_use:
+            raise Conflict(f'conflict: unable to remove template "{t["name"]}": used by '
+                           f'container(s) {", ".join(in_use)}')
+        self.m.templates.remove(t["name"])
+        return _json([{"Untagged": f"{t['name']}:latest"}, {"Deleted": _template_id(t["name"])}])
+
+    def image_tag(self, req, name):
+        repo = req.query.get("repo")
+        if not repo:
+            raise InvalidArgument("repository name (repo) is required")
+        tag = req.query.get("tag") or "latest"
+        if self._image_id(name) is None:
+            self._template(name)        # 404 for neither; a template has no tags of its own
+            raise InvalidArgument(f"{name} is a template: templates cannot be tagged "
+                                  "(mcctl template create makes a copy under a new name)")
+        self.m.images.tag(name, f"{repo}:{tag}")
+        return _empty(201)
+
+
+def _template_id(name: str) -> str:
     return "sha256:" + hashlib.sha256(f"mini-container-template:{name}".encode()).hexdigest()
+
+
+def _tag_matches(ref: str, tags: list[str]) -> bool:
+    """Docker's reference filter: 'name', 'name:tag' (a glob is not supported)."""
+    want = ref if ":" in ref.rpartition("/")[2] else f"{ref}:latest"
+    return any(t == want or t == ref for t in tags)
 
 
 def _os_name() -> str:

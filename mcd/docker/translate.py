@@ -64,7 +64,7 @@ def error_body(message: str) -> bytes:
     return (json.dumps({"message": message}) + "\n").encode()
 
 
-# ---------------------------------------------------------------- images -> templates
+# ---------------------------------------------------------------- images
 
 def image_to_template(image) -> str:
     """'minimal', 'minimal:latest', 'docker.io/library/minimal:latest' -> 'minimal'.
@@ -77,12 +77,11 @@ def image_to_template(image) -> str:
             name = name[len(prefix):]
             break
     if "@" in name:
-        raise NotFound(f"No such image: {image} (mini-container images are templates; "
-                       "digests name none)")
+        raise NotFound(f"No such image: {image}")
     base, sep, tag = name.rpartition(":")
     if sep and "/" not in tag:
         if tag != "latest":
-            raise NotFound(f"No such image: {image} (templates have no tags but latest)")
+            raise NotFound(f"No such image: {image}")
         name = base
     return name
 
@@ -138,9 +137,14 @@ def _merge_env(env: list[str]) -> list[str]:
     return [e for e in DEFAULT_ENV if e.split("=", 1)[0] not in keys] + list(env)
 
 
-def create_to_spec(body, name: str | None) -> tuple[dict, bool]:
+def create_to_spec(body, name: str | None, image: bool = False) -> tuple[dict, bool]:
     """A Docker create body -> (mcd spec dict, auto_remove). Raises InvalidArgument for
-    anything refused, before anything is created."""
+    anything refused, before anything is created.
+
+    ``image``: Image names an image of the image store. Then the spec carries
+    ``root.image`` and only what the request set (Cmd as args, Entrypoint, Env, ...), and
+    the daemon fills the rest from the image's config as dockerd does; otherwise Image
+    names a template and the command must be given."""
     if not isinstance(body, dict):
         raise InvalidArgument("request body: expected a JSON object")
     host = _typed("HostConfig", body.get("HostConfig"), dict) or {}
@@ -155,21 +159,32 @@ def create_to_spec(body, name: str | None) -> tuple[dict, bool]:
     if not _zero(body.get("OnBuild")) or not _zero(body.get("Shell")):
         _refuse("OnBuild/Shell", body.get("OnBuild") or body.get("Shell"), "build-only fields")
 
-    template = image_to_template(body.get("Image"))
-    entry = _typed("Entrypoint", body.get("Entrypoint"), (list, str)) or []
+    given_entry = _typed("Entrypoint", body.get("Entrypoint"), (list, str))
+    entry = given_entry or []
     cmd = _typed("Cmd", body.get("Cmd"), (list, str)) or []
     if isinstance(entry, str):
         entry = ["/bin/sh", "-c", entry]
     if isinstance(cmd, str):
         cmd = ["/bin/sh", "-c", cmd]
-    args = list(entry) + list(cmd)
-    if not args:
-        raise InvalidArgument("no command specified (templates carry no default command: "
-                              "give Cmd or Entrypoint)")
-    process: dict = {"args": args, "terminal": bool(body.get("Tty"))}
     env = _typed("Env", body.get("Env"), list)
-    if env:
-        process["env"] = _merge_env(env)
+    if image:
+        if not isinstance(body.get("Image"), str) or not body["Image"]:
+            raise InvalidArgument("Image: an image name is required")
+        root: dict = {"image": body["Image"]}
+        process: dict = {"args": list(cmd), "terminal": bool(body.get("Tty"))}
+        if given_entry is not None:
+            process["entrypoint"] = list(entry)
+        if env:
+            process["env"] = list(env)
+    else:
+        root = {"template": image_to_template(body.get("Image"))}
+        args = list(entry) + list(cmd)
+        if not args:
+            raise InvalidArgument("no command specified (templates carry no default command: "
+                                  "give Cmd or Entrypoint)")
+        process = {"args": args, "terminal": bool(body.get("Tty"))}
+        if env:
+            process["env"] = _merge_env(env)
     if body.get("WorkingDir"):
         process["cwd"] = _typed("WorkingDir", body["WorkingDir"], str)
     if body.get("User"):
@@ -182,7 +197,7 @@ def create_to_spec(body, name: str | None) -> tuple[dict, bool]:
     if process["terminal"] and isinstance(console, list) and len(console) == 2 and all(console):
         process["console_size"] = [int(console[0]), int(console[1])]
 
-    spec: dict = {"process": process, "root": {"template": template}}
+    spec: dict = {"process": process, "root": root}
     if name:
         spec["name"] = name
     if body.get("Hostname"):
@@ -339,11 +354,12 @@ def list_entry(summary: dict, spec: dict | None) -> dict:
     """One element of GET /containers/json."""
     spec = spec or {}
     template = summary.get("template") or ""
+    image_id = summary.get("image") or template
     network = "host" if "network" not in ((spec.get("linux") or {}).get("namespaces")
                                           or ["network"]) else "none"
     return {
         "Id": summary["id"], "Names": ["/" + summary["name"]], "Image": template,
-        "ImageID": template, "Command": summary.get("command") or "",
+        "ImageID": image_id, "Command": summary.get("command") or "",
         "Created": _epoch(summary.get("created_at")), "Ports": [],
         "Labels": spec.get("labels") or {}, "State": docker_state(summary["status"]),
         "Status": status_text(summary), "HostConfig": {"NetworkMode": network},
@@ -434,7 +450,7 @@ def inspect(view: dict, exec_ids: list[str] = ()) -> dict:
             "StartedAt": _or_zero(view.get("started_at")),
             "FinishedAt": _or_zero(view.get("finished_at")),
         },
-        "Image": view.get("template") or "", "ResolvConfPath": "", "HostnamePath": "",
+        "Image": view.get("image") or view.get("template") or "", "ResolvConfPath": "", "HostnamePath": "",
         "HostsPath": "", "LogPath": (view.get("dir") or "") + "/container.log",
         "Name": "/" + view["name"], "RestartCount": view.get("restart_count") or 0,
         "Driver": "overlay", "Platform": "linux", "MountLabel": "", "ProcessLabel": "",

@@ -7,11 +7,12 @@ from __future__ import annotations
 import json
 import os
 import socket
+import shutil
 import threading
 
 import docker
 import pytest
-from conftest import Daemon, wait_for
+from conftest import Daemon, wait_for  # noqa: E402
 
 pytestmark = pytest.mark.integration
 
@@ -162,3 +163,35 @@ def test_docker_socket_has_the_main_sockets_mode_and_goes_away_with_the_daemon(d
     assert oct(st.st_mode & 0o777) == oct(os.stat(dd.socket).st_mode & 0o777)
     dd.stop()
     wait_for(lambda: not os.path.exists(dd.docker_socket), 10, "the docker socket to be removed")
+
+
+@pytest.mark.skipif(not shutil.which("umoci"), reason="umoci builds the test image")
+def test_a_loaded_image_runs_with_its_config_and_is_listed_tagged_and_removed(dd, tmp_path):
+    import imagefixtures as fx
+    layout = fx.build_oci(str(tmp_path / "layout"), str(tmp_path / "work"))
+    r = dd.mcctl("image", "load", "-i", layout, check=0)
+    image_id = r.stdout.split()[-1]
+    listed = {i.id: i.tags for i in dd.docker.images.list()}
+    assert listed[image_id] == [] and ["minimal:latest"] in listed.values(), listed
+    img = dd.docker.images.get(image_id)
+    assert img.id == image_id and img.attrs["Config"]["WorkingDir"] == "/srv/app"
+    assert img.tag("three", "layers") is True      # POST /images/{id}/tag
+    tag = "three:layers"
+    assert dd.docker.images.get(tag).id == image_id
+    # The image's Entrypoint, Cmd, Env, WorkingDir and User apply, as dockerd applies them.
+    out = dd.docker.containers.run(tag, remove=True)
+    assert out == b"default cmd\n1000\n/srv/app\n"
+    out = dd.docker.containers.run(tag, ["echo $GREETING"], environment={"X": "1"}, remove=True)
+    assert out == b"image\n"
+    c = dd.docker.containers.create(tag, ["true"], name="uses")
+    assert c.attrs["Image"] == image_id
+    assert img.tag("mine", "v1") is True
+    assert dd.docker.images.get("mine:v1").id == image_id
+    with pytest.raises(docker.errors.APIError) as e:
+        dd.docker.images.remove(image_id)     # two tags, and a container uses it
+    assert e.value.status_code == 409
+    dd.docker.images.remove("mine:v1")
+    c.remove()
+    dd.docker.images.remove(tag)
+    with pytest.raises(docker.errors.ImageNotFound):
+        dd.docker.images.get(image_id)

@@ -272,3 +272,12 @@ def test_session_frames_output_and_closes_stdin_on_half_close():
         data = data[8 + n:]
     assert frames == {1: b"out", 2: b"err"}
     theirs.close()
+
+
+def test_an_image_gets_only_what_the_request_set_and_the_daemon_fills_the_rest():
+    body = dict(CLI_BODY, Image="busybox:1.36", Cmd=None, Env=["A=1"], Entrypoint=None)
+    spec, _ = tr.create_to_spec(body, None, image=True)
+    assert spec["root"] == {"image": "busybox:1.36"}
+    assert spec["process"] == {"args": [], "terminal": False, "env": ["A=1"]}
+    spec, _ = tr.create_to_spec(dict(body, Entrypoint=["/bin/echo"], Cmd=["x"]), None, image=True)
+    assert spec["process"]["entrypoint"] == ["/bin/echo"] and spec["process"]["args"] == ["x"]
