@@ -10,7 +10,7 @@ PYTEST       := $(VENV)/bin/pytest
 export SOURCE_DATE_EPOCH ?= $(shell git log -1 --format=%ct 2>/dev/null || date +%s)
 
 # Debian packages the project needs on the host, by purpose.
-APT_RUNTIME  := busybox-static iproute2 libseccomp2 util-linux procps
+APT_RUNTIME  := busybox-static iproute2 libseccomp2 util-linux procps containernetworking-plugins iptables
 APT_DEV      := python3-venv python3-dev bats chromium chromium-driver tmux
 APT_PACKAGE  := rpm fakeroot lintian man-db binutils cpio systemd zsh
 APT_VM       := qemu-system-x86 debootstrap e2fsprogs

@@ -96,6 +96,25 @@ def _resources(args) -> dict:
     return r
 
 
+def _networking(args) -> dict:
+    """--network and friends; each value checked here, before anything is sent."""
+    from mcwire.units import _ipv4, parse_add_host, parse_publish
+    out = {}
+    if args.network:
+        out["mode"] = args.network
+    if args.publish:
+        out["ports"] = [parse_publish(p) for p in args.publish]
+    if args.ip:
+        out["ip"] = _ipv4(args.ip, "--ip")
+    if args.dns:
+        out["dns"] = [_ipv4(d, "--dns") for d in args.dns]
+    if args.add_host:
+        out["extra_hosts"] = [parse_add_host(h) for h in args.add_host]
+    if args.network_alias:
+        out["aliases"] = list(args.network_alias)
+    return out
+
+
 def build_spec(args, environ) -> dict:
     """The ContainerSpec (as a dict) for run/create. Each flag is checked as it is read;
     the whole spec is checked by the daemon (see validate_spec for when there is none)."""
@@ -115,7 +134,8 @@ def build_spec(args, environ) -> dict:
     if args.user:
         process["user"] = parse_user(args.user)
     namespaces = list(DEFAULT_NAMESPACES)
-    if args.network == "host":
+    networking = _networking(args)
+    if networking.get("mode") == "host":
         namespaces.remove("network")
     linux = {"namespaces": namespaces, "resources": _resources(args)}
     if args.userns:
@@ -136,6 +156,8 @@ def build_spec(args, environ) -> dict:
         labels[k] = v
     spec = {"process": process, "root": {"image": args.template, "readonly": bool(args.read_only)},
             "mounts": mounts, "linux": linux, "restart_policy": args.restart, "labels": labels}
+    if networking:
+        spec["networking"] = networking
     if args.name:
         spec["name"] = args.name
     if args.hostname:
@@ -352,9 +374,94 @@ def cmd_ps(args, env, client):
         rows.append([c["id"] if args.no_trunc else c["short_id"], c.get("template") or "-",
                      cmd if args.no_trunc else output.truncate(cmd, 24),
                      (output.ago(c.get("created_at"), now) + " ago") if c.get("created_at") else "",
-                     output.status_text(c, now), c["name"]])
-    output.table(["CONTAINER ID", "TEMPLATE", "COMMAND", "CREATED", "STATUS", "NAME"], rows, env.stdout)
+                     output.status_text(c, now),
+                     ", ".join(_port_text(m) for m in c.get("ports") or []), c["name"]])
+    output.table(["CONTAINER ID", "TEMPLATE", "COMMAND", "CREATED", "STATUS", "PORTS", "NAME"],
+                 rows, env.stdout)
     return EXIT_OK
+
+
+def _port_text(m: dict) -> str:
+    return f"{m.get('hostIP', '0.0.0.0')}:{m['hostPort']}->{m['containerPort']}/{m['protocol']}"
+
+
+def cmd_port(args, env, client):
+    info = client.get(ref_path(args.container))
+    ports = (info.get("network_settings") or {}).get("ports") or []
+    want = None
+    if args.private_port:
+        num, _, proto = args.private_port.partition("/")
+        if not num.isdigit():
+            raise UsageError(f"port: {args.private_port!r} is not PORT[/PROTO]")
+        want = (int(num), proto or "tcp")
+    shown = 0
+    for m in ports:
+        if want is not None:
+            if (m["containerPort"], m["protocol"]) == want:
+                env.stdout.write(f"{m.get('hostIP', '0.0.0.0')}:{m['hostPort']}\n")
+                shown += 1
+            continue
+        env.stdout.write(f"{m['containerPort']}/{m['protocol']} -> "
+                         f"{m.get('hostIP', '0.0.0.0')}:{m['hostPort']}\n")
+    if want is not None and not shown:
+        raise UsageError(f'container "{args.container}": no public port {want[0]}/{want[1]} '
+                         f'published')
+    return EXIT_OK
+
+
+def cmd_network(args, env, client):
+    from mcctl import output
+    from mcctl.client import quote
+    sub = args.network_cmd
+    if sub == "create":
+        labels = {}
+        for lab in args.label:
+            k, _, v = lab.partition("=")
+            labels[k] = v
+        body = {"name": args.name, "internal": bool(args.internal)}
+        if args.subnet:
+            body["subnet"] = args.subnet
+        if args.gateway:
+            body["gateway"] = args.gateway
+        if labels:
+            body["labels"] = labels
+        res = client.post("/v1/networks", body)
+        env.stdout.write(res.get("id", args.name) + "\n")
+        return EXIT_OK
+    if sub == "ls":
+        items = client.get("/v1/networks")
+        if args.quiet:
+            for n in items:
+                env.stdout.write(n["name"] + "\n")
+        elif args.format == "json":
+            output.dump_json(items, env.stdout)
+        else:
+            output.table(["NETWORK ID", "NAME", "DRIVER", "SUBNET", "GATEWAY", "INTERNAL",
+                          "CONTAINERS", "SOURCE"],
+                         [[n["id"][:12], n["name"], n.get("driver") or "-", n.get("subnet") or "-",
+                           n.get("gateway") or "-", "yes" if n.get("internal") else "no",
+                           len(n.get("containers") or []), n.get("source", "")] for n in items],
+                         env.stdout)
+        return EXIT_OK
+    rc, out = EXIT_OK, []
+    if sub == "prune":
+        res = client.post("/v1/networks/prune")
+        for name in res.get("removed", []):
+            env.stdout.write(name + "\n")
+        return EXIT_OK
+    for name in args.names:
+        try:
+            if sub == "inspect":
+                out.append(client.get("/v1/networks/" + quote(name)))
+            else:
+                client.delete("/v1/networks/" + quote(name))
+                env.stdout.write(name + "\n")
+        except MCError as err:
+            env.stderr.write(f"mcctl: {err}\n")
+            rc = err.exit_code
+    if sub == "inspect":
+        output.dump_json(out, env.stdout)
+    return rc
 
 
 def cmd_inspect(args, env, client):
@@ -662,6 +769,7 @@ COMMANDS = {
     "rm": cmd_rm, "destroy": cmd_rm, "ps": cmd_ps, "inspect": cmd_inspect, "logs": cmd_logs,
     "exec": cmd_exec, "wait": cmd_wait, "stats": cmd_stats, "top": cmd_top, "update": cmd_update,
     "pause": cmd_pause, "unpause": cmd_unpause, "rename": cmd_rename, "prune": cmd_prune,
+    "port": cmd_port, "network": cmd_network,
     "template": cmd_template, "image": lambda a, e, c: _images().cmd_image(a, e, c),
     "images": lambda a, e, c: _images().cmd_images(a, e, c),
     "system": lambda a, e, c: _images().cmd_system(a, e, c), "info": cmd_info, "dashboard": cmd_dashboard, "version": cmd_version,

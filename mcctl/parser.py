@@ -103,8 +103,19 @@ def _add_run_flags(p: argparse.ArgumentParser, *, run: bool) -> None:
                    help="bind mount a host path")
     p.add_argument("--tmpfs", action="append", default=[], metavar="DST[:OPTS]", help="mount a tmpfs")
     p.add_argument("--read-only", action="store_true", help="read-only root filesystem")
-    p.add_argument("--network", choices=("none", "host"), default="none",
-                   help="none (own network namespace, loopback only) or host")
+    p.add_argument("--network", "--net", metavar="NETWORK", default=None,
+                   help="a network's name, bridge (the default network), none (loopback only) "
+                        "or host (default: the daemon's default network)")
+    p.add_argument("-p", "--publish", action="append", default=[],
+                   metavar="[HOSTIP:][HOSTPORT:]PORT[/PROTO]",
+                   help="publish a container port on the host (repeatable; tcp or udp)")
+    p.add_argument("--ip", metavar="IPv4", help="the container's address on its network")
+    p.add_argument("--dns", action="append", default=[], metavar="IP",
+                   help="a nameserver for /etc/resolv.conf (repeatable)")
+    p.add_argument("--add-host", action="append", default=[], metavar="NAME:IP",
+                   help="a line for /etc/hosts (repeatable)")
+    p.add_argument("--network-alias", action="append", default=[], metavar="NAME",
+                   help="another name peers on the network reach the container by")
     p.add_argument("--userns", action="store_true",
                    help="run in a user namespace (root inside maps to an unprivileged range)")
     p.add_argument("--cap-add", action="append", default=[], metavar="CAP", help="add a capability")
@@ -139,7 +150,7 @@ def _add_limit_flags(p: argparse.ArgumentParser) -> None:
 # Every subcommand, in --help order (a unit test checks this against the full parser).
 COMMANDS = ("run", "create", "start", "stop", "restart", "kill", "rm", "destroy", "ps",
             "inspect", "logs", "exec", "wait", "stats", "top", "update", "pause", "unpause",
-            "rename", "prune", "template", "image", "images", "system", "dashboard", "info",
+            "rename", "prune", "port", "network", "template", "image", "images", "system", "dashboard", "info",
             "version")
 
 
@@ -281,6 +292,38 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
 
     p = cmd("prune", "Remove every stopped container")
     p.add_argument("-f", "--force", action="store_true", help="do not ask (accepted for Docker habits)")
+
+    p = cmd("port", "List a container's published ports")
+    _container(p.add_argument("container", metavar="NAME"))
+    p.add_argument("private_port", nargs="?", metavar="PORT[/PROTO]",
+                   help="only this container port")
+
+    p = cmd("network", "Manage networks")
+    nsub = p.add_subparsers(dest="network_cmd", metavar="ACTION")
+    nsub.required = True
+    np_ = nsub.add_parser("create", help="Create a bridge network",
+                          description="Create a bridge network (with NAT, unless --internal)")
+    np_.add_argument("--subnet", metavar="CIDR", help="e.g. 10.78.5.0/24 (default: a free /24)")
+    np_.add_argument("--gateway", metavar="IP", help="default: the subnet's first address")
+    np_.add_argument("--internal", action="store_true",
+                     help="no way out: no gateway, no NAT, no published ports")
+    np_.add_argument("-l", "--label", action="append", default=[], metavar="KEY=VALUE",
+                     help="a label")
+    np_.add_argument("name", metavar="NAME")
+    np_ = nsub.add_parser("ls", help="List networks", description="List networks")
+    np_.add_argument("--format", choices=("table", "json"), default="table", help="output format")
+    np_.add_argument("-q", "--quiet", action="store_true", help="only names")
+    np_ = nsub.add_parser("inspect", help="Show networks as JSON",
+                          description="Show networks as JSON")
+    np_.add_argument("names", nargs="+", metavar="NAME")
+    np_ = nsub.add_parser("rm", help="Remove networks (refused while a container uses one)",
+                          description="Remove networks (refused while a container uses one)")
+    np_.add_argument("names", nargs="+", metavar="NAME")
+    np_ = nsub.add_parser("prune", help="Remove every network made by create that no "
+                          "container uses", description="Remove every network made by create "
+                          "that no container uses")
+    np_.add_argument("-f", "--force", action="store_true",
+                     help="do not ask (accepted for Docker habits)")
 
     p = cmd("template", "Manage rootfs templates")
     tsub = p.add_subparsers(dest="template_cmd", metavar="ACTION")

@@ -27,6 +27,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--docker-socket", metavar="PATH|off",
                    help="also serve the Docker Engine API on this socket (default off)")
     p.add_argument("--log-level", choices=LOG_LEVELS, help="default info")
+    p.add_argument("--run-dir", metavar="DIR",
+                   help="held network namespaces (default /run/mcd, or ROOT/run with --root)")
+    p.add_argument("--network-config-dir", metavar="DIR",
+                   help="CNI configuration lists an administrator adds (default /etc/mcd/net.d)")
+    p.add_argument("--default-network", metavar="NAME|none",
+                   help="network of a container without --network (default mcnet)")
     p.add_argument("--version", action="version", version=f"mcd {__version__}")
     return p
 
@@ -40,7 +46,9 @@ def main(argv=None) -> int:
             "socket": args.socket, "root": args.root, "cgroup_parent": args.cgroup_parent,
             "web_listen": args.web_listen, "log_level": args.log_level,
             "web_allow_remote": args.web_allow_remote,
-            "docker_socket": args.docker_socket},
+            "docker_socket": args.docker_socket, "run_dir": args.run_dir,
+            "network_config_dir": args.network_config_dir,
+            "default_network": args.default_network},
             required=args.config is not None)
     except MCError as err:
         print(f"mcd: {err}", file=sys.stderr)

@@ -55,6 +55,11 @@ ROUTES = [
     ("POST", "/v1/templates", "create_template", "Create a template from a directory"),
     ("POST", "/v1/templates/import", "import_template", "Import a template from a tar archive"),
     ("DELETE", "/v1/templates/{name}", "remove_template", "Remove a template"),
+    ("GET", "/v1/networks", "list_networks", "List networks"),
+    ("POST", "/v1/networks", "create_network", "Create a bridge network"),
+    ("POST", "/v1/networks/prune", "prune_networks", "Remove every unused network made by create"),
+    ("GET", "/v1/networks/{ref}", "inspect_network", "Inspect a network"),
+    ("DELETE", "/v1/networks/{ref}", "remove_network", "Remove a network (refused while used)"),
 ] + IMAGE_ROUTES
 
 
@@ -453,6 +458,29 @@ class Api(ImageRoutes):
         self.m.templates.remove(name)
         return Response.json({"name": name})
 
+    # -- networks (mcd.network.service)
+    def list_networks(self, req):
+        return Response.json(self.m.networks.list())
+
+    def create_network(self, req):
+        body = _fields(req.json(), {"name": str, "subnet": str, "gateway": str,
+                                    "internal": bool, "labels": dict})
+        if not body.get("name"):
+            raise InvalidArgument("request: the field name is required")
+        net = self.m.networks.create_network(body["name"], body.get("subnet") or None,
+                                             body.get("gateway") or None,
+                                             bool(body.get("internal")), body.get("labels"))
+        return Response.json(net, 201)
+
+    def inspect_network(self, req, ref):
+        return Response.json(self.m.networks.inspect_network(ref))
+
+    def remove_network(self, req, ref):
+        return Response.json(self.m.networks.remove_network(ref))
+
+    def prune_networks(self, req):
+        return Response.json({"removed": self.m.networks.prune()})
+
 
 def _require_root(req: Request, what: str) -> None:
     from mcd.errors import PermissionDenied
@@ -496,6 +524,11 @@ _BODIES = {
     "import_template": {"type": "object", "required": ["name"], "additionalProperties": False,
                         "properties": {"name": {"type": "string"}, "path": {"type": "string"}}},
     **IMAGE_BODIES,
+    "create_network": {"type": "object", "required": ["name"], "additionalProperties": False,
+                       "properties": {"name": {"type": "string"}, "subnet": {"type": "string"},
+                                      "gateway": {"type": "string"},
+                                      "internal": {"type": "boolean"},
+                                      "labels": {"type": "object"}}},
 }
 
 
@@ -505,7 +538,8 @@ def _spec_schemas() -> dict:
     from mcwire import spec as specmod
     out = {}
     for cls in (specmod.ContainerSpec, specmod.Process, specmod.User, specmod.Root,
-                specmod.Mount, specmod.Linux, specmod.Resources, specmod.IDMapping):
+                specmod.Mount, specmod.Linux, specmod.Resources, specmod.IDMapping,
+                specmod.Networking, specmod.PortMapping):
         props = {}
         for f in dataclasses.fields(cls):
             nested = cls._nested.get(f.name)
@@ -519,6 +553,9 @@ def _spec_schemas() -> dict:
                 if cls._types[f.name] is list:
                     props[f.name]["items"] = {"type": "string" if f.name not in (
                         "additional_gids", "console_size") else "integer"}
+                    if f.name == "extra_hosts":
+                        props[f.name]["items"] = {"type": "object", "properties": {
+                            "name": {"type": "string"}, "ip": {"type": "string"}}}
             else:
                 props[f.name] = {}
             if f.name in cls._types and cls is specmod.Resources:

@@ -22,6 +22,20 @@ class Config:
     log_level: str = "info"
     max_body: int = 1 << 20
     docker_socket: str = "off"      # the Docker Engine API listener (mcd.docker), or off
+    # Networks (docs/networking.md). run_dir "" = /run/mcd for the default root, else ROOT/run.
+    run_dir: str = ""
+    network_config_dir: str = "/etc/mcd/net.d"
+    default_network: str = "mcnet"              # "none": containers get no network by default
+    default_network_bridge: str = "mcbr0"
+    default_network_subnet: str = "10.77.0.0/16"
+    publish_ip: str = "0.0.0.0"                 # where -p binds when no host IP is given
+    cni_path: str = "/usr/lib/cni:/usr/libexec/cni:/opt/cni/bin"   # Debian, Fedora, upstream
+
+    @property
+    def effective_run_dir(self) -> str:
+        if self.run_dir:
+            return self.run_dir
+        return "/run/mcd" if self.root == Config.root else self.root.rstrip("/") + "/run"
 
     def validate(self) -> "Config":
         if not self.socket.startswith("/"):
@@ -37,6 +51,21 @@ class Config:
         if not re.fullmatch(r"[A-Za-z0-9_.-]+(/[A-Za-z0-9_.-]+)*", self.cgroup_parent) \
                 or ".." in self.cgroup_parent.split("/"):
             raise InvalidArgument(f"cgroup_parent: invalid {self.cgroup_parent!r}")
+        for key in ("run_dir", "network_config_dir"):
+            v = getattr(self, key)
+            if v and not v.startswith("/"):
+                raise InvalidArgument(f"{key}: {v!r} must be an absolute path")
+        if self.default_network != "none":
+            from mcd.network.networks import host_in, parse_subnet
+            from mcwire.spec import validate_name
+            validate_name(self.default_network, "default_network")
+            net = parse_subnet(self.default_network_subnet, "default_network_subnet")
+            host_in(net, net.network_address + 1, "default_network_subnet")
+            if not re.fullmatch(r"[A-Za-z0-9_.-]{1,15}", self.default_network_bridge):
+                raise InvalidArgument(f"default_network_bridge: {self.default_network_bridge!r} "
+                                      f"is not an interface name (at most 15 characters)")
+        from mcwire.units import _ipv4
+        _ipv4(self.publish_ip, "publish_ip")
         if self.web_listen != "off":
             _host, sep, port = self.web_listen.rpartition(":")
             if not sep or not port.isdigit() or not 0 < int(port) < 65536:

@@ -188,7 +188,14 @@ class Daemon:
                 raise MCError(f"socket {cfg.socket}: another daemon is listening on it",
                               step="socket", path=cfg.socket) from err
             raise KernelError.from_oserror("bind", err, path=cfg.socket, step="socket") from err
-        self.manager = Manager(cfg.root, cfg.cgroup_parent, on_change=self._status)
+        from mcd.network.service import NetworkService
+        networks = NetworkService(
+            cfg.root, cfg.effective_run_dir, config_dir=cfg.network_config_dir,
+            default_network=cfg.default_network, default_bridge=cfg.default_network_bridge,
+            default_subnet=cfg.default_network_subnet, publish_ip=cfg.publish_ip,
+            cni_path=cfg.cni_path.split(":"))
+        self.manager = Manager(cfg.root, cfg.cgroup_parent, on_change=self._status,
+                               networks=networks)
         report = self.manager.restore()
         log.info("restored: %s", ", ".join(f"{len(v)} {k}" for k, v in report.items()))
         api = Api(self.manager, info_extra=lambda: {"socket": cfg.socket,

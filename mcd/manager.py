@@ -243,13 +243,19 @@ class Container:
             "created_at": self.created_at, "started_at": s.get("started_at"),
             "finished_at": s.get("finished_at"), "restart_count": s.get("restart_count", 0),
             "pid": s.get("pid") if self.status in ACTIVE else None,
+            "network": spec.network if spec else None,
+            "ports": (s.get("network") or {}).get("ports", []) if self.status in ACTIVE else [],
         }
 
 
 class Manager:
     def __init__(self, root: str, cgroup_parent: str = "mini_container", *,
-                 templates=None, cgroups=None, proc: str = "/proc", on_change=None):
+                 templates=None, cgroups=None, proc: str = "/proc", on_change=None,
+                 networks=None):
         self.root = root
+        self._networks = networks
+        if networks is not None:
+            networks.users = self.network_users
         self.proc = proc
         self.store = Store(root)
         self.cgroup_parent = cgroup_parent
@@ -292,6 +298,22 @@ class Manager:
             from mcd.runtime import cgroups
             self._cgroups = cgroups.CgroupManager(parent=self.cgroup_parent, layout=cgroups.detect())
         return self._cgroups
+
+    @property
+    def networks(self):
+        """The network service (mcd.network.service): an engine service of its own, with its
+        state under ROOT/networks. Without one given, a service with no default network."""
+        if self._networks is None:
+            from mcd.network.service import NetworkService
+            self._networks = NetworkService(self.root, os.path.join(self.root, "run"),
+                                            users=self.network_users)
+        return self._networks
+
+    def network_users(self, name: str) -> list[str]:
+        """Names of the containers (any state) whose spec names the network."""
+        with self._lock:
+            cs = list(self._by_id.values())
+        return sorted(c.name for c in cs if c.spec is not None and c.spec.network == name)
 
     @staticmethod
     def _launcher():
@@ -385,6 +407,7 @@ class Manager:
         spec = ContainerSpec.from_dict(probe)
         if not spec.root.image:
             self.templates.rootfs_path(spec.root.template)   # NotFound names the template
+        self.networks.prepare(spec)     # the default network; -p/--ip against the network
         with self._lock:
             if given:
                 if given in self._names:
@@ -448,8 +471,12 @@ class Manager:
         try:
             self._persist(c)
             t2 = time.perf_counter_ns()
+            net = self.networks.attach(c.id, c.name, c.spec, paths.hosts)
+            t_net = time.perf_counter_ns()
             launched = launcher.start(c.spec, paths, cgroup_procs=cg.self_join_files(),
-                                      stdio=stdio or launcher.Stdio())
+                                      stdio=stdio or launcher.Stdio(),
+                                      netns=net.netns if net else None,
+                                      etc=net.etc if net else None)
             t3 = time.perf_counter_ns()
         except MCError as err:
             # Kept for ps/inspect, as Docker does: the container stays, with why it failed.
@@ -472,9 +499,10 @@ class Manager:
                        started_at=now_iso(), finished_at=None, exit_code=None, oom_killed=False,
                        error=None, memory_peak=None)
         c.state.pop("previous_status", None)
+        c.state["network"] = self.networks.info(c.id)
         self._persist(c)
-        launched.timing = {"cgroup": t1 - t0, "persist": t2 - t1, "launch": t3 - t2,
-                           "record": time.perf_counter_ns() - t3}
+        launched.timing = {"cgroup": t1 - t0, "persist": t2 - t1, "network": t_net - t2,
+                           "launch": t3 - t_net, "record": time.perf_counter_ns() - t3}
         self.events.publish("started", c, pid=launched.pid)
         if c.monitor_fd is None:
             # The monitor already ended (and was reaped) before we could watch it.
@@ -490,6 +518,7 @@ class Manager:
             cg.destroy()
         except MCError as err:
             log.error("container %s: cleaning the cgroup after a failed start: %s", c.name, err)
+        self.networks.detach(c.id)
         c.state.update(status=previous)
         c.state.pop("previous_status", None)
         self._persist(c)
@@ -541,6 +570,8 @@ class Manager:
                 cg.destroy()
             except MCError as err:
                 log.error("container %s: removing its cgroup: %s", c.name, err)
+        self.networks.detach(c.id)      # nothing runs in its netns any more
+        c.state.pop("network", None)
         if exit_info is None:
             code, sig = 255, None
             c.state["error"] = "exit status lost: the monitor ended without recording it"
@@ -733,6 +764,7 @@ class Manager:
             except MCError as err:
                 raise MCError(f'container "{c.name}": removing its cgroup: {err}',
                               container=c.name, step="destroy") from err
+            self.networks.detach(c.id)
             self.store.remove(c.id, durable=not c.auto_remove, background=True)
             c.destroyed = True
             c.cond.notify_all()
@@ -835,6 +867,7 @@ class Manager:
             if c.config.get("image"):
                 out["image_config"] = c.config["image"]    # which values came from the image
             out["dir"] = self.store.container_dir(c.id)
+            out["network_settings"] = self.networks.info(c.id) if c.status in ACTIVE else None
             out["limits"] = None
             if c.cgroup is not None and c.status in ACTIVE:
                 try:
@@ -946,6 +979,10 @@ class Manager:
         for c in cs:
             if c.status in ACTIVE or c.status == STARTING:
                 self._readopt(c, report)
+        # Every attachment of a container that is not running now is DELeted (a start cut
+        # short, an exit while the daemon was away, a container removed meanwhile).
+        net = self.networks.restore({c.id for c in cs if c.status in ACTIVE})
+        report["network cleaned"] = net["cleaned"]
         for c in cs:
             if c.auto_remove and (c.status == BROKEN
                                   or (c.status == STOPPED and not self._should_restart(c))):

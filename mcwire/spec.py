@@ -25,8 +25,9 @@ from mcwire.mountdest import check_mount_destination
 # dataclasses; they are part of this module's interface all the same.
 from mcwire.units import (_SIZE_RE, _UNITS, CAPABILITIES,  # noqa: F401
                           DEFAULT_CAPABILITIES, DEFAULT_ENV, DEFAULT_NAMESPACES, cpus_to_quota,
-                          format_size, normalize_capability, parse_restart_policy, parse_size,
-                          parse_tmpfs, parse_user, parse_volume, resolve_capabilities)
+                          format_size, normalize_capability, parse_add_host, parse_publish,
+                          parse_restart_policy, parse_size, parse_tmpfs, parse_user,
+                          parse_volume, resolve_capabilities)
 
 NAME_RE = re.compile(r"[a-zA-Z0-9][a-zA-Z0-9_.-]{0,62}")
 ENV_KEY_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
@@ -317,6 +318,78 @@ class Linux(_Strict):
 
 
 @dataclass
+class PortMapping(_Strict):
+    """-p: host_port 0 = the daemon picks a free one; host_ip "" = its default (0.0.0.0)."""
+    container_port: int = 0
+    host_port: int = 0
+    host_ip: str = ""
+    protocol: str = "tcp"
+    _types = {"container_port": int, "host_port": int, "host_ip": str, "protocol": str}
+
+    def __post_init__(self):
+        from mcwire.units import _ipv4
+        flag = "-p/--publish"
+        for what, v, lo in (("container port", self.container_port, 1),
+                            ("host port", self.host_port, 0)):
+            if isinstance(v, bool) or not isinstance(v, int) or not lo <= v <= 65535:
+                raise InvalidArgument(f"{flag}: {what} {v!r} is not a port number (1-65535)")
+        if self.host_ip:
+            _ipv4(self.host_ip, flag)
+        if self.protocol not in ("tcp", "udp"):
+            raise InvalidArgument(f"{flag}: protocol must be tcp or udp, not {self.protocol!r}")
+
+    @classmethod
+    def parse(cls, text: str) -> "PortMapping":
+        return cls(**parse_publish(text))
+
+
+@dataclass
+class Networking(_Strict):
+    """mode: "" (the daemon's default network, chosen at create), none, host, or the name
+    of a network. The rest applies to a network attachment."""
+    mode: str = ""
+    ports: list = field(default_factory=list)
+    ip: str = ""
+    aliases: list = field(default_factory=list)
+    dns: list = field(default_factory=list)
+    extra_hosts: list = field(default_factory=list)     # [{"name", "ip"}]
+    _nested = {"ports": [PortMapping]}
+    _types = {"mode": str, "ip": str, "aliases": list, "dns": list, "extra_hosts": list}
+
+    def __post_init__(self):
+        if self.mode and self.mode not in ("none", "host"):
+            validate_name(self.mode, "network name")
+        if self.ip:
+            from mcwire.units import _ipv4
+            _ipv4(self.ip, "--ip")
+        for a in self.aliases:
+            if not isinstance(a, str) or not HOSTNAME_RE.fullmatch(a):
+                raise InvalidArgument(f"--network-alias: {a!r} is not a valid name")
+        for d in self.dns:
+            from mcwire.units import _ipv4
+            if not isinstance(d, str):
+                raise InvalidArgument(f"--dns: {d!r} is not an IPv4 address")
+            _ipv4(d, "--dns")
+        for h in self.extra_hosts:
+            if not isinstance(h, dict) or set(h) != {"name", "ip"}:
+                raise InvalidArgument(f"--add-host: {h!r} is not {{name, ip}}")
+            parse_add_host(f"{h['name']}:{h['ip']}")
+        seen = set()
+        for p in self.ports:
+            key = (p.host_ip, p.host_port, p.protocol)
+            if p.host_port and key in seen:
+                raise InvalidArgument(f"-p/--publish: host port {p.host_port}/{p.protocol} "
+                                      f"is given twice")
+            seen.add(key)
+        if self.mode in ("none", "host"):
+            extra = [flag for flag, v in (("-p/--publish", self.ports), ("--ip", self.ip),
+                                          ("--network-alias", self.aliases)) if v]
+            if extra:
+                raise InvalidArgument(f"{', '.join(extra)}: needs a network, not --network "
+                                      f"{self.mode}")
+
+
+@dataclass
 class ContainerSpec(_Strict):
     name: str = ""
     process: Process = None
@@ -328,7 +401,9 @@ class ContainerSpec(_Strict):
     stop_timeout: int = DEFAULT_STOP_TIMEOUT
     stop_signal: str = "SIGTERM"
     labels: dict = field(default_factory=dict)
-    _nested = {"process": Process, "root": Root, "mounts": [Mount], "linux": Linux}
+    networking: Networking = field(default_factory=Networking)
+    _nested = {"process": Process, "root": Root, "mounts": [Mount], "linux": Linux,
+               "networking": Networking}
     _types = {"name": str, "hostname": str, "restart_policy": str, "stop_timeout": int,
               "stop_signal": str, "labels": dict}
 
@@ -350,7 +425,22 @@ class ContainerSpec(_Strict):
         dests = [m.destination for m in self.mounts]
         if len(set(dests)) != len(dests):
             raise InvalidArgument("mounts: a destination is listed twice")
+        # One truth for "host": no network namespace. A spec stored before networks existed
+        # has no mode: it keeps what its namespaces say.
+        if self.networking is None:
+            self.networking = Networking()
+        if self.networking.mode == "host":
+            if "network" in self.linux.namespaces:
+                self.linux.namespaces = [n for n in self.linux.namespaces if n != "network"]
+        elif "network" not in self.linux.namespaces:
+            if self.networking.mode:
+                raise InvalidArgument(f"--network {self.networking.mode}: needs a network "
+                                      f"namespace (the spec leaves it out)")
+            self.networking.mode = "host"
+            Networking.__post_init__(self.networking)   # -p, --ip... make no sense there
 
     @property
     def network(self) -> str:
-        return "none" if "network" in self.linux.namespaces else "host"
+        """none, host, or the network's name. A spec without a mode is one the daemon did
+        not give its default network (one stored before networks existed): none."""
+        return self.networking.mode or "none"

@@ -194,3 +194,57 @@ def parse_tmpfs(text: str) -> dict:
         elif k not in _TMPFS_FLAGS:
             raise InvalidArgument(f"tmpfs: unknown option {o!r}")
     return {"destination": dst, "type": "tmpfs", "source": "tmpfs", "options": options}
+
+
+# ---------------------------------------------------------------- networking flags
+
+def _port(text: str, what: str, flag: str) -> int:
+    if not text.isdigit() or not 1 <= int(text) <= 65535:
+        raise InvalidArgument(f"{flag}: {what} {text!r} is not a port number (1-65535)")
+    return int(text)
+
+
+def _ipv4(text: str, flag: str) -> str:
+    parts = text.split(".")
+    if len(parts) != 4 or not all(p.isdigit() and int(p) <= 255 and (p == "0" or not p.startswith("0"))
+                                  for p in parts):
+        raise InvalidArgument(f"{flag}: {text!r} is not an IPv4 address")
+    return text
+
+
+def parse_publish(text: object) -> dict:
+    """-p [HOSTIP:][HOSTPORT:]CONTAINERPORT[/tcp|/udp] -> host_ip, host_port (0 = any
+    free one), container_port, protocol. host_ip "" means the daemon's default."""
+    flag = "-p/--publish"
+    if not isinstance(text, str) or not text:
+        raise InvalidArgument(f"{flag}: expected [HOSTIP:][HOSTPORT:]CONTAINERPORT[/PROTO]")
+    body, _, proto = text.partition("/")
+    proto = proto.lower() if proto else "tcp"
+    if proto not in ("tcp", "udp"):
+        raise InvalidArgument(f"{flag}: {text!r}: protocol must be tcp or udp, not {proto!r}")
+    if body.startswith("["):
+        raise InvalidArgument(f"{flag}: {text!r}: IPv6 host addresses are not supported")
+    parts = body.split(":")
+    if len(parts) > 3:
+        raise InvalidArgument(f"{flag}: {text!r} is not [HOSTIP:][HOSTPORT:]CONTAINERPORT[/PROTO]")
+    host_ip = parts[0] if len(parts) == 3 else ""
+    host_port = parts[-2] if len(parts) >= 2 else ""
+    if "-" in body:
+        raise InvalidArgument(f"{flag}: {text!r}: port ranges are not supported")
+    if host_ip:
+        _ipv4(host_ip, flag)
+    return {"host_ip": host_ip,
+            "host_port": _port(host_port, "host port", flag) if host_port else 0,
+            "container_port": _port(parts[-1], "container port", flag),
+            "protocol": proto}
+
+
+def parse_add_host(text: object) -> dict:
+    """--add-host NAME:IP"""
+    flag = "--add-host"
+    if not isinstance(text, str) or ":" not in text:
+        raise InvalidArgument(f"{flag}: {text!r} is not NAME:IP")
+    name, _, ip = text.partition(":")
+    if not re.fullmatch(r"[A-Za-z0-9]([A-Za-z0-9.-]{0,251}[A-Za-z0-9])?", name):
+        raise InvalidArgument(f"{flag}: {name!r} is not a host name")
+    return {"name": name, "ip": _ipv4(ip, flag)}

@@ -28,6 +28,7 @@ install -D -m 0644 packaging/systemd/mcd.service "$dest/usr/lib/systemd/system/m
 install -D -m 0644 packaging/systemd/mcd.tmpfiles "$dest/usr/lib/tmpfiles.d/mcd.conf"
 install -D -m 0644 packaging/systemd/mcd.sysusers "$dest/usr/lib/sysusers.d/mcd.conf"
 install -D -m 0644 packaging/mcd.toml "$dest/etc/mcd/mcd.toml"
+install -d "$dest/etc/mcd/net.d"     # CNI configuration lists an administrator adds
 
 install -d "$dest/usr/share/man/man1" "$dest/usr/share/man/man8"
 gzip -9n < man/mcctl.1 > "$dest/usr/share/man/man1/mcctl.1.gz"

@@ -31,7 +31,9 @@ else
         step "Starting a private mcd on $MCD_SOCKET (state in $demo_root, log /run/mcd-demo/mcd.log)"
         # setsid: the daemon outlives this script (and keeps the dashboard up).
         setsid "$MCD" --socket "$MCD_SOCKET" --root "$demo_root" --web-listen 127.0.0.1:7070 \
-            --config /dev/null </dev/null >>/run/mcd-demo/mcd.log 2>&1 &
+            --config /dev/null --default-network none </dev/null >>/run/mcd-demo/mcd.log 2>&1 &
+        # (--default-network none: the demo leaves this machine's links and firewall alone;
+        # docs/networking.md shows networks.)
         echo $! > /run/mcd-demo/mcd.pid
         for _ in $(seq 1 100); do
             "$MCCTL" version >/dev/null 2>&1 && break

@@ -285,6 +285,8 @@ def create_to_spec(body, name: str | None, image: bool = False) -> tuple[dict, b
     if _NETWORK_MODES[mode] == "host":
         from mcwire.units import DEFAULT_NAMESPACES
         linux["namespaces"] = [n for n in DEFAULT_NAMESPACES if n != "network"]
+    # Said explicitly: a spec without a mode gets mcd's default network (issue 13).
+    spec["networking"] = {"mode": _NETWORK_MODES[mode]}
     if not _zero(host.get("PortBindings")):
         _refuse("HostConfig.PortBindings", host["PortBindings"], "published ports need networks")
     eps = ((body.get("NetworkingConfig") or {}).get("EndpointsConfig") or {})

@@ -105,6 +105,7 @@ class _Plan:
     bpf: bytes | None
     cap_last: int
     env: list = field(default_factory=list)
+    netns: str | None = None    # a ready network namespace to join instead of a new one
 
 
 # ------------------------------------------------------------------ the wire
@@ -271,10 +272,17 @@ def _container_init(plan: _Plan, sync: socket.socket, userns_fd: int | None,
                     f.write("0")
         flags = 0
         for ns in spec.linux.namespaces:
-            if ns not in ("pid", "user"):
+            if ns not in ("pid", "user") and not (ns == "network" and plan.netns):
                 flags |= sc.NAMESPACES[ns][0]
         with step("unshare"):
             sc.unshare(flags)
+        if plan.netns and "network" in spec.linux.namespaces:
+            with step("setns", plan.netns):
+                fd = os.open(plan.netns, os.O_RDONLY | os.O_CLOEXEC)
+                try:
+                    sc.setns(fd, sc.CLONE_NEWNET)
+                finally:
+                    os.close(fd)
         with step("make mounts private", "/"):
             sc.mount(None, "/", None, sc.MS_REC | sc.MS_PRIVATE)
         lowers, base = paths.lowers, paths.lower_base
@@ -470,7 +478,12 @@ def _monitor(plan: _Plan, result: socket.socket) -> None:
 
 # ---------------------------------------------------------------- daemon side
 
-def _write_host_files(spec: ContainerSpec, paths: ContainerPaths, owner) -> None:
+def _write_host_files(spec: ContainerSpec, paths: ContainerPaths, owner,
+                      etc: dict | None = None) -> None:
+    """/etc/hostname, /etc/hosts, /etc/resolv.conf as bound into the container; ``etc``
+    (from the network service) gives hosts and resolv.conf for a container on a network.
+    Written in place (open "w"), never renamed: the daemon rewrites hosts later through
+    the same inode the bind mount holds."""
     name = spec.hostname
     files = {
         paths.hostname: f"{name}\n",
@@ -482,6 +495,9 @@ def _write_host_files(spec: ContainerSpec, paths: ContainerPaths, owner) -> None
             files[paths.resolv_conf] = f.read()
     except OSError:
         files[paths.resolv_conf] = ""
+    if etc:
+        files[paths.hosts] = etc.get("hosts", files[paths.hosts])
+        files[paths.resolv_conf] = etc.get("resolv.conf", files[paths.resolv_conf])
     for path, text in files.items():
         with open(path, "w") as f:
             f.write(text)
@@ -503,7 +519,7 @@ def _mapped_root(spec: ContainerSpec):
     return uid, gid
 
 
-def prepare_dirs(spec: ContainerSpec, paths: ContainerPaths) -> None:
+def prepare_dirs(spec: ContainerSpec, paths: ContainerPaths, etc: dict | None = None) -> None:
     """Create upper/work/rootfs (idempotent: a restart reuses the same upper dir)."""
     owner = _mapped_root(spec)
     try:
@@ -516,7 +532,7 @@ def prepare_dirs(spec: ContainerSpec, paths: ContainerPaths) -> None:
             # Only the upper dir's top: everything below is created by the container itself
             # and so lands on disk as the mapped ids. The template is never copied.
             os.chown(paths.upper, *owner)
-        _write_host_files(spec, paths, owner)
+        _write_host_files(spec, paths, owner, etc)
     except OSError as err:
         raise errors.KernelError.from_oserror("prepare container dir", err,
                                               container=spec.name) from err
@@ -572,15 +588,18 @@ def _fork_intermediate(plan: _Plan, theirs: socket.socket) -> None:
 
 
 def start(spec: ContainerSpec, paths: ContainerPaths, cgroup_procs: list[str] = (),
-          stdio: Stdio | None = None) -> Launched:
+          stdio: Stdio | None = None, netns: str | None = None,
+          etc: dict | None = None) -> Launched:
+    """``netns``: a network namespace made and configured by the caller, which PID 1 joins
+    (the runtime never configures networks); ``etc``: hosts and resolv.conf to bind."""
     stdio = stdio or Stdio()
     for lower in paths.lowers:
         if not os.path.isdir(lower):
             raise errors.NotFound(f"lower layer {lower} does not exist", container=spec.name)
-    prepare_dirs(spec, paths)
+    prepare_dirs(spec, paths, etc)
     bpf = security.default_filter_bpf() if spec.linux.seccomp == "default" else None
     plan = _Plan(spec, paths, list(cgroup_procs), stdio, bpf, security.last_cap(),
-                 container_env(spec.process, spec.hostname))
+                 container_env(spec.process, spec.hostname), netns)
     result, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
     try:
         server = _forkserver

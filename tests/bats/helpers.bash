@@ -9,7 +9,8 @@ start_daemon() {
     export BATS_MC_TAG="mctest-bats$$$RANDOM"
     : > "$BATS_MC_TMP/none.toml"
     "$MCD" --socket "$MCD_SOCKET" --root "$BATS_MC_TMP/root" --cgroup-parent "$BATS_MC_TAG" \
-        --web-listen off --config "$BATS_MC_TMP/none.toml" ${MCD_EXTRA_ARGS:-} >"$BATS_MC_TMP/mcd.log" 2>&1 &
+        --web-listen off --config "$BATS_MC_TMP/none.toml" --default-network none ${MCD_EXTRA_ARGS:-} \
+        >"$BATS_MC_TMP/mcd.log" 2>&1 &   # the machine's own netns: no bridge, no rules here
     echo $! > "$BATS_MC_TMP/mcd.pid"
     for _ in $(seq 1 300); do
         "$MCCTL" version >/dev/null 2>&1 && return 0

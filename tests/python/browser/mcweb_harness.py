@@ -62,7 +62,7 @@ class RealDaemon:
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "mcd", "--socket", self.socket, "--root", self.root,
              "--cgroup-parent", self.tag, "--web-listen", f"127.0.0.1:{self.port}",
-             "--log-level", "debug"],
+             "--log-level", "debug", "--default-network", "none"],   # the host's netns: no bridge
             stdout=self._log, stderr=subprocess.STDOUT, env=env, cwd=REPO)
         wait_for(lambda: self._ready() or self._died(), 60, "mcd to listen")
         if self.proc.poll() is not None:

@@ -60,9 +60,12 @@ class Daemon:
         self.log_path = os.path.join(base, "mcd.log")
 
     def argv(self):
+        # --default-network none: this daemon runs in the machine's own network namespace,
+        # whose links and firewall tests must never change. Network tests run their own
+        # daemon inside a namespace they made (tests/python/network), with the default on.
         return [sys.executable, "-m", "mcd", "--socket", self.socket, "--root", self.root,
                 "--cgroup-parent", self.tag, "--web-listen", "off", "--log-level", "debug",
-                "--config", os.path.join(self.base, "none.toml")]
+                "--config", os.path.join(self.base, "none.toml"), "--default-network", "none"]
 
     def start(self, env=None, wait=True):
         with open(os.path.join(self.base, "none.toml"), "w") as f:
