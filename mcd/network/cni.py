@@ -13,7 +13,7 @@ specification (1.0.0, section 3) says. No kernel knowledge and no mcd state here
   ADD (DEL must succeed when things are already gone). CHECK runs in order with the
   stored result, unless the list says ``disableCheck``.
 - A failing plugin exits non-zero and prints ``{"code", "msg", "details"}``: that becomes
-  one line, CNIError, naming the network, the plugin and the command.
+  one line (a SetupError, step "network") naming the network, the plugin and the command.
 """
 
 from __future__ import annotations
@@ -36,16 +36,17 @@ WELL_KNOWN = {1: "incompatible CNI version", 2: "unsupported field in network co
               11: "try again later"}
 
 
-class CNIError(SetupError):
-    """One plugin failed: ``network NAME: plugin TYPE: ADD: message (code N)``."""
+# A plugin's failure is a failed setup step (the closed error vocabulary of mcwire has no
+# class per subsystem): its details say which network, plugin, command and CNI code.
+CNIError = SetupError
 
-    def __init__(self, message: str, *, code: int | None = None, plugin: str | None = None,
-                 network: str | None = None, command: str | None = None, **kw):
-        super().__init__(message, step=kw.pop("step", "network"), **kw)
-        self.cni_code = code
-        self.plugin = plugin
-        self.network = network
-        self.command = command
+
+def cni_error(message: str, *, code: int | None = None, plugin: str | None = None,
+              network: str | None = None, command: str | None = None) -> SetupError:
+    """``network NAME: plugin TYPE: ADD: message (CNI error N: meaning)`` as one error."""
+    details = {k: v for k, v in (("network", network), ("plugin", plugin), ("command", command),
+                                 ("cni_code", code)) if v is not None}
+    return SetupError(message, step="network", details=details)
 
 
 @dataclass
@@ -145,7 +146,7 @@ class Caller:
         where = f"network {network}: plugin {plugin_type}: {command}"
         exe = self.find(plugin_type)
         if exe is None:
-            raise CNIError(f"{where}: no such plugin in {':'.join(self.path)} "
+            raise cni_error(f"{where}: no such plugin in {':'.join(self.path)} "
                            f"(is containernetworking-plugins installed?)",
                            plugin=plugin_type, network=network, command=command)
         try:
@@ -153,10 +154,10 @@ class Caller:
                                   env=self._env(command, att), timeout=self.timeout,
                                   close_fds=True)
         except subprocess.TimeoutExpired:
-            raise CNIError(f"{where}: no answer in {self.timeout:g} s", plugin=plugin_type,
+            raise cni_error(f"{where}: no answer in {self.timeout:g} s", plugin=plugin_type,
                            network=network, command=command) from None
         except OSError as err:
-            raise CNIError(f"{where}: {exe}: {err.strerror}", plugin=plugin_type,
+            raise cni_error(f"{where}: {exe}: {err.strerror}", plugin=plugin_type,
                            network=network, command=command) from err
         out = proc.stdout.strip()
         parsed = None
@@ -169,7 +170,7 @@ class Caller:
             raise error_from_output(where, proc.returncode, parsed, proc.stderr,
                                     plugin=plugin_type, network=network, command=command)
         if out and not isinstance(parsed, dict):
-            raise CNIError(f"{where}: the plugin printed no JSON result: {out[:120]!r}",
+            raise cni_error(f"{where}: the plugin printed no JSON result: {out[:120]!r}",
                            plugin=plugin_type, network=network, command=command)
         return parsed
 
@@ -233,7 +234,7 @@ def _version_tuple(v: str) -> tuple:
         return (0,)
 
 
-def error_from_output(where: str, returncode: int, parsed, stderr: bytes, **kw) -> CNIError:
+def error_from_output(where: str, returncode: int, parsed, stderr: bytes, **kw) -> SetupError:
     """The plugin's error JSON (``code``, ``msg``, ``details``) as one line."""
     code = msg = details = None
     if isinstance(parsed, dict):
@@ -247,4 +248,4 @@ def error_from_output(where: str, returncode: int, parsed, stderr: bytes, **kw) 
     if isinstance(code, int):
         known = WELL_KNOWN.get(code)
         text += f" (CNI error {code}{': ' + known if known else ''})"
-    return CNIError(f"{where}: {text}", code=code if isinstance(code, int) else None, **kw)
+    return cni_error(f"{where}: {text}", code=code if isinstance(code, int) else None, **kw)

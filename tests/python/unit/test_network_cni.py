@@ -131,7 +131,9 @@ def test_a_failing_add_is_one_line_and_rolls_back_what_ran(plugins):
     assert "\n" not in msg
     assert msg == ("network testnet: plugin beta: ADD: it broke: on purpose really "
                    "(CNI error 7: invalid network config)")
-    assert ei.value.cni_code == 7 and ei.value.plugin == "beta"
+    assert ei.value.details == {"network": "testnet", "plugin": "beta", "command": "ADD",
+                                "cni_code": 7}
+    assert ei.value.step == "network"
     c = calls()
     assert [(x["type"], x["env"]["CNI_COMMAND"]) for x in c] == [
         ("alpha", ADD), ("beta", ADD), ("gamma", DEL), ("beta", DEL), ("alpha", DEL)]
