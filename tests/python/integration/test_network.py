@@ -149,7 +149,7 @@ class NetDaemon(Daemon):
         return self.mcctl("run", *args, check=check, timeout=timeout)
 
     def nettools(self):
-        self.mcctl("template", "create", "nettools", self.world.nettools, check=0)
+        self.mcctl("template", "create", self.world.nettools, "nettools", check=0)
 
 
 @pytest.fixture(scope="module")
