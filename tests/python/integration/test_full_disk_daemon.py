@@ -1,6 +1,7 @@
 """Issue 11 item 2 as the user met it: the daemon's root on a full filesystem. `stop` fails
-with one line naming state.json and ENOSPC, and no temporary file is left in the
-container's directory; once space is back, the container is stopped and removed as usual."""
+with one line naming state.json and ENOSPC, no temporary file is left in the container's
+directory and the container is left as it was (running); a create fails in one line without
+a half-made directory; once space is back, the same stop works."""
 
 from __future__ import annotations
 
@@ -50,7 +51,19 @@ def test_stop_on_a_full_root_leaves_no_temp_file(make_daemon):
         lines = r.stderr.strip().splitlines()
         assert lines == [f"mcctl: write {cdir}/state.json: No space left on device"], r.stderr
         assert _leftovers(d.root) == []
+        # The stop changed nothing: the container still runs, and says so.
+        st = d.state("full")
+        assert st["status"] == "running" and os.path.exists(f"/proc/{st['pid']}")
+        # A new container on the full disk: one line, and no half-made directory.
+        r = d.mcctl("run", "--rm", "minimal", "true")
+        assert r.returncode == 125 and len(r.stderr.splitlines()) == 1, r.stderr
+        assert r.stderr.startswith("mcctl: create container dir ") and \
+            r.stderr.endswith(": No space left on device\n"), r.stderr
+        assert sorted(os.listdir(os.path.join(d.root, "containers"))) == [st["id"]]
+        # Space back: the same stop works.
         os.unlink(filler)
+        d.mcctl("stop", "-t", "0", "full", check=0)
+        assert d.state("full")["status"] == "stopped"
         d.mcctl("rm", "-f", "full", check=0)
         wait_for(lambda: d.client.get("/v1/containers", all=True) == [], what="removal")
         assert _leftovers(d.root) == []
