@@ -100,8 +100,10 @@ def _add_run_flags(p: argparse.ArgumentParser, *, run: bool) -> None:
     p.add_argument("-w", "--workdir", metavar="DIR", help="working directory inside the container")
     p.add_argument("-u", "--user", metavar="UID[:GID]", help="numeric user and group")
     p.add_argument("-v", "--volume", action="append", default=[], metavar="SRC:DST[:ro]",
-                   help="bind mount a host path")
-    p.add_argument("--tmpfs", action="append", default=[], metavar="DST[:OPTS]", help="mount a tmpfs")
+                   help="bind mount a host path (DST not /proc, /sys, /dev nor inside /proc, "
+                        "but for the lxcfs files such as /proc/meminfo)")
+    p.add_argument("--tmpfs", action="append", default=[], metavar="DST[:OPTS]",
+                   help="mount a tmpfs (DST not /proc, /sys, /dev nor inside /proc)")
     p.add_argument("--read-only", action="store_true", help="read-only root filesystem")
     p.add_argument("--network", "--net", metavar="NETWORK", default=None,
                    help="a network's name, bridge (the default network), none (loopback only) "
