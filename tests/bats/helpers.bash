@@ -8,9 +8,13 @@ start_daemon() {
     export MCD_SOCKET="$BATS_MC_TMP/mcd.sock"
     export BATS_MC_TAG="mctest-bats$$$RANDOM"
     : > "$BATS_MC_TMP/none.toml"
+    # Without MCD_NETNS the daemon runs in the machine's own network namespace: no default
+    # network there (no bridge, no rules). network.bats runs it in a namespace it made.
+    ${MCD_NETNS:+nsenter --net="$MCD_NETNS"} \
     "$MCD" --socket "$MCD_SOCKET" --root "$BATS_MC_TMP/root" --cgroup-parent "$BATS_MC_TAG" \
-        --web-listen off --config "$BATS_MC_TMP/none.toml" --default-network none ${MCD_EXTRA_ARGS:-} \
-        >"$BATS_MC_TMP/mcd.log" 2>&1 &   # the machine's own netns: no bridge, no rules here
+        --web-listen off --config "$BATS_MC_TMP/none.toml" \
+        --default-network "${MCD_DEFAULT_NETWORK:-none}" ${MCD_EXTRA_ARGS:-} \
+        >"$BATS_MC_TMP/mcd.log" 2>&1 &
     echo $! > "$BATS_MC_TMP/mcd.pid"
     for _ in $(seq 1 300); do
         "$MCCTL" version >/dev/null 2>&1 && return 0
