@@ -127,8 +127,16 @@ def filter_rootfs_members(members) -> tuple[list[tuple[tarfile.TarInfo, str]], l
 
     Returns (kept (member, name) pairs in archive order, skipped names as "/dev/null").
     """
-    kept: list[tuple[tarfile.TarInfo, str]] = []
     skipped: list[str] = []
+    kept = list(iter_rootfs_members(members, skipped))
+    return kept, skipped
+
+
+def iter_rootfs_members(members, skipped: list[str]):
+    """filter_rootfs_members one member at a time, for a tar read as a stream (an image
+    layer: each kept member is extracted before the next is read; the caller writes
+    into a staging dir it drops when a later member raises). Skipped names are
+    appended to ``skipped``."""
     dropped: set[str] = set()
     for m in members:
         name = check_member(m)
@@ -139,8 +147,7 @@ def filter_rootfs_members(members) -> tuple[list[tuple[tarfile.TarInfo, str]], l
             skipped.append("/" + name)
             continue
         dropped.discard(name)       # a later member of the same name replaces the node
-        kept.append((m, name))
-    return kept, skipped
+        yield m, name
 
 
 def skipped_notice(skipped: list[str], limit: int = 8) -> str | None:

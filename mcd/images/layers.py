@@ -11,11 +11,11 @@ Whiteouts become what overlayfs understands in a lower layer:
     a/.wh.name       -> a/name, a character device 0/0 (a deleted file or directory)
     a/.wh..wh..opq   -> the trusted.overlay.opaque=y xattr on a/ (nothing below shows)
 
-Members are checked by the same rule as template import (mcd.templates): no absolute
-names, no '..', symlinks that stay inside the tree, hard links only to files of the
-same layer; device nodes and FIFOs are skipped with a notice. Files are created by
-the template importer's extraction (O_NOFOLLOW|O_EXCL under directory fds opened
-without following symlinks), so even a checker bug cannot write outside.
+Members are checked by the same rule as template import (mcd.templates.iter_rootfs_members,
+one member at a time: no absolute names, no "..", symlinks that stay inside the tree, hard
+links only to files of the same layer; device nodes and FIFOs skipped with a notice). Files
+are created by the template importer's extraction (O_NOFOLLOW|O_EXCL under directory fds
+opened without following symlinks), so even a checker bug cannot write outside.
 
 Nothing here touches the store's real names: the caller gets a staging dir back and
 renames it in (mcd.images.store) once every layer of every image checked out.
@@ -142,13 +142,6 @@ class Staged:
     notices: list = field(default_factory=list)
 
 
-def _member_action(m: tarfile.TarInfo) -> str | None:
-    """The template importer's rule, with what a layer adds: None = skip."""
-    if m.ischr() or m.isblk() or m.isfifo():
-        return None
-    return templates.check_member(m)
-
-
 def unpack(stream, staging: str, *, diff_id: str, what: str,
            blob_digest: str | None = None, media_type: str = "") -> Staged:
     """Read ``stream`` (one layer blob) into ``staging`` (an absent path): diff/ with the
@@ -217,17 +210,16 @@ def _extract(src, dest: str, what: str, notices: list) -> None:
     rootfd = os.open(dest, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
     dirs: list = []
     opaque: list[str] = []
+    skipped: list[str] = []
+    members = templates.iter_rootfs_members(tf, skipped)
     try:
-        for m in tf:
+        while True:
             try:
-                name = _member_action(m)
+                m, name = next(members)
+            except StopIteration:
+                break
             except templates.UnsafeArchive as err:
                 raise BadImage(f"{what}: {err}") from None
-            if name is None:
-                if m.ischr() or m.isblk() or m.isfifo():
-                    notices.append(f"{what}: skipped {m.name} "
-                                   f"({'FIFO' if m.isfifo() else 'device node'})")
-                continue
             parent, base = posixpath.split(name)
             if base == OPAQUE:
                 opaque.append(parent)
@@ -250,6 +242,9 @@ def _extract(src, dest: str, what: str, notices: list) -> None:
                                    f"{m.linkname!r}, which is not in this layer") from None
                 raise
             _xattrs(rootfd, name, m)
+        notice = templates.skipped_notice(skipped)
+        if notice:
+            notices.append(f"{what}: {notice}")
         for name in opaque:
             dfd = templates._open_dir(rootfd, name, create=True)
             try:
