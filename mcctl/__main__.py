@@ -294,14 +294,34 @@ def cmd_run(args, env, client, *, create_only=False):
         body = {"spec": spec, "rm": bool(args.rm)}
         if not create_only:
             body["start"] = True
-        res = _sending(spec, lambda: client.post("/v1/containers", body))
+        res = _pulling(args, env, client,
+                       lambda: _sending(spec, lambda: client.post("/v1/containers", body)))
         env.stdout.write(res["id"] + "\n")
         return EXIT_OK
     if args.tty and not os.isatty(env.fd(env.stdin, 0)):
         env.stderr.write("mcctl: warning: -t given but stdin is not a terminal\n")
     body = {"spec": spec, "attach": True, "rm": bool(args.rm), "stdin": bool(args.interactive)}
-    return _sending(spec, lambda: _attach(client, "POST", "/v1/containers", body, None, env,
-                                          tty=bool(args.tty), interactive=bool(args.interactive)))
+    return _pulling(args, env, client, lambda: _sending(
+        spec, lambda: _attach(client, "POST", "/v1/containers", body, None, env,
+                              tty=bool(args.tty), interactive=bool(args.interactive))))
+
+
+def _pulling(args, env, client, send):
+    """--pull: always pulls first; missing (Docker's default) pulls when the daemon has no
+    such image and the reference names a registry (or --pull was given); never does not."""
+    images = _images()
+    mode = args.pull
+    if mode == "always":
+        images.pull(client, env, args.template)
+        return send()
+    try:
+        return send()
+    except MCError as err:
+        if (err.code != "NOT_FOUND" or not str(err).startswith("no such image")
+                or mode == "never" or not (mode == "missing" or images.has_registry(args.template))):
+            raise
+    images.pull(client, env, args.template)
+    return send()
 
 
 def _each(args, env, fn, print_name=True):
@@ -772,7 +792,10 @@ COMMANDS = {
     "port": cmd_port, "network": cmd_network,
     "template": cmd_template, "image": lambda a, e, c: _images().cmd_image(a, e, c),
     "images": lambda a, e, c: _images().cmd_images(a, e, c),
-    "system": lambda a, e, c: _images().cmd_system(a, e, c), "info": cmd_info, "dashboard": cmd_dashboard, "version": cmd_version,
+    "system": lambda a, e, c: _images().cmd_system(a, e, c),
+    "pull": lambda a, e, c: _images().cmd_pull(a, e, c),
+    "login": lambda a, e, c: _images().cmd_login(a, e, c),
+    "logout": lambda a, e, c: _images().cmd_logout(a, e, c), "info": cmd_info, "dashboard": cmd_dashboard, "version": cmd_version,
 }
 
 

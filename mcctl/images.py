@@ -222,3 +222,135 @@ def cmd_system(args, env, client):
          "upper dirs (what containers wrote)"],
     ], env.stdout)
     return 0
+
+
+# ---------------------------------------------------------------- registries
+
+def add_pull_parser(p) -> None:
+    p.add_argument("-q", "--quiet", action="store_true", help="only the image id")
+    p.add_argument("ref", metavar="NAME[:TAG|@DIGEST]")
+
+
+def add_login_parser(p) -> None:
+    p.add_argument("-u", "--username", metavar="USER", help="user name")
+    p.add_argument("-p", "--password", metavar="PASSWORD",
+                   help="password (visible in ps: prefer --password-stdin)")
+    p.add_argument("--password-stdin", action="store_true", help="read the password from stdin")
+    p.add_argument("server", nargs="?", default="docker.io", metavar="SERVER",
+                   help="registry host[:port] (default docker.io)")
+
+
+def add_logout_parser(p) -> None:
+    p.add_argument("server", nargs="?", default="docker.io", metavar="SERVER")
+
+
+class _Bars:
+    """Per-layer progress on a terminal: one line per layer, redrawn in place."""
+
+    def __init__(self, out):
+        self.out, self.order, self.state, self.start = out, [], {}, {}
+        self.drawn = 0
+
+    def update(self, ev) -> None:
+        import time
+        from mcctl import output
+        layer = ev["layer"]
+        if layer not in self.state:
+            self.order.append(layer)
+            self.start[layer] = time.monotonic()
+        st = ev["status"]
+        if st == "downloading":
+            cur, total = ev.get("current", 0), ev.get("total", 0)
+            secs = max(time.monotonic() - self.start[layer], 1e-3)
+            text = (f"Downloading {output.size(cur)}/{output.size(total)} "
+                    f"{output.size(int(cur / secs))}/s")
+        elif st == "done":
+            text = "Pull complete"
+        else:
+            text = "Already exists"
+        self.state[layer] = text
+        if self.drawn:
+            self.out.write(f"\x1b[{self.drawn}A")
+        for name in self.order:
+            self.out.write(f"\r\x1b[2K{name}: {self.state[name]}\n")
+        self.drawn = len(self.order)
+        self.out.flush()
+
+
+def pull(client, env, ref: str, quiet: bool = False) -> dict:
+    """Pull with progress (bars on a terminal, one line per layer event otherwise)."""
+    from mcwire.errors import MCError
+    tty = not quiet and os.isatty(env.fd(env.stderr, 2))
+    bars = _Bars(env.stderr) if tty else None
+    resp = client.open("POST", "/v1/images/pull", {"ref": ref})
+    result = None
+    try:
+        for ev in resp.lines():
+            kind = ev.get("type")
+            if kind == "error":
+                raise MCError.from_wire(ev)
+            if kind == "done":
+                result = ev
+                break
+            if quiet:
+                continue
+            if kind == "status":
+                env.stderr.write(ev.get("message", "") + "\n")
+            elif kind == "layer":
+                if bars:
+                    bars.update(ev)
+                elif ev.get("status") != "downloading":
+                    what = "pull complete" if ev["status"] == "done" else "already exists"
+                    env.stderr.write(f"{ev['layer']}: {what}\n")
+    finally:
+        resp.close()
+    if result is None:
+        raise MCError(f"pull {ref}: the daemon ended the stream before the result")
+    return result
+
+
+def cmd_pull(args, env, client):
+    res = pull(client, env, args.ref, args.quiet)
+    if args.quiet:
+        env.stdout.write(res["id"] + "\n")
+    else:
+        env.stdout.write(f"Digest: {res['digest']}\nStatus: pulled {res['ref']}\n{res['id']}\n")
+    return 0
+
+
+def cmd_login(args, env, client):
+    from mcctl.__main__ import UsageError
+    user = args.username
+    if not user:
+        raise UsageError("login: give --username")
+    if args.password_stdin:
+        if args.password:
+            raise UsageError("login: --password and --password-stdin cannot be used together")
+        password = env.stdin.read().rstrip("\r\n")
+    elif args.password is not None:
+        password = args.password
+    else:
+        import getpass
+        try:
+            password = getpass.getpass("Password: ")
+        except (EOFError, OSError):
+            raise UsageError("login: no password (use --password-stdin)") from None
+    res = client.post("/v1/auth/login", {"registry": args.server, "username": user,
+                                         "password": password})
+    env.stdout.write(f"{res.get('status', 'Login Succeeded')}\n")
+    return 0
+
+
+def cmd_logout(args, env, client):
+    res = client.post("/v1/auth/logout", {"registry": args.server})
+    if res.get("removed"):
+        env.stdout.write(f"Removed login credentials for {res['registry']}\n")
+    else:
+        env.stdout.write(f"Not logged in to {res['registry']}\n")
+    return 0
+
+
+def has_registry(ref: str) -> bool:
+    """Docker's rule: a first component with '.', ':' or 'localhost' names a registry."""
+    first, sep, _ = ref.partition("/")
+    return bool(sep) and ("." in first or ":" in first or first == "localhost")

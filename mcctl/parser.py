@@ -130,6 +130,9 @@ def _add_run_flags(p: argparse.ArgumentParser, *, run: bool) -> None:
     p.add_argument("--stop-signal", metavar="SIG", help="signal for stop (default SIGTERM)")
     p.add_argument("-l", "--label", action="append", default=[], metavar="KEY=VALUE", help="a label")
     _add_limit_flags(p)
+    p.add_argument("--pull", choices=("missing", "always", "never"), default=None,
+                   help="pull the image first: always, never, or when missing (the default, "
+                        "for a reference that names a registry, or when --pull is given)")
     p.add_argument("--entrypoint", metavar="CMD",
                    help="run CMD instead of the image's entrypoint (the image's Cmd is dropped)")
     _template(p.add_argument("template", metavar="IMAGE",
@@ -152,8 +155,8 @@ def _add_limit_flags(p: argparse.ArgumentParser) -> None:
 # Every subcommand, in --help order (a unit test checks this against the full parser).
 COMMANDS = ("run", "create", "start", "stop", "restart", "kill", "rm", "destroy", "ps",
             "inspect", "logs", "exec", "wait", "stats", "top", "update", "pause", "unpause",
-            "rename", "prune", "port", "network", "template", "image", "images", "system", "dashboard", "info",
-            "version")
+            "rename", "prune", "port", "network", "template", "image", "images", "pull", "login",
+            "logout", "system", "dashboard", "info", "version")
 
 
 def command_in(argv: list[str]) -> str | None:
@@ -357,6 +360,18 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
     if not isinstance(p, _Stub):
         from mcctl.images import add_images_parser
         add_images_parser(p)
+    p = cmd("pull", "Pull an image from a registry")
+    if not isinstance(p, _Stub):
+        from mcctl.images import add_pull_parser
+        add_pull_parser(p)
+    p = cmd("login", "Store credentials for a registry (the daemon keeps them, mode 0600)")
+    if not isinstance(p, _Stub):
+        from mcctl.images import add_login_parser
+        add_login_parser(p)
+    p = cmd("logout", "Forget a registry's credentials")
+    if not isinstance(p, _Stub):
+        from mcctl.images import add_logout_parser
+        add_logout_parser(p)
     p = cmd("system", "System-wide information: df (disk usage)")
     if not isinstance(p, _Stub):
         from mcctl.images import add_system_parser

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 import tomllib
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 
 from mcd.errors import InvalidArgument
 
@@ -30,6 +30,8 @@ class Config:
     default_network_subnet: str = "10.77.0.0/16"
     publish_ip: str = "0.0.0.0"                 # where -p binds when no host IP is given
     cni_path: str = "/usr/lib/cni:/usr/libexec/cni:/opt/cni/bin"   # Debian, Fedora, upstream
+    # Registries pulled from over plain HTTP (besides localhost): "host[:port]" each.
+    insecure_registries: list = field(default_factory=list)
 
     @property
     def effective_run_dir(self) -> str:
@@ -91,9 +93,13 @@ def load(path: str | None, overrides: dict, *, required: bool = False) -> Config
         k = key.replace("-", "_")
         if k not in known:
             raise InvalidArgument(f"config file {path}: unknown key {key!r}")
-        expected = {"max_body": int, "web_allow_remote": bool}.get(k, str)
+        expected = {"max_body": int, "web_allow_remote": bool,
+                    "insecure_registries": list}.get(k, str)
         if not isinstance(value, expected) or (expected is not bool and isinstance(value, bool)):
             raise InvalidArgument(f"config file {path}: {key} must be a {expected.__name__}")
+        if expected is list and not all(isinstance(v, str) and v and "/" not in v
+                                        for v in value):
+            raise InvalidArgument(f"config file {path}: {key} must list host[:port] names")
         setattr(cfg, k, value)
     for k, v in overrides.items():
         if v is not None:

@@ -196,6 +196,7 @@ class Daemon:
             cni_path=cfg.cni_path.split(":"))
         self.manager = Manager(cfg.root, cfg.cgroup_parent, on_change=self._status,
                                networks=networks)
+        self.manager.insecure_registries = list(cfg.insecure_registries)   # for image pulls
         report = self.manager.restore()
         log.info("restored: %s", ", ".join(f"{len(v)} {k}" for k, v in report.items()))
         api = Api(self.manager, info_extra=lambda: {"socket": cfg.socket,

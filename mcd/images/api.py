@@ -7,6 +7,7 @@ stdin, a directory), as template import does; a root caller may pass a path inst
 
 from __future__ import annotations
 
+import json
 import os
 import stat
 import uuid
@@ -24,6 +25,11 @@ IMAGE_ROUTES = [
     ("POST", "/v1/images/prune", "prune_images", "Remove untagged images no container uses"),
     ("POST", "/v1/images/save", "save_images", "Write images as an archive to the passed fd"),
     ("GET", "/v1/system/df", "system_df", "Disk usage: images, shared layers, containers"),
+    ("POST", "/v1/images/pull", "pull_image",
+     "Pull an image from a registry (body: ref); NDJSON progress, then done or error"),
+    ("POST", "/v1/auth/login", "registry_login",
+     "Check and store registry credentials (body: registry, username, password)"),
+    ("POST", "/v1/auth/logout", "registry_logout", "Forget a registry's credentials"),
 ]
 
 IMAGE_BODIES = {
@@ -35,6 +41,15 @@ IMAGE_BODIES = {
                      "properties": {"ref": {"type": "string"}, "force": {"type": "boolean"}}},
     "prune_images": {"type": "object", "additionalProperties": False,
                      "properties": {"all": {"type": "boolean"}}},
+    "pull_image": {"type": "object", "required": ["ref"], "additionalProperties": False,
+                   "properties": {"ref": {"type": "string"}}},
+    "registry_login": {"type": "object", "required": ["registry", "username", "password"],
+                       "additionalProperties": False,
+                       "properties": {"registry": {"type": "string"},
+                                      "username": {"type": "string"},
+                                      "password": {"type": "string"}}},
+    "registry_logout": {"type": "object", "required": ["registry"], "additionalProperties": False,
+                        "properties": {"registry": {"type": "string"}}},
     "save_images": {"type": "object", "required": ["refs"], "additionalProperties": False,
                     "properties": {"refs": {"type": "array", "items": {"type": "string"}},
                                    "format": {"type": "string"}}},
@@ -174,3 +189,69 @@ class ImageRoutes:
         out["containers"] = {"count": len(rows), "size": sum(r["size"] for r in rows),
                              "list": rows}
         return Response.json(out)
+
+    # -- registries
+    def _creds(self):
+        from mcd.images.pull import Credentials
+        return Credentials(self.m.root)
+
+    def pull_image(self, req):
+        """The pull runs in a thread; its progress events stream as NDJSON lines, the last
+        one {"type": "done", ...} or {"type": "error", "error": {...}} (the status is
+        already 200 by then). A reference that does not parse is a 400 up front."""
+        import queue
+        import threading
+
+        from mcd.httpserver import Response
+        from mcd.images import pull, reference
+        from mcd.errors import MCError, KernelError
+        body = _check(req.json(), "pull_image")
+        reference.parse(body["ref"])
+        events: queue.Queue = queue.Queue()
+        store, creds = self.m.images, self._creds()
+        insecure = getattr(self.m, "insecure_registries", [])
+
+        def work():
+            try:
+                res = pull.pull(store, body["ref"], creds=creds, insecure=insecure,
+                                progress=events.put)
+                events.put({"type": "done", **res})
+            except MCError as err:
+                events.put({"type": "error", **err.to_wire()})
+            except OSError as err:
+                events.put({"type": "error",
+                            **KernelError.from_oserror("pull", err).to_wire()})
+            except Exception as err:     # one line for the user; the daemon logs the rest
+                import logging
+                logging.getLogger("mcd.images").exception("pull %s", body["ref"])
+                events.put({"type": "error", **MCError(f"pull: {err}").to_wire()})
+
+        threading.Thread(target=work, name="image-pull", daemon=True).start()
+
+        def stream():
+            while True:
+                ev = events.get()
+                yield (json.dumps(ev) + "\n").encode()
+                if ev["type"] in ("done", "error"):
+                    return
+
+        return Response(200, content_type="application/x-ndjson", stream=stream())
+
+    def registry_login(self, req):
+        from mcd.httpserver import Response
+        from mcd.images import pull
+        body = _check(req.json(), "registry_login")
+        if req.peer is not None and req.peer.uid != 0:
+            raise PermissionDenied("login stores credentials for the daemon: root only")
+        registry = pull.registry_of(body["registry"])
+        pull.login(registry, body["username"], body["password"], self._creds(),
+                   getattr(self.m, "insecure_registries", []))
+        return Response.json({"registry": registry, "status": "Login Succeeded"})
+
+    def registry_logout(self, req):
+        from mcd.httpserver import Response
+        from mcd.images import pull
+        body = _check(req.json(), "registry_logout")
+        registry = pull.registry_of(body["registry"])
+        removed = self._creds().remove(registry)
+        return Response.json({"registry": registry, "removed": removed})

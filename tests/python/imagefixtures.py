@@ -124,3 +124,124 @@ def tree(root: str) -> dict:
 
 def skopeo_copy(src: str, dst: str, *extra: str) -> None:
     run("skopeo", "copy", "--quiet", *extra, src, dst)
+
+
+class LocalRegistry:
+    """Debian's docker-registry (distribution 2.x) on 127.0.0.1 and a free port, with a
+    temp config and storage; htpasswd (Basic) auth when ``user`` is given. Stopped by
+    its pid."""
+
+    def __init__(self, base: str, user: str | None = None, password: str | None = None):
+        import socket
+        self.base = base
+        os.makedirs(base, exist_ok=True)
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            self.port = s.getsockname()[1]
+        self.host = f"127.0.0.1:{self.port}"
+        self.user, self.password = user, password
+        self.data = os.path.join(base, "data")
+        conf = ["version: 0.1", "log:", "  level: error", "storage:", "  filesystem:",
+                f"    rootdirectory: {self.data}", "  delete:", "    enabled: true",
+                "http:", f"  addr: {self.host}"]
+        if user:
+            import warnings
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", DeprecationWarning)
+                import crypt      # bcrypt through libcrypt: htpasswd wants bcrypt
+            hashed = crypt.crypt(password, crypt.mksalt(crypt.METHOD_BLOWFISH))
+            with open(os.path.join(base, "htpasswd"), "w") as f:
+                f.write(f"{user}:{hashed}\n")
+            conf += ["auth:", "  htpasswd:", "    realm: mctest",
+                     f"    path: {os.path.join(base, 'htpasswd')}"]
+        self.config = os.path.join(base, "config.yml")
+        with open(self.config, "w") as f:
+            f.write("\n".join(conf) + "\n")
+        self.proc = None
+
+    def start(self) -> "LocalRegistry":
+        import time
+        import urllib.error
+        import urllib.request
+        self.log = open(os.path.join(self.base, "registry.log"), "wb")
+        self.proc = subprocess.Popen(["docker-registry", "serve", self.config],
+                                     stdout=self.log, stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                urllib.request.urlopen(f"http://{self.host}/v2/", timeout=1)
+                break
+            except urllib.error.HTTPError:
+                break               # 401: up, and asking for credentials
+            except OSError:
+                if self.proc.poll() is not None or time.monotonic() > deadline:
+                    raise AssertionError(f"docker-registry did not start: "
+                                         f"{open(self.log.name).read()}")
+                time.sleep(0.05)
+        return self
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        if self.proc is not None:
+            self.log.close()
+
+    def push(self, src: str, repo: str) -> str:
+        """skopeo copy SRC docker://HOST/REPO; returns the manifest digest."""
+        digest_file = os.path.join(self.base, "digest")
+        args = ["--dest-tls-verify=false", "--digestfile", digest_file]
+        if self.user:
+            args += ["--dest-creds", f"{self.user}:{self.password}"]
+        if src.endswith(":multi"):
+            args.append("--all")
+        skopeo_copy(src, f"docker://{self.host}/{repo}", *args)
+        with open(digest_file) as f:
+            return f.read().strip()
+
+    def blob_path(self, digest: str) -> str:
+        h = digest.split(":", 1)[1]
+        return os.path.join(self.data, "docker/registry/v2/blobs/sha256", h[:2], h, "data")
+
+
+def add_multiarch(layout: str, tag: str = TAG) -> None:
+    """Tag 'multi': an image index with an arm64 variant first (another config, same
+    layers, Env GREETING=arm64) and the host's amd64 image second; a pull must choose
+    by platform, not by order."""
+    import hashlib
+    import json as _json
+
+    def blob(data: bytes) -> dict:
+        d = hashlib.sha256(data).hexdigest()
+        with open(os.path.join(layout, "blobs/sha256", d), "wb") as f:
+            f.write(data)
+        return {"digest": "sha256:" + d, "size": len(data)}
+
+    def read(desc):
+        with open(os.path.join(layout, "blobs/sha256", desc["digest"][7:]), "rb") as f:
+            return _json.loads(f.read())
+    index = _json.load(open(os.path.join(layout, "index.json")))
+    host = next(m for m in index["manifests"]
+                if m.get("annotations", {}).get("org.opencontainers.image.ref.name") == tag)
+    manifest = read(host)
+    config = read(manifest["config"])
+    config["architecture"] = "arm64"
+    config["config"]["Env"] = ["GREETING=arm64", "PATH=/bin"]
+    cdesc = blob(_json.dumps(config).encode())
+    arm = dict(manifest, config=dict(manifest["config"], **cdesc))
+    arm_desc = blob(_json.dumps(arm).encode())
+    mt = "application/vnd.oci.image.manifest.v1+json"
+    idx = {"schemaVersion": 2, "mediaType": "application/vnd.oci.image.index.v1+json",
+           "manifests": [
+               {"mediaType": mt, **arm_desc, "platform": {"architecture": "arm64", "os": "linux"}},
+               {"mediaType": mt, "digest": host["digest"], "size": host["size"],
+                "platform": {"architecture": "amd64", "os": "linux"}}]}
+    idesc = blob(_json.dumps(idx).encode())
+    index["manifests"].append({"mediaType": "application/vnd.oci.image.index.v1+json", **idesc,
+                               "annotations": {"org.opencontainers.image.ref.name": "multi"}})
+    with open(os.path.join(layout, "index.json"), "w") as f:
+        _json.dump(index, f)

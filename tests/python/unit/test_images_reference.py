@@ -121,3 +121,32 @@ def test_user_names_resolve_through_the_image_passwd(tmp_path):
     assert config.resolve_user("4242", lowers, "i") == {"uid": 4242, "gid": 0}
     with pytest.raises(InvalidArgument, match="not in the image's /etc/passwd"):
         config.resolve_user("old", lowers, "i")      # the top layer's passwd hides the base's
+
+
+def test_registry_scheme_and_challenge_parsing():
+    from mcd.images import registry
+    assert registry.Registry("quay.io").scheme == "https"
+    assert registry.Registry("docker.io").host == "registry-1.docker.io"
+    for local in ("localhost:5000", "127.0.0.1:5000", "[::1]:5000", "127.3.4.5"):
+        assert registry.Registry(local).scheme == "http", local
+    assert registry.Registry("reg.lan:5000", insecure=True).scheme == "http"
+    scheme, params = registry.parse_challenge(
+        'Bearer realm="https://auth.example/token",service="registry.example",'
+        'scope="repository:a/b:pull"')
+    assert scheme == "bearer" and params == {"realm": "https://auth.example/token",
+                                             "service": "registry.example",
+                                             "scope": "repository:a/b:pull"}
+    assert registry.parse_challenge('Basic realm="x"') == ("basic", {"realm": "x"})
+
+
+def test_insecure_registries_in_the_config_file(tmp_path):
+    from mcd.config import load
+    p = tmp_path / "mcd.toml"
+    p.write_text('insecure_registries = ["reg.lan:5000"]\n')
+    assert load(str(p), {}).insecure_registries == ["reg.lan:5000"]
+    p.write_text('insecure-registries = "reg.lan"\n')
+    with pytest.raises(InvalidArgument, match="must be a list"):
+        load(str(p), {})
+    p.write_text('insecure_registries = ["http://x/y"]\n')
+    with pytest.raises(InvalidArgument, match="host\\[:port\\]"):
+        load(str(p), {})
