@@ -35,6 +35,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import psutil  # noqa: E402
 
 from mcd.runtime import launcher, security  # noqa: E402
+from mcd.store import ContainerPaths  # noqa: E402
 from mcd.runtime import syscalls as sc  # noqa: E402
 from mcwire.spec import DEFAULT_NAMESPACES, ContainerSpec, Linux, Process  # noqa: E402
 from mcd.templates import TemplateStore  # noqa: E402
@@ -56,7 +57,7 @@ def wait_exit(paths, timeout=10):
 
 def one(root, lower, i, args, **kw):
     spec = ContainerSpec(name=f"b{i}", process=Process(args=args), **kw)
-    paths = launcher.ContainerPaths(dir=os.path.join(root, "containers", spec.name), lower=lower)
+    paths = ContainerPaths(dir=os.path.join(root, "containers", spec.name), lower=lower)
     launcher.prepare_dirs(spec, paths)      # directory creation is the daemon's, not the kernel's
     t0 = time.perf_counter()
     launched = launcher.start(spec, paths, [])
@@ -161,7 +162,7 @@ def pss_of_monitors(root, lower, n):
     started = []
     for i in range(n):
         spec = ContainerSpec(name=f"idle{i}", process=Process(args=["sleep", "1000"]))
-        paths = launcher.ContainerPaths(dir=os.path.join(root, "containers", spec.name),
+        paths = ContainerPaths(dir=os.path.join(root, "containers", spec.name),
                                         lower=lower)
         started.append((paths, launcher.start(spec, paths, [])))
     time.sleep(0.5)
@@ -178,14 +179,16 @@ def pss_of_monitors(root, lower, n):
 def trace_breakdown(root, lower, n=10):
     """Where one start's time goes: timestamps from inside the forked processes.
 
-    Wraps the setup steps (rootfs.step/launcher.step) and the stage entry points, and
-    has PID 1 send its trace over an inherited pipe just before the security stage."""
+    Wraps the setup steps (rootfs.step, as launcher and steps imported it) and the stage
+    entry points, and has PID 1 send its trace over an inherited pipe just before the
+    security stage."""
     import contextlib
-    from mcd.runtime import rootfs
+    from mcd.runtime import rootfs, steps
     trace = []
     r, w = os.pipe()
-    saved = {name: getattr(launcher, name) for name in
-             ("step", "drop_privileges_and_exec", "_container_init", "_monitor", "keep_only_fds")}
+    saved = {name: getattr(launcher, name) for name in ("step", "_container_init", "_monitor")}
+    saved_steps = {name: getattr(steps, name) for name in
+                   ("step", "drop_privileges_and_exec", "close_fds")}
     saved_rootfs_step = rootfs.step
 
     @contextlib.contextmanager
@@ -202,7 +205,7 @@ def trace_breakdown(root, lower, n=10):
     def dpe(*a):
         mark("PID 1: setup done, security+exec next")
         os.write(w, (json.dumps(trace) + "\n").encode())
-        saved["drop_privileges_and_exec"](*a)
+        saved_steps["drop_privileges_and_exec"](*a)
 
     def init(*a):
         mark("PID 1: forked")
@@ -212,17 +215,17 @@ def trace_breakdown(root, lower, n=10):
         mark("monitor: forked")
         saved["_monitor"](*a)
 
-    launcher.step = rootfs.step = step
-    launcher.drop_privileges_and_exec = dpe
+    launcher.step = rootfs.step = steps.step = step
+    steps.drop_privileges_and_exec = dpe
     launcher._container_init = init
     launcher._monitor = mon
-    launcher.keep_only_fds = lambda keep: saved["keep_only_fds"](keep | {w})
+    steps.close_fds = lambda keep, low=3: saved_steps["close_fds"](set(keep) | {w}, low)
     rows = {}
     totals = []
     try:
         for i in range(n + 3):
             spec = ContainerSpec(name=f"tr{i}", process=Process(args=["/bin/true"]))
-            paths = launcher.ContainerPaths(dir=os.path.join(root, "containers", spec.name),
+            paths = ContainerPaths(dir=os.path.join(root, "containers", spec.name),
                                             lower=lower)
             t0 = time.perf_counter()
             launcher.start(spec, paths, [])
@@ -246,6 +249,8 @@ def trace_breakdown(root, lower, n=10):
     finally:
         for name, fn in saved.items():
             setattr(launcher, name, fn)
+        for name, fn in saved_steps.items():
+            setattr(steps, name, fn)
         rootfs.step = saved_rootfs_step
         os.close(r)
         os.close(w)

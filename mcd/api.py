@@ -191,39 +191,19 @@ class Api(ImageRoutes):
             raise InvalidArgument("request: the field spec is required")
         attach = bool(body.get("attach"))
         start = bool(body.get("start")) or attach
+        # With attach, the client's own fds 0/1/2 ride on the request.
         fds = req.take_fds()
         try:
-            stdio = self._stdio(body["spec"], fds, attach, bool(body.get("stdin"))) if attach else None
-            c = self.m.create(body["spec"], auto_remove=bool(body.get("rm")))
             if not start:
+                c = self.m.create(body["spec"], auto_remove=bool(body.get("rm")))
                 return Response.json({"id": c.id, "name": c.name}, 201)
-            return self._start_and_maybe_attach(req, c, stdio, attach, created=True)
+            c, launched = self.m.run(body["spec"], auto_remove=bool(body.get("rm")),
+                                     attach=attach, fds=fds, stdin=bool(body.get("stdin")))
+            return self._started(req, c, launched, attach, created=True)
         finally:
             _close_all(fds)
 
-    def _stdio(self, spec_data, fds, attach, stdin):
-        """Stdio for the monitor: the client's own fds 0/1/2 ride on the request."""
-        from mcd.runtime import launcher
-        tty = False
-        if isinstance(spec_data, dict) and isinstance(spec_data.get("process"), dict):
-            tty = spec_data["process"].get("terminal") is True
-        if tty:
-            return launcher.Stdio(tty_to_caller=True)
-        if len(fds) != 3:
-            raise InvalidArgument(f"attach needs the client's stdin, stdout and stderr "
-                                  f"passed as 3 fds (SCM_RIGHTS), got {len(fds)}")
-        return launcher.Stdio(stdin=fds[0] if stdin else None, stdout=fds[1], stderr=fds[2])
-
-    def _start_and_maybe_attach(self, req, c, stdio, attach, created=False):
-        try:
-            launched = self.m.start(c, stdio=stdio)
-        except MCError:
-            if created and c.auto_remove:
-                try:
-                    self.m.destroy(c, force=True)
-                except MCError as err:
-                    log.error("container %s: removing after a failed start: %s", c.name, err)
-            raise
+    def _started(self, req, c, launched, attach, created=False):
         timing = {"Server-Timing": _server_timing(req, launched)}
         if not attach:
             resp = Response.json({"id": c.id, "name": c.name}, 201 if created else 200)
@@ -260,17 +240,14 @@ class Api(ImageRoutes):
         attach = _bool(req, "attach")
         fds = req.take_fds()
         try:
-            stdio = None
-            if attach:
-                spec = c.spec.to_dict() if c.spec else {}
-                stdio = self._stdio(spec, fds, True, _bool(req, "stdin"))
-            return self._start_and_maybe_attach(req, c, stdio, attach)
+            launched = self.m.start(c, attach=attach, fds=fds, stdin=_bool(req, "stdin"))
+            return self._started(req, c, launched, attach)
         finally:
             _close_all(fds)
 
     def stop(self, req, ref):
         c = self.m.stop(ref, _int(req, "t", None, 0, 3600))
-        return Response.json({"id": c.id, "name": c.name, "exit_code": c.state.get("exit_code")})
+        return Response.json({"id": c.id, "name": c.name, "exit_code": c.state.exit_code})
 
     def restart(self, req, ref):
         c = self.m.restart(ref, _int(req, "t", None, 0, 3600))
@@ -330,19 +307,9 @@ class Api(ImageRoutes):
         follow = _bool(req, "follow")
         tail = _int(req, "tail", None, 0)
         timestamps = _bool(req, "timestamps")
-        from mcd.runtime import logs as rlogs
-        path = self.m.log_path(c)
-
-        def exited():
-            return c.destroyed or c.status not in ("running", "paused", "starting") \
-                or req.client_gone()
 
         def stream():
-            if follow:
-                entries = rlogs.follow(path, tail, stop=exited)
-            else:
-                entries = rlogs.read(path, tail)
-            for e in entries:
+            for e in self.m.logs(c, tail=tail, follow=follow, stop=req.client_gone):
                 if not timestamps:
                     e = {k: v for k, v in e.items() if k != "time"}
                 yield _ndjson(e)
@@ -356,19 +323,8 @@ class Api(ImageRoutes):
         detach = bool(body.get("detach"))
         fds = req.take_fds()
         try:
-            from mcd.runtime import launcher
-            tty = body["process"].get("terminal") is True
-            if detach:
-                stdio = launcher.Stdio()
-            elif tty:
-                stdio = launcher.Stdio(tty_to_caller=True)
-            else:
-                if len(fds) != 3:
-                    raise InvalidArgument("exec needs the client's stdin, stdout and stderr "
-                                          f"passed as 3 fds (SCM_RIGHTS), got {len(fds)}")
-                stdio = launcher.Stdio(stdin=fds[0] if body.get("stdin") else None,
-                                       stdout=fds[1], stderr=fds[2])
-            handle = self.m.exec(ref, body["process"], stdio=stdio, detach=detach)
+            handle = self.m.exec(ref, body["process"], fds=fds, stdin=bool(body.get("stdin")),
+                                 detach=detach)
         finally:
             _close_all(fds)
         if detach:
@@ -451,11 +407,7 @@ class Api(ImageRoutes):
         return Response.json(_tdict(t), 201)
 
     def remove_template(self, req, name):
-        in_use = [s["name"] for s in self.m.list(all=True) if s["template"] == name]
-        if in_use:
-            from mcd.errors import Conflict
-            raise Conflict(f'template "{name}" is used by container(s) {", ".join(in_use)}')
-        self.m.templates.remove(name)
+        self.m.remove_template(name)
         return Response.json({"name": name})
 
     # -- networks (mcd.network.service)

@@ -20,9 +20,9 @@ from mcd.api import Api
 from mcd.config import Config
 from mcd.errors import KernelError, MCError
 from mcd.httpserver import HTTPServer, Peer, bind_unix
-from mcd.manager import Manager
+from mcd.manager import Manager, open_manager
 from mcd.notify import Notifier
-from mcd.runtime import launcher
+from mcd.runtime.linux import LinuxRuntime
 
 log = logging.getLogger("mcd")
 
@@ -127,7 +127,6 @@ class Daemon:
             return self._run()
         finally:
             if self.forkserver is not None:
-                launcher.use_forkserver(None)
                 self.forkserver.close()
 
     def _run(self) -> int:
@@ -156,7 +155,6 @@ class Daemon:
             log.warning("fork server not started (%s): monitors are forked by the daemon",
                         err.strerror or err)
             return
-        launcher.use_forkserver(self.forkserver)
 
     def _serve_docker(self, gid: int | None) -> None:
         """The Docker Engine API (mcd.docker) on its own socket: same group, mode and
@@ -194,8 +192,9 @@ class Daemon:
             default_network=cfg.default_network, default_bridge=cfg.default_network_bridge,
             default_subnet=cfg.default_network_subnet, publish_ip=cfg.publish_ip,
             cni_path=cfg.cni_path.split(":"))
-        self.manager = Manager(cfg.root, cfg.cgroup_parent, on_change=self._status,
-                               networks=networks)
+        self.manager = open_manager(cfg.root, cfg.cgroup_parent, on_change=self._status,
+                                    runtime=LinuxRuntime(forkserver=self.forkserver),
+                                    networks=networks)
         self.manager.insecure_registries = list(cfg.insecure_registries)   # for image pulls
         report = self.manager.restore()
         log.info("restored: %s", ", ".join(f"{len(v)} {k}" for k, v in report.items()))

@@ -1,4 +1,14 @@
-"""On-disk state under ROOT/containers/<id>/.
+"""On-disk state under ROOT/containers/<id>/: the one owner of that layout.
+
+    ROOT/containers/<id>/config.json     the spec, name, created, auto_remove
+                        /state.json      status, pids, exit code... (mcd.manager.state)
+                        /container.log   what PID 1 wrote (mcd.runtime.logs)
+                        /exit.json       written by the monitor when PID 1 ended
+                        /upper /work /rootfs /lower   the overlay (mcd.runtime.rootfs)
+                        /hostname /hosts /resolv.conf bound into the container
+
+Everyone else asks the store for a path (``Store.paths`` gives the runtime all of a
+container's at once, as a ``ContainerPaths``).
 
 Every write is atomic (mcd.atomicfile: temp file in the same dir, fsync, rename, fsync the dir),
 so a crash leaves either the old or the new file, never half of one. A container
@@ -20,9 +30,40 @@ import os
 import queue
 import shutil
 import threading
+from dataclasses import dataclass, field
 
 from mcd.atomicfile import fsync_dir, write_atomic
 from mcd.errors import KernelError
+
+CONFIG, STATE, LOG = "config.json", "state.json", "container.log"
+
+
+@dataclass
+class ContainerPaths:
+    """Where a container's files are: its directory and what its overlay stacks. lower: a
+    template's one tree; lowers: an image's layers, top first (overlay's order), and
+    lower_base: the directory they are short names under (the mount is made from there
+    with relative names, see rootfs.mount_overlay)."""
+    dir: str
+    lower: str = ""
+    lowers: list = field(default_factory=list)
+    lower_base: str = ""
+
+    def __post_init__(self):
+        if not self.lowers:
+            self.lowers = [self.lower]
+        if not self.lower:
+            self.lower = self.lowers[0]
+        d = self.dir
+        self.upper = os.path.join(d, "upper")
+        self.work = os.path.join(d, "work")
+        self.rootfs = os.path.join(d, "rootfs")
+        self.lower_idmapped = os.path.join(d, "lower")
+        self.log = os.path.join(d, LOG)
+        self.exit = os.path.join(d, "exit.json")
+        self.hostname = os.path.join(d, "hostname")
+        self.hosts = os.path.join(d, "hosts")
+        self.resolv_conf = os.path.join(d, "resolv.conf")
 
 
 def _encode(obj) -> bytes:
@@ -88,10 +129,19 @@ class Store:
         return os.path.join(self.containers, cid)
 
     def config_path(self, cid: str) -> str:
-        return os.path.join(self.container_dir(cid), "config.json")
+        return os.path.join(self.container_dir(cid), CONFIG)
 
     def state_path(self, cid: str) -> str:
-        return os.path.join(self.container_dir(cid), "state.json")
+        return os.path.join(self.container_dir(cid), STATE)
+
+    def log_path(self, cid: str) -> str:
+        return os.path.join(self.container_dir(cid), LOG)
+
+    def paths(self, cid: str, lower: str = "", lowers=(), lower_base: str = "") -> ContainerPaths:
+        """Every file of the container, for the runtime: lower is its template's rootfs,
+        or lowers (under lower_base) its image's layers."""
+        return ContainerPaths(dir=self.container_dir(cid), lower=lower, lowers=list(lowers),
+                              lower_base=lower_base)
 
     def create(self, cid: str, config: dict, state: dict, durable: bool = True) -> str:
         """Write a whole container directory, then make it appear in one rename.
@@ -103,8 +153,8 @@ class Store:
         tmp = os.path.join(self.containers, f".{cid}.new")
         try:
             os.mkdir(tmp, 0o711)
-            _write_new(os.path.join(tmp, "config.json"), config, True)
-            _write_new(os.path.join(tmp, "state.json"), state, durable)
+            _write_new(os.path.join(tmp, CONFIG), config, True)
+            _write_new(os.path.join(tmp, STATE), state, durable)
             fsync_dir(tmp)
             os.rename(tmp, final)
             if durable:

@@ -442,39 +442,19 @@ class TemplateStore:
                 continue
         return out
 
-    def used_by(self, name: str) -> list[str]:
-        """Containers whose config names this template (ROOT/containers/*/config.json,
-        beside ROOT/templates): the default in-use check, so a caller that forgets its
-        own check still cannot pull a lowerdir from under a container."""
-        cdir = os.path.join(os.path.dirname(self.dir.rstrip("/")), "containers")
-        users = []
-        try:
-            ids = os.listdir(cdir)
-        except FileNotFoundError:
-            return users
-        for cid in ids:
-            try:
-                with open(os.path.join(cdir, cid, "config.json")) as f:
-                    cfg = json.load(f)
-                if cfg["spec"]["root"]["template"] == name:
-                    users.append(cfg["spec"].get("name") or cid)
-            except (OSError, ValueError, KeyError, TypeError):
-                continue
-        return users
-
-    def remove(self, name: str, in_use: Callable[[str], bool] | None = None) -> None:
+    def remove(self, name: str, users: Callable[[str], list[str]]) -> None:
+        """Remove a template unless ``users(name)`` names containers that use it (the
+        manager knows which: mcd.manager owns "template in use"); asked under the
+        template lock, so no import or create of the same name runs in between."""
         tdir = self._tdir(name)
         lock = self._lock()
         try:
             if not os.path.isdir(tdir):
                 raise NotFound(f"template {name!r} not found")
-            if in_use is None:
-                users = self.used_by(name)
-                if users:
-                    raise Conflict(f"template {name!r} is in use by container(s) "
-                                   f"{', '.join(sorted(users))}")
-            elif in_use(name):
-                raise Conflict(f"template {name!r} is in use by a container")
+            holding = users(name)
+            if holding:
+                raise Conflict(f'template "{name}" is used by container(s) '
+                               f'{", ".join(holding)}')
             trash = os.path.join(self.dir, f".trash-{name}-{uuid.uuid4().hex[:8]}")
             os.rename(tdir, trash)
         finally:

@@ -358,12 +358,12 @@ class DockerApi:
             return _empty(304)
         with self._lock:
             session = self._pending.pop(c.id, None)
-        stdio = None
+        attach = {}
         if session is not None:
-            from mcd.runtime import launcher
-            stdio = session.child_stdio(launcher.Stdio, tty_master=session.want_stdin)
+            fds, to_caller = session.child_fds(tty_master=session.want_stdin)
+            attach = dict(attach=True, fds=fds, stdin=True, pty_to_caller=to_caller)
         try:
-            launched = self.m.start(c, stdio=stdio)
+            launched = self.m.start(c, **attach)
         except MCError as err:
             if session is not None:
                 session.fail(err.message)
@@ -549,21 +549,12 @@ class DockerApi:
     def _attach_running(self, req, c, tty, want_out, want_err):
         """A running container's output from now on (with logs=1, from its log first);
         its stdin was fixed at start, as for a container dockerd runs without OpenStdin."""
-        from mcd.runtime import logs as rlogs
-        path = self.m.log_path(c)
         replay = _bool(req, "logs")
         follow = _bool(req, "stream")
         m = self.m
 
-        def exited():
-            try:
-                return m.inspect(c.id)["status"] not in ("running", "paused", "starting")
-            except NotFound:
-                return True
-
         def run(sock, leftover):
-            entries = rlogs.follow(path, None if replay else 0, stop=exited) if follow \
-                else rlogs.read(path, None)
+            entries = m.logs(c, tail=None if replay or not follow else 0, follow=follow)
             try:
                 for e in entries:
                     name = e.get("stream", "stdout")
@@ -594,20 +585,10 @@ class DockerApi:
             tail = None
         since = _float_time(req.query.get("since"))
         until = _float_time(req.query.get("until"))
-        from mcd.runtime import logs as rlogs
-        path = self.m.log_path(c)
         m = self.m
 
-        def exited():
-            if req.client_gone():
-                return True
-            try:
-                return m.inspect(c.id)["status"] not in ("running", "paused", "starting")
-            except NotFound:
-                return True
-
         def stream():
-            entries = rlogs.follow(path, tail, stop=exited) if follow else rlogs.read(path, tail)
+            entries = m.logs(c, tail=tail, follow=follow, stop=req.client_gone)
             for e in entries:
                 name = e.get("stream", "stdout")
                 if (name == "stdout" and not want_out) or (name == "stderr" and not want_err):
@@ -751,9 +732,8 @@ class DockerApi:
             if inst.started:
                 raise Conflict(f"exec {ref} has already been started")
             inst.started = True
-        from mcd.runtime import launcher
         if detach:
-            handle = self.m.exec(inst.cid, inst.process, stdio=launcher.Stdio(), detach=True)
+            handle = self.m.exec(inst.cid, inst.process, detach=True)
             inst.running, inst.pid = True, handle.pid
 
             def reap():
@@ -771,9 +751,10 @@ class DockerApi:
         def run(sock, leftover):
             session = streams.Session(tty=inst.tty, stdin=inst.stdin, stdout=inst.stdout,
                                       stderr=inst.stderr, detach_keys=inst.detach_keys)
-            stdio = session.child_stdio(launcher.Stdio, tty_master=True)
+            fds, to_caller = session.child_fds(tty_master=True)
             try:
-                handle = m.exec(inst.cid, inst.process, stdio=stdio)
+                handle = m.exec(inst.cid, inst.process, fds=fds, stdin=True,
+                                pty_to_caller=to_caller)
             except MCError as err:
                 session.fail(err.message)
                 inst.exit_code, inst.running = int(err.exit_code), False
@@ -955,11 +936,10 @@ class DockerApi:
             return _json([{"Untagged": t} for t in r.get("untagged") or []] +
                          [{"Deleted": d} for d in r.get("deleted") or []])
         t = self._template(name)
-        in_use = [s["name"] for s in self.m.list(all=True) if s.get("template") == t["name"]]
-        if in_use:
-            raise Conflict(f'conflict: unable to remove template "{t["name"]}": used by '
-                           f'container(s) {", ".join(in_use)}')
-        self.m.templates.remove(t["name"])
+        try:
+            self.m.remove_template(t["name"])      # the manager knows which containers use it
+        except Conflict as err:
+            raise Conflict(f"conflict: unable to remove: {err.message}") from None
         return _json([{"Untagged": f"{t['name']}:latest"}, {"Deleted": _template_id(t["name"])}])
 
     def image_tag(self, req, name):

@@ -114,7 +114,7 @@ def _write_all(fd: int, data: bytes) -> bool:
 class Session:
     """One attachment: the process's stdio ends on our side, and the copy loops.
 
-    ``child_stdio()`` makes the ends the process gets (pipes, or a request for the pty
+    ``child_fds()`` makes the ends the process gets (pipes, or a request for the pty
     master); after the start, ``close_child_ends()`` and ``ready(master)``; then the
     hijacked connection's thread runs ``run(sock, leftover)``."""
 
@@ -135,11 +135,12 @@ class Session:
         self.on_done = None                      # called once the copy loops ended
 
     # -- set-up, from the thread that starts the process
-    def child_stdio(self, stdio_cls, tty_master: bool = True):
-        """The launcher.Stdio for the process. With a TTY and tty_master the pty master
-        comes to us (tty_to_caller); else the monitor keeps it, logs, and copies to us."""
+    def child_fds(self, tty_master: bool = True):
+        """-> ((stdin, stdout, stderr), pty_to_caller): the fds the process gets (None: not
+        attached), for the manager's start/exec. With a TTY and tty_master the pty master
+        comes to us; else the monitor keeps it, logs, and copies to us."""
         if self.tty and tty_master:
-            return stdio_cls(tty_to_caller=True)
+            return (None, None, None), True
         kw = {}
         if self.want_stdin and not self.tty:
             r, w = os.pipe2(os.O_CLOEXEC)
@@ -152,7 +153,7 @@ class Session:
                 self.outputs[r] = stream_id(name) if not self.tty else STDOUT
                 self._child.append(w)
                 kw[name] = w
-        return stdio_cls(**kw)
+        return (kw.get("stdin"), kw.get("stdout"), kw.get("stderr")), False
 
     def close_child_ends(self) -> None:
         for fd in self._child:

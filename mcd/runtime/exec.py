@@ -20,7 +20,6 @@ joins them as host root first and the userns last, exactly mirroring PID 1.
 from __future__ import annotations
 
 import errno
-import fcntl
 import os
 import select
 import signal
@@ -28,8 +27,9 @@ import socket
 from dataclasses import dataclass
 
 from mcd import errors
-from mcd.runtime import launcher, rootfs, security
+from mcd.runtime import rootfs, security, steps
 from mcd.runtime import syscalls as sc
+from mcd.runtime.interface import Stdio
 from mcd.runtime.rootfs import step
 from mcwire.spec import ContainerSpec, Process
 
@@ -120,31 +120,32 @@ def _exit_code(status: int) -> int:
 
 
 def _process(process: Process, plan_bpf, cap_last, env, sock: socket.socket,
-             stdio: launcher.Stdio, in_userns: bool) -> None:
+             in_userns: bool) -> None:
     """The exec'd process; never returns."""
-    try:
-        security.set_dumpable(False)
-        os.setsid()
-        if process.terminal:
-            with step("open pty", "/dev/pts/ptmx"):
-                master, slave = rootfs.open_pty(-100, "/dev/pts/ptmx", process.console_size)
-            with step("send pty"):
-                launcher.send_msg(sock, b"T", {}, [master])
-            os.close(master)
-            with step("set controlling tty"):
-                launcher.set_controlling_tty(slave)
-        if in_userns:
-            with step("setuid", "0 in the user namespace"):
-                os.setresgid(0, 0, 0)
-                os.setresuid(0, 0, 0)
-        launcher.drop_privileges_and_exec(process, plan_bpf, cap_last, env, sock.fileno())
-    except BaseException as err:    # noqa: B036 - everything must reach the caller
-        launcher.report_failure(sock, err)
-    os._exit(127)
+    steps.child(sock, lambda: _process_body(process, plan_bpf, cap_last, env, sock, in_userns))
+
+
+def _process_body(process: Process, plan_bpf, cap_last, env, sock: socket.socket,
+                  in_userns: bool) -> None:
+    security.set_dumpable(False)
+    os.setsid()
+    if process.terminal:
+        with step("open pty", "/dev/pts/ptmx"):
+            master, slave = rootfs.open_pty(-100, "/dev/pts/ptmx", process.console_size)
+        with step("send pty"):
+            steps.send_msg(sock, b"T", {}, [master])
+        os.close(master)
+        with step("set controlling tty"):
+            steps.set_controlling_tty(slave)
+    if in_userns:
+        with step("setuid", "0 in the user namespace"):
+            os.setresgid(0, 0, 0)
+            os.setresuid(0, 0, 0)
+    steps.drop_privileges_and_exec(process, plan_bpf, cap_last, env, sock.fileno())
 
 
 def _helper(pid: int, nsfds, process: Process, spec: ContainerSpec, cgroup_procs,
-            stdio: launcher.Stdio, bpf, cap_last, env, sock: socket.socket,
+            stdio: Stdio, bpf, cap_last, env, sock: socket.socket,
             status_w: int) -> None:
     """Runs in the daemon's child; never returns. It always reaps the process it forked:
     an orphan would be re-parented outside the container's pid namespace (to init or a
@@ -154,30 +155,22 @@ def _helper(pid: int, nsfds, process: Process, spec: ContainerSpec, cgroup_procs
         # Forked by the fork server, we inherit its ignored SIGCHLD: we wait for our child.
         signal.signal(signal.SIGCHLD, signal.SIG_DFL)
         sc.set_name("mcd-exec")
-        keep = {sock.fileno(), status_w, *(fd for _, _, fd in nsfds)}
-        std = [stdio.stdin, stdio.stdout, stdio.stderr]
-        keep.update(fd for fd in std if fd is not None)
-        launcher.keep_only_fds(keep)
+        keep = {sock.fileno(), status_w, *(fd for _, _, fd in nsfds), *stdio.fds()}
+        steps.close_fds(keep, low=0)
         with step("open", "/dev/null"):
             devnull = os.open("/dev/null", os.O_RDWR | os.O_CLOEXEC)
-        high = [fcntl.fcntl(fd if fd is not None else devnull, fcntl.F_DUPFD_CLOEXEC, 10)
-                for fd in std]
-        for target, fd in enumerate(high):
-            os.dup2(fd, target, inheritable=True)
-            os.close(fd)
-        for path in cgroup_procs:
-            with step("join cgroup", path):
-                with open(path, "w") as f:
-                    f.write("0")
+        steps.lift_stdio([fd if fd is not None else devnull
+                          for fd in (stdio.stdin, stdio.stdout, stdio.stderr)])
+        steps.join_cgroups(cgroup_procs)
         for ns, flag, fd in nsfds:
             with step("setns", f"/proc/{pid}/ns/{sc.NAMESPACES[ns][1]}"):
                 sc.setns(fd, flag)
             os.close(fd)
         child = os.fork()
         if child == 0:
-            _process(process, bpf, cap_last, env, sock, stdio, "user" in spec.linux.namespaces)
+            _process(process, bpf, cap_last, env, sock, "user" in spec.linux.namespaces)
         try:
-            launcher.send_msg(sock, b"P", {"pid": child})
+            steps.send_msg(sock, b"P", {"pid": child})
         except OSError:
             pass    # the caller already has the child's error; we must still reap it
         sock.close()
@@ -195,7 +188,7 @@ def _helper(pid: int, nsfds, process: Process, spec: ContainerSpec, cgroup_procs
         except OSError:
             pass    # the daemon is gone: nobody is waiting for the code
     except BaseException as err:    # noqa: B036
-        launcher.report_failure(sock, err)
+        steps.report_failure(sock, err)
     os._exit(code)
 
 
@@ -207,7 +200,7 @@ class _ExecPlan:
     process: Process
     spec: ContainerSpec
     cgroup_procs: list
-    stdio: launcher.Stdio
+    stdio: Stdio
     bpf: bytes | None
     cap_last: int
     env: list
@@ -232,17 +225,19 @@ def fork_helper(plan: _ExecPlan, fds: list[int]) -> None:
 
 
 def run(pid: int, process: Process, spec: ContainerSpec, cgroup_procs=(),
-        stdio: launcher.Stdio | None = None, *, proc: str = "/proc") -> ExecHandle:
-    stdio = stdio or launcher.Stdio()
+        stdio: Stdio | None = None, *, proc: str = "/proc", forkserver=None) -> ExecHandle:
+    """Start process in the container whose PID 1 is pid (the helper is forked by
+    ``forkserver`` when given and alive); returns once it has exec'd or failed."""
+    stdio = stdio or Stdio()
     bpf = security.default_filter_bpf() if spec.linux.seccomp == "default" else None
     cap_last = security.last_cap(proc)
-    env = launcher.container_env(process, spec.hostname)
+    env = steps.container_env(process, spec.hostname)
     nsfds = _open_namespaces(pid, spec, proc)
     ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
     status_r, status_w = os.pipe2(os.O_CLOEXEC)
     helper = None
     try:
-        server = launcher._forkserver
+        server = forkserver
         plan = _ExecPlan(pid, [(ns, flag) for ns, flag, _ in nsfds], process, spec,
                          list(cgroup_procs), stdio, bpf, cap_last, env)
         fds = [theirs.fileno(), status_w, *(fd for _, _, fd in nsfds), *stdio.fds()]
@@ -263,16 +258,7 @@ def run(pid: int, process: Process, spec: ContainerSpec, cgroup_procs=(),
         for _, _, fd in nsfds:
             os.close(fd)
         nsfds = []
-        child = None
-        master = None
-        while True:
-            kind, payload, fds = launcher.recv_msg(ours)
-            if kind == b"P":
-                child = payload["pid"]
-            elif kind == b"T" and fds:
-                master = fds[0]
-            else:
-                break
+        reply = steps.read_reply(ours)
     except BaseException:
         os.close(status_r)
         raise
@@ -284,15 +270,16 @@ def run(pid: int, process: Process, spec: ContainerSpec, cgroup_procs=(),
             os.close(status_w)
         for _, _, fd in nsfds:
             os.close(fd)
-    handle = ExecHandle(pid=child or 0, helper_pid=helper, tty_master=master, status_fd=status_r)
-    if kind == b"E":
-        for fd in fds:
+    handle = ExecHandle(pid=reply.pid or 0, helper_pid=helper, tty_master=reply.tty_master,
+                        status_fd=status_r)
+    if reply.kind == b"E":
+        for fd in reply.fds:
             os.close(fd)
-        if master is not None:
-            os.close(master)
+        if reply.tty_master is not None:
+            os.close(reply.tty_master)
         handle.wait()
-        raise launcher.error_from(payload, spec.name)
-    if child is None:
+        raise steps.error_from(reply.payload, spec.name)
+    if reply.pid is None:
         code = handle.wait()
         raise errors.SetupError(f"container {spec.name}: exec helper exited early "
                                 f"(status {code})", container=spec.name,

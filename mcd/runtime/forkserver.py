@@ -22,8 +22,9 @@ the fds and waits for the next message. It answers nothing: the monitor
 reports on the result socket exactly as when the daemon forks it itself. EOF on the
 pair (the daemon is gone) ends the server; so does PR_SET_PDEATHSIG.
 
-If the server is not there (never started, or dead), the daemon forks the monitor
-itself; `launcher.start` decides.
+The server is a field of the daemon's runtime (mcd.runtime.linux.LinuxRuntime), which
+hands it to ``launcher.start`` and ``exec.run``. If the server is not there (never
+started, or dead), the daemon forks the monitor itself; those two decide.
 """
 
 from __future__ import annotations
@@ -39,6 +40,7 @@ import socket
 import threading
 import time
 
+from mcd.runtime import steps
 from mcd.runtime import syscalls as sc
 
 log = logging.getLogger("mcd.forkserver")
@@ -138,9 +140,7 @@ def serve(sock: socket.socket, daemon: int) -> None:
     # Monitors are our children: the kernel reaps them (see launcher.fork_monitor).
     signal.signal(signal.SIGCHLD, signal.SIG_IGN)
     # Keep stdio (errors reach the daemon's log) and our socket, nothing of the daemon's.
-    keep = sock.fileno()
-    os.closerange(3, keep)
-    os.closerange(keep + 1, 1 << 16)
+    steps.close_fds({sock.fileno()})
     # Nothing here allocates cycles worth collecting; a collection would write to every
     # tracked object and unshare the pages the monitors share with us.
     gc.disable()
@@ -172,7 +172,6 @@ def serve(sock: socket.socket, daemon: int) -> None:
 def _report(fds: list[int], err: BaseException) -> None:
     """Tell the daemon why this start failed, on the start's own result socket (its first
     fd), as the monitor would have: a step and the errno, not a bare EOF."""
-    from mcd.runtime import launcher
     if not fds:
         return
     try:
@@ -180,6 +179,6 @@ def _report(fds: list[int], err: BaseException) -> None:
     except OSError:
         return
     try:
-        launcher.report_failure(result, err)
+        steps.report_failure(result, err)
     finally:
         result.close()

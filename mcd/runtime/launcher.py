@@ -22,77 +22,19 @@ dropping privileges. See docs/design.md "Runtime".
 from __future__ import annotations
 
 import errno
-import fcntl
 import json
 import os
 import signal
 import socket
-import termios
 from dataclasses import dataclass, field
 
 from mcd import errors
-from mcd.runtime import monitor, net, rootfs, security
+from mcd.runtime import monitor, net, rootfs, security, steps
 from mcd.runtime import syscalls as sc
+from mcd.runtime.interface import Launched, Stdio
 from mcd.runtime.rootfs import StepFailed, step
-from mcwire.spec import DEFAULT_ENV, ContainerSpec, Process
-
-MAX_FD = 1 << 16
-
-
-@dataclass
-class ContainerPaths:
-    """lower: a template's one tree; lowers: an image's layers, top first (overlay's
-    order), and lower_base: the directory they are short names under (the mount is
-    made from there with relative names, see rootfs.mount_overlay)."""
-    dir: str
-    lower: str = ""
-    lowers: list = field(default_factory=list)
-    lower_base: str = ""
-
-    def __post_init__(self):
-        if not self.lowers:
-            self.lowers = [self.lower]
-        if not self.lower:
-            self.lower = self.lowers[0]
-        d = self.dir
-        self.upper = os.path.join(d, "upper")
-        self.work = os.path.join(d, "work")
-        self.rootfs = os.path.join(d, "rootfs")
-        self.lower_idmapped = os.path.join(d, "lower")
-        self.log = os.path.join(d, "container.log")
-        self.exit = os.path.join(d, "exit.json")
-        self.hostname = os.path.join(d, "hostname")
-        self.hosts = os.path.join(d, "hosts")
-        self.resolv_conf = os.path.join(d, "resolv.conf")
-
-
-@dataclass
-class Stdio:
-    stdin: int | None = None
-    stdout: int | None = None
-    stderr: int | None = None
-    tty_to_caller: bool = False
-
-    def fds(self) -> list[int]:
-        """The fds present, in order: what travels to the fork server beside a plan."""
-        return [fd for fd in (self.stdin, self.stdout, self.stderr) if fd is not None]
-
-    def received(self, fds: list[int]) -> Stdio:
-        """The same Stdio on the fds that arrived for it (in the order of fds())."""
-        it = iter(fds)
-        return Stdio(stdin=next(it) if self.stdin is not None else None,
-                     stdout=next(it) if self.stdout is not None else None,
-                     stderr=next(it) if self.stderr is not None else None,
-                     tty_to_caller=self.tty_to_caller)
-
-
-@dataclass
-class Launched:
-    monitor_pid: int
-    pid: int
-    pid_start_time: int
-    tty_master: int | None = None
-    timing: dict = field(default_factory=dict)  # phase -> ns, filled by the manager
+from mcwire.spec import ContainerSpec
+from mcd.store import ContainerPaths
 
 
 @dataclass
@@ -108,231 +50,84 @@ class _Plan:
     netns: str | None = None    # a ready network namespace to join instead of a new one
 
 
-# ------------------------------------------------------------------ the wire
-
-def send_msg(sock: socket.socket, kind: bytes, payload: dict, fds: list[int] = ()) -> None:
-    msg = kind + json.dumps(payload).encode()
-    if fds:
-        socket.send_fds(sock, [msg], list(fds))
-    else:
-        sock.send(msg)
-
-
-def recv_msg(sock: socket.socket):
-    """-> (kind, payload, fds); kind b"" on EOF."""
-    msg, fds, _flags, _addr = socket.recv_fds(sock, 65536, 4)
-    if not msg:
-        return b"", {}, fds
-    return msg[:1], json.loads(msg[1:] or b"{}"), fds
-
-
-def report_failure(sock: socket.socket, err: BaseException) -> None:
-    if isinstance(err, StepFailed):
-        payload = {"step": err.step, "path": err.path, "errno": err.errno}
-    elif isinstance(err, OSError):
-        payload = {"step": "setup", "path": err.filename, "errno": err.errno or errno.EIO}
-    else:
-        payload = {"step": "setup", "path": None, "errno": errno.EIO, "detail": repr(err)}
-    try:
-        send_msg(sock, b"E", payload)
-    except OSError:
-        pass
-
-
-def error_from(payload: dict, container: str | None) -> errors.SetupError:
-    err = errors.setup_error(payload.get("step", "setup"), int(payload.get("errno") or errno.EIO),
-                             payload.get("path"), container=container)
-    if payload.get("detail"):
-        err.details = {"detail": payload["detail"]}
-    return err
-
-
-# ------------------------------------------------------- shared with exec.py
-
-def container_env(process: Process, hostname: str) -> list[str]:
-    """Exactly the spec's env (+HOSTNAME): nothing of the daemon's leaks in
-    (NOTIFY_SOCKET, LISTEN_FDS... never reach a container)."""
-    env = list(process.env)
-    if not any(e.startswith("HOSTNAME=") for e in env):
-        env.append(f"HOSTNAME={hostname}")
-    return env
-
-
-def reset_signals() -> None:
-    """Python ignores SIGPIPE/SIGXFSZ; ignored signals survive execve, handlers do not."""
-    for sig in (signal.SIGPIPE, signal.SIGXFSZ, signal.SIGINT, signal.SIGTERM,
-                signal.SIGHUP, signal.SIGQUIT, signal.SIGCHLD, signal.SIGUSR1, signal.SIGUSR2):
-        signal.signal(sig, signal.SIG_DFL)
-    signal.pthread_sigmask(signal.SIG_SETMASK, [])
-
-
-def reset_oom_score_adj() -> None:
-    """A daemon protected from the OOM killer (systemd OOMScoreAdjust < 0) must not pass
-    that protection on to containers. Raising the value needs no privilege."""
-    with step("oom_score_adj", "/proc/self/oom_score_adj"):
-        with open("/proc/self/oom_score_adj", "r+") as f:
-            if int(f.read()) < 0:
-                f.seek(0)
-                f.write("0")
-
-
-def close_fds(keep: int) -> None:
-    """Everything but 0-2 and the CLOEXEC sync socket (closed by execve itself)."""
-    os.closerange(3, keep)
-    os.closerange(keep + 1, MAX_FD)
-
-
-def set_controlling_tty(slave: int) -> None:
-    for fd in (0, 1, 2):
-        os.dup2(slave, fd)
-    if slave > 2:
-        os.close(slave)
-    fcntl.ioctl(0, termios.TIOCSCTTY, 0)
-
-
-def drop_privileges_and_exec(process: Process, plan_bpf: bytes | None, cap_last: int,
-                             env: list[str], sync_fd: int) -> None:
-    """The common tail of PID 1 and exec: security, identity, cwd, fds, execve.
-
-    Order matters: no_new_privs, then seccomp (allowed without CAP_SYS_ADMIN once nnp is
-    set), then the bounding set (needs CAP_SETPCAP), then ids with keepcaps, then capset.
-    Nothing after the filter is a call it denies."""
-    keep = security.capability_mask(process.capabilities)
-    with step("mkdir workdir", process.cwd):
-        os.makedirs(process.cwd, 0o755, exist_ok=True)
-    if process.no_new_privileges:
-        with step("no_new_privs"):
-            security.set_no_new_privs()
-    if plan_bpf is not None:
-        with step("seccomp"):
-            security.load_seccomp(plan_bpf)
-    with step("capabilities", "bounding set"):
-        security.drop_bounding(keep, cap_last)
-    user = process.user
-    with step("setuid", f"{user.uid}:{user.gid}"):
-        sc.prctl(sc.PR_SET_KEEPCAPS, 1)
-        os.setgroups(list(user.additional_gids))
-        os.setresgid(user.gid, user.gid, user.gid)
-        os.setresuid(user.uid, user.uid, user.uid)
-    # Before capset: a non-root user has no effective capabilities here, so the
-    # workdir is checked with the user's own permissions.
-    with step("chdir", process.cwd):
-        os.chdir(process.cwd)
-    with step("capabilities"):
-        security.set_capabilities(keep)
-    os.umask(0o022)
-    reset_signals()
-    close_fds(sync_fd)
-    execvpe(process.args, env)
-
-
-def execvpe(args: list[str], env: list[str]) -> None:
-    """PATH search inside the container, reporting the error the user expects:
-    EACCES from any candidate wins over ENOENT (as execvp does)."""
-    name = args[0]
-    if "/" in name:
-        candidates = [name]
-    else:
-        path = next((e[5:] for e in env if e.startswith("PATH=")), DEFAULT_ENV[0][5:])
-        candidates = [os.path.join(d or ".", name) for d in path.split(":")]
-    envmap = dict(e.split("=", 1) for e in env)
-    first = None
-    for cand in candidates:
-        try:
-            os.execve(cand, args, envmap)
-        except OSError as err:
-            if err.errno in (errno.EACCES, errno.ENOEXEC, errno.EPERM, errno.EISDIR) and \
-                    (first is None or first == errno.ENOENT):
-                first = err.errno
-            elif first is None and err.errno not in (errno.ENOENT, errno.ENOTDIR):
-                first = err.errno
-    raise StepFailed("exec", name, first or errno.ENOENT)
-
-
 # ---------------------------------------------------------------- PID 1
 
 def _container_init(plan: _Plan, sync: socket.socket, userns_fd: int | None,
                     stdio_fds: tuple[int, int, int] | None) -> None:
     """Runs in the forked PID 1; never returns."""
+    steps.child(sync, lambda: _init_body(plan, sync, userns_fd, stdio_fds))
+
+
+def _init_body(plan: _Plan, sync: socket.socket, userns_fd: int | None,
+               stdio_fds: tuple[int, int, int] | None) -> None:
     spec, paths = plan.spec, plan.paths
-    try:
-        security.set_dumpable(False)
-        os.setsid()
-        os.umask(0)
-        if stdio_fds is not None:
-            # Lift them above 2 first so dup2 into 0-2 cannot clobber one another.
-            high = [fcntl.fcntl(fd, fcntl.F_DUPFD_CLOEXEC, 10) for fd in stdio_fds]
-            for target, fd in enumerate(high):
-                os.dup2(fd, target, inheritable=True)
+    security.set_dumpable(False)
+    os.setsid()
+    os.umask(0)
+    if stdio_fds is not None:
+        steps.lift_stdio(stdio_fds)
+    steps.reset_oom_score_adj()
+    steps.join_cgroups(plan.cgroup_procs)
+    flags = 0
+    for ns in spec.linux.namespaces:
+        if ns not in ("pid", "user") and not (ns == "network" and plan.netns):
+            flags |= sc.NAMESPACES[ns][0]
+    with step("unshare"):
+        sc.unshare(flags)
+    if plan.netns and "network" in spec.linux.namespaces:
+        with step("setns", plan.netns):
+            fd = os.open(plan.netns, os.O_RDONLY | os.O_CLOEXEC)
+            try:
+                sc.setns(fd, sc.CLONE_NEWNET)
+            finally:
                 os.close(fd)
-        reset_oom_score_adj()
-        for path in plan.cgroup_procs:
-            with step("join cgroup", path):
-                with open(path, "w") as f:
-                    f.write("0")
-        flags = 0
-        for ns in spec.linux.namespaces:
-            if ns not in ("pid", "user") and not (ns == "network" and plan.netns):
-                flags |= sc.NAMESPACES[ns][0]
-        with step("unshare"):
-            sc.unshare(flags)
-        if plan.netns and "network" in spec.linux.namespaces:
-            with step("setns", plan.netns):
-                fd = os.open(plan.netns, os.O_RDONLY | os.O_CLOEXEC)
-                try:
-                    sc.setns(fd, sc.CLONE_NEWNET)
-                finally:
-                    os.close(fd)
-        with step("make mounts private", "/"):
-            sc.mount(None, "/", None, sc.MS_REC | sc.MS_PRIVATE)
-        lowers, base = paths.lowers, paths.lower_base
-        if userns_fd is not None:
-            lowers, base = rootfs.idmapped_lowers(paths, userns_fd)
-        rootfs.mount_overlay(paths, lowers, base)
-        with step("open rootfs", paths.rootfs):
-            rootfd = os.open(paths.rootfs, rootfs.O_PATH | os.O_DIRECTORY)
-        new_netns = "network" in spec.linux.namespaces
-        pty = rootfs.mount_system(rootfd, spec.process.terminal, spec.process.console_size)
-        rootfs.user_mounts(rootfd, spec.mounts)
-        rootfs.bind_files(rootfd, [(paths.hostname, "/etc/hostname"), (paths.hosts, "/etc/hosts"),
-                                   (paths.resolv_conf, "/etc/resolv.conf")],
-                          {m.destination for m in spec.mounts})
-        if userns_fd is not None and new_netns:
-            rootfs.userns_net_sysctls(rootfd)
-        rootfs.mask_paths(rootfd, spec.linux.masked_paths)
-        rootfs.readonly_paths(rootfd, spec.linux.readonly_paths)
-        if "uts" in spec.linux.namespaces:
-            with step("sethostname", spec.hostname):
-                sc.sethostname(spec.hostname)
-        if new_netns:
-            with step("link up", "lo"):
-                net.link_up("lo")
-        rootfs.pivot(rootfd)
-        os.close(rootfd)
-        if spec.root.readonly:
-            with step("remount read-only", "/"):
-                fd = os.open("/", rootfs.O_PATH)
-                sc.mount_setattr(fd, "", sc.AT_EMPTY_PATH, sc.MOUNT_ATTR_RDONLY, display="/")
-                os.close(fd)
-        if pty is not None:
-            master, slave = pty
-            with step("send pty"):
-                send_msg(sync, b"T", {}, [master])
-            os.close(master)
-            with step("set controlling tty"):
-                set_controlling_tty(slave)
-        if userns_fd is not None:
-            with step("setns", "user"):
-                sc.setns(userns_fd, sc.CLONE_NEWUSER)
-                os.close(userns_fd)
-                # The ids we had are unmapped in the new userns: become its root first.
-                os.setresgid(0, 0, 0)
-                os.setresuid(0, 0, 0)
-        drop_privileges_and_exec(spec.process, plan.bpf, plan.cap_last, plan.env,
-                                 sync.fileno())
-    except BaseException as err:    # noqa: B036 - everything must reach the caller
-        report_failure(sync, err)
-    os._exit(127)
+    with step("make mounts private", "/"):
+        sc.mount(None, "/", None, sc.MS_REC | sc.MS_PRIVATE)
+    lowers, base = paths.lowers, paths.lower_base
+    if userns_fd is not None:
+        lowers, base = rootfs.idmapped_lowers(paths, userns_fd)
+    rootfs.mount_overlay(paths, lowers, base)
+    with step("open rootfs", paths.rootfs):
+        rootfd = os.open(paths.rootfs, rootfs.O_PATH | os.O_DIRECTORY)
+    new_netns = "network" in spec.linux.namespaces
+    pty = rootfs.mount_system(rootfd, spec.process.terminal, spec.process.console_size)
+    rootfs.user_mounts(rootfd, spec.mounts)
+    rootfs.bind_files(rootfd, [(paths.hostname, "/etc/hostname"), (paths.hosts, "/etc/hosts"),
+                               (paths.resolv_conf, "/etc/resolv.conf")],
+                      {m.destination for m in spec.mounts})
+    if userns_fd is not None and new_netns:
+        rootfs.userns_net_sysctls(rootfd)
+    rootfs.mask_paths(rootfd, spec.linux.masked_paths)
+    rootfs.readonly_paths(rootfd, spec.linux.readonly_paths)
+    if "uts" in spec.linux.namespaces:
+        with step("sethostname", spec.hostname):
+            sc.sethostname(spec.hostname)
+    if new_netns:
+        with step("link up", "lo"):
+            net.link_up("lo")
+    rootfs.pivot(rootfd)
+    os.close(rootfd)
+    if spec.root.readonly:
+        with step("remount read-only", "/"):
+            fd = os.open("/", rootfs.O_PATH)
+            sc.mount_setattr(fd, "", sc.AT_EMPTY_PATH, sc.MOUNT_ATTR_RDONLY, display="/")
+            os.close(fd)
+    if pty is not None:
+        master, slave = pty
+        with step("send pty"):
+            steps.send_msg(sync, b"T", {}, [master])
+        os.close(master)
+        with step("set controlling tty"):
+            steps.set_controlling_tty(slave)
+    if userns_fd is not None:
+        with step("setns", "user"):
+            sc.setns(userns_fd, sc.CLONE_NEWUSER)
+            os.close(userns_fd)
+            # The ids we had are unmapped in the new userns: become its root first.
+            os.setresgid(0, 0, 0)
+            os.setresuid(0, 0, 0)
+    steps.drop_privileges_and_exec(spec.process, plan.bpf, plan.cap_last, plan.env,
+                                   sync.fileno())
 
 
 # ---------------------------------------------------------------- monitor
@@ -373,18 +168,6 @@ def _make_userns(spec: ContainerSpec) -> int:
         os.waitpid(pid, 0)
 
 
-def keep_only_fds(keep: set[int]) -> None:
-    """The monitor is a copy of the daemon: drop every fd it does not need
-    (listening socket, other containers' pipes...)."""
-    for name in os.listdir("/proc/self/fd"):
-        fd = int(name)
-        if fd not in keep:
-            try:
-                os.close(fd)
-            except OSError:
-                pass
-
-
 def _monitor(plan: _Plan, result: socket.socket) -> None:
     """Runs in the monitor; never returns."""
     monitor.make_light()
@@ -408,13 +191,8 @@ def _monitor(plan: _Plan, result: socket.socket) -> None:
         keep = {result.fileno(), *attach.values()}
         if stdio.stdin is not None:
             keep.add(stdio.stdin)
-        keep_only_fds(keep)
-        devnull = os.open("/dev/null", os.O_RDWR)
-        for fd in (0, 1, 2):
-            if fd not in keep and fd != devnull:
-                os.dup2(devnull, fd)
-        if devnull > 2:
-            os.close(devnull)
+        steps.close_fds(keep, low=0)
+        steps.devnull_stdio(keep)
         signal.signal(signal.SIGPIPE, signal.SIG_IGN)
         userns_fd = _make_userns(spec) if "user" in spec.linux.namespaces else None
         with step("unshare", "pid"):
@@ -443,25 +221,20 @@ def _monitor(plan: _Plan, result: socket.socket) -> None:
                 os.close(fd)
         elif stdio.stdin is not None:
             os.close(stdio.stdin)   # a terminal container reads its pty, not the caller's fd
-        master = None
-        while True:
-            kind, payload, fds = recv_msg(sync)
-            if kind == b"T" and fds:
-                master = fds[0]
-                continue
-            break
+        reply = steps.read_reply(sync)
+        master = reply.tty_master
         sync.close()
-        if kind == b"E":
-            for fd in fds:
+        if reply.kind == b"E":
+            for fd in reply.fds:
                 os.close(fd)
-            send_msg(result, b"E", payload)
+            steps.send_msg(result, b"E", reply.payload)
             os.waitpid(pid, 0)
             os._exit(0)
         start_time = sc.proc_start_time(pid)
         give = [master] if master is not None and stdio.tty_to_caller else []
         try:
-            send_msg(result, b"S", {"pid": pid, "start_time": start_time,
-                                "monitor_pid": os.getpid()}, give)
+            steps.send_msg(result, b"S", {"pid": pid, "start_time": start_time,
+                                          "monitor_pid": os.getpid()}, give)
         except OSError:
             pass    # the daemon died: keep supervising, it re-adopts us from state.json
         result.close()
@@ -472,7 +245,7 @@ def _monitor(plan: _Plan, result: socket.socket) -> None:
                 sources = {master: "stdout"}
         monitor.supervise(pid, sources, plan.paths.log, attach, plan.paths.exit)
     except BaseException as err:    # noqa: B036
-        report_failure(result, err)
+        steps.report_failure(result, err)
     os._exit(0)
 
 
@@ -538,15 +311,6 @@ def prepare_dirs(spec: ContainerSpec, paths: ContainerPaths, etc: dict | None = 
                                               container=spec.name) from err
 
 
-# The fork server (mcd.runtime.forkserver) the daemon set up, if any.
-_forkserver = None
-
-
-def use_forkserver(server) -> None:
-    global _forkserver
-    _forkserver = server
-
-
 def _plan_fds(result: socket.socket, stdio: Stdio) -> list[int]:
     """The fds a plan refers to, in the order fork_monitor takes them back."""
     return [result.fileno(), *stdio.fds()]
@@ -588,10 +352,12 @@ def _fork_intermediate(plan: _Plan, theirs: socket.socket) -> None:
 
 
 def start(spec: ContainerSpec, paths: ContainerPaths, cgroup_procs: list[str] = (),
-          stdio: Stdio | None = None, netns: str | None = None,
+          stdio: Stdio | None = None, *, forkserver=None, netns: str | None = None,
           etc: dict | None = None) -> Launched:
-    """``netns``: a network namespace made and configured by the caller, which PID 1 joins
-    (the runtime never configures networks); ``etc``: hosts and resolv.conf to bind."""
+    """Fork the monitor (through ``forkserver`` when given and alive, see
+    mcd.runtime.forkserver) and wait until PID 1 has exec'd or failed. ``netns``: a
+    network namespace made and configured by the caller, which PID 1 joins (the runtime
+    never configures networks); ``etc``: hosts and resolv.conf to bind."""
     stdio = stdio or Stdio()
     for lower in paths.lowers:
         if not os.path.isdir(lower):
@@ -599,10 +365,10 @@ def start(spec: ContainerSpec, paths: ContainerPaths, cgroup_procs: list[str] = 
     prepare_dirs(spec, paths, etc)
     bpf = security.default_filter_bpf() if spec.linux.seccomp == "default" else None
     plan = _Plan(spec, paths, list(cgroup_procs), stdio, bpf, security.last_cap(),
-                 container_env(spec.process, spec.hostname), netns)
+                 steps.container_env(spec.process, spec.hostname), netns)
     result, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
     try:
-        server = _forkserver
+        server = forkserver
         if server is not None and server.launch(("start", plan), _plan_fds(theirs, stdio)):
             theirs.close()
         else:
@@ -611,20 +377,19 @@ def start(spec: ContainerSpec, paths: ContainerPaths, cgroup_procs: list[str] = 
             except OSError as err:    # EAGAIN: the daemon's pids or process limit
                 raise errors.setup_error("fork", err.errno or errno.EIO, "monitor",
                                          container=spec.name) from err
-        kind, payload, fds = recv_msg(result)
+        reply = steps.read_reply(result)
     finally:
         result.close()
         if theirs.fileno() >= 0:
             theirs.close()
-    if kind == b"E":
-        raise error_from(payload, spec.name)
-    if kind != b"S":
+    if reply.kind == b"E":
+        raise steps.error_from(reply.payload, spec.name)
+    if reply.kind != b"S":
         raise errors.SetupError(f"container {spec.name}: the monitor exited before the "
                                 f"container started", container=spec.name, step="monitor")
-    monitor_pid = payload.get("monitor_pid", 0)
-    return Launched(monitor_pid=monitor_pid, pid=payload["pid"],
-                    pid_start_time=payload["start_time"],
-                    tty_master=fds[0] if fds else None)
+    return Launched(monitor_pid=reply.payload.get("monitor_pid", 0), pid=reply.payload["pid"],
+                    pid_start_time=reply.payload["start_time"],
+                    tty_master=reply.fds[0] if reply.fds else None)
 
 
 def read_exit(paths: ContainerPaths) -> dict | None:

@@ -189,10 +189,10 @@ def test_non_loopback_needs_the_explicit_flag():
 def test_ephemeral_loopback_listener_stops_cleanly(daemon):
     """start_web on the real Api class in-process (not a fake): binds, serves, stops."""
     from mcd.api import Api
-    from mcd.manager import Manager
+    from mcd.manager import open_manager
     root = os.path.join(daemon.tmp, "inproc-root")
     os.makedirs(root)
-    m = Manager(root, daemon.tag + "-inproc")
+    m = open_manager(root, daemon.tag + "-inproc")
     stop = start_web(Api(m), "127.0.0.1:0", None)
     try:
         with socket.create_connection(("127.0.0.1", stop.port), timeout=5) as s:

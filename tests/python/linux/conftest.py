@@ -181,19 +181,36 @@ class Result:
 
 
 @pytest.fixture
-def run_container(runtime_root, minimal_rootfs):
+def forkserver():
+    """The fork server the runtime under test forks through: none here (the caller forks
+    itself); test_forkserver.py gives a real one."""
+    return None
+
+
+@pytest.fixture
+def runtime(forkserver):
+    """A LinuxRuntime, as the daemon has one (its exit watcher is started only if used)."""
+    from mcd.runtime.linux import LinuxRuntime
+    rt = LinuxRuntime(forkserver=forkserver)
+    yield rt
+    rt.close()
+
+
+@pytest.fixture
+def run_container(runtime, runtime_root, minimal_rootfs):
     """run_container(args, **spec fields) -> Result (after the container exited)."""
-    from mcd.runtime import launcher
+    from mcd.runtime.interface import Stdio
+    from mcd.store import ContainerPaths
 
     def run(args, *, spec=None, cgroup_procs=(), lower=None, stdin=None, **kw):
         spec = spec or make_spec(args, **kw)
-        paths = launcher.ContainerPaths(dir=os.path.join(runtime_root, "containers", spec.name),
-                                        lower=lower or minimal_rootfs)
+        paths = ContainerPaths(dir=os.path.join(runtime_root, "containers", spec.name),
+                               lower=lower or minimal_rootfs)
         out_r, out_w = os.pipe()
         err_r, err_w = os.pipe()
         try:
-            launched = launcher.start(spec, paths, list(cgroup_procs),
-                                      launcher.Stdio(stdin=stdin, stdout=out_w, stderr=err_w))
+            launched = runtime.start(spec, paths, list(cgroup_procs),
+                                     Stdio(stdin=stdin, stdout=out_w, stderr=err_w))
         except BaseException:
             for fd in (out_r, err_r):
                 os.close(fd)
@@ -203,22 +220,23 @@ def run_container(runtime_root, minimal_rootfs):
             os.close(err_w)
         got = read_all({out_r: "out", err_r: "err"})
         # The monitor closes our pipes only when it exits, after writing exit.json.
-        return Result(launcher.read_exit(paths), got["out"], got["err"], paths, launched)
+        return Result(runtime.read_exit(paths), got["out"], got["err"], paths, launched)
 
     return run
 
 
 @pytest.fixture
-def start_container(runtime_root, minimal_rootfs):
+def start_container(runtime, runtime_root, minimal_rootfs):
     """start_container(args, **spec fields) -> (spec, paths, launched); killed at teardown."""
-    from mcd.runtime import launcher
+    from mcd.runtime.interface import Stdio
+    from mcd.store import ContainerPaths
     started = []
 
     def start(args, *, spec=None, lower=None, stdio=None, cgroup_procs=(), **kw):
         spec = spec or make_spec(args, **kw)
-        paths = launcher.ContainerPaths(dir=os.path.join(runtime_root, "containers", spec.name),
-                                        lower=lower or minimal_rootfs)
-        launched = launcher.start(spec, paths, list(cgroup_procs), stdio or launcher.Stdio())
+        paths = ContainerPaths(dir=os.path.join(runtime_root, "containers", spec.name),
+                               lower=lower or minimal_rootfs)
+        launched = runtime.start(spec, paths, list(cgroup_procs), stdio or Stdio())
         started.append((paths, launched))
         return spec, paths, launched
 
@@ -235,10 +253,10 @@ def start_container(runtime_root, minimal_rootfs):
 
 def wait_exit(paths, timeout: float = 10.0):
     """Poll for exit.json (the monitor writes it after reaping PID 1)."""
-    from mcd.runtime import launcher
+    from mcd.runtime.launcher import read_exit
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        ex = launcher.read_exit(paths)
+        ex = read_exit(paths)
         if ex is not None:
             return ex
         time.sleep(0.02)

@@ -11,8 +11,8 @@ import time
 import psutil
 import pytest
 
-from mcd.runtime import launcher
 from mcd.runtime.forkserver import ForkServer
+from mcd.runtime.interface import Stdio
 from conftest import read_pty, require_root, wait_exit
 
 pytestmark = [require_root, pytest.mark.root]
@@ -35,13 +35,17 @@ class CountingServer:
 def server():
     fs = ForkServer.spawn()
     counting = CountingServer(fs)
-    launcher.use_forkserver(counting)
     try:
         yield counting
     finally:
-        launcher.use_forkserver(None)
         fs.close()
     assert not psutil.pid_exists(fs.pid), "the fork server outlived close()"
+
+
+@pytest.fixture
+def forkserver(server):
+    """The runtime of run_container/start_container (conftest) forks through it."""
+    return server
 
 
 def _is_zombie(p: psutil.Process) -> bool:
@@ -105,7 +109,7 @@ def test_a_setup_error_is_reported_by_step_through_the_server(server, run_contai
 def test_a_terminal_container_hands_its_pty_back(server, start_container):
     _spec, paths, launched = start_container(["sh", "-c", "stty size; exit 5"], terminal=True,
                                              console_size=[33, 120],
-                                             stdio=launcher.Stdio(tty_to_caller=True))
+                                             stdio=Stdio(tty_to_caller=True))
     assert server.accepted == 1
     assert launched.tty_master is not None
     out = read_pty(launched.tty_master)    # reads to EOF and closes it
@@ -157,11 +161,12 @@ def test_a_failed_fork_without_server_is_reported_by_step(cgroup_manager, runtim
         "sys.path.insert(0, sys.argv[1])\n"
         "from conftest import make_spec\n"
         "from mcd.runtime import launcher\n"
+        "from mcd.store import ContainerPaths\n"
         "from mcd import errors\n"
         "from mcd.runtime import security\n"
         "security.default_filter_bpf()\n"   # before the limit: finding libseccomp forks
         "spec = make_spec(['true'])\n"
-        "paths = launcher.ContainerPaths(dir=os.path.join(sys.argv[2], 'containers', spec.name),"
+        "paths = ContainerPaths(dir=os.path.join(sys.argv[2], 'containers', spec.name),"
         " lower=sys.argv[3])\n"
         "print('ready', flush=True)\n"
         "sys.stdin.readline()\n"
@@ -187,7 +192,7 @@ def test_a_failed_fork_without_server_is_reported_by_step(cgroup_manager, runtim
     assert "fork monitor" in out and "Resource temporarily unavailable" in out, out
 
 
-def _exec(launched, spec, args, stdin=None, **pkw):
+def _exec(server, launched, spec, args, stdin=None, **pkw):
     from mcd.runtime import exec as rexec
     from mcwire.spec import Process
     from conftest import read_all
@@ -195,7 +200,7 @@ def _exec(launched, spec, args, stdin=None, **pkw):
     err_r, err_w = os.pipe()
     try:
         h = rexec.run(launched.pid, Process(args=args, **pkw), spec, [],
-                      launcher.Stdio(stdin=stdin, stdout=out_w, stderr=err_w))
+                      Stdio(stdin=stdin, stdout=out_w, stderr=err_w), forkserver=server)
     finally:
         os.close(out_w)
         os.close(err_w)
@@ -210,7 +215,7 @@ def test_exec_goes_through_the_server(server, start_container):
     os.write(w, b"in\n")
     os.close(w)
     try:
-        h, code, out, err = _exec(launched, spec, ["sh", "-c", "cat; echo $$; echo e >&2; exit 9"],
+        h, code, out, err = _exec(server, launched, spec, ["sh", "-c", "cat; echo $$; echo e >&2; exit 9"],
                                   stdin=r)
     finally:
         os.close(r)
@@ -218,7 +223,7 @@ def test_exec_goes_through_the_server(server, start_container):
     assert (code, err) == (9, "e\n")
     assert out.splitlines()[0] == "in" and int(out.splitlines()[1]) > 1   # in the pid ns
     # Killed by a signal: 128+N, as from the daemon's own helper.
-    h, code, _out, _err = _exec(launched, spec, ["sh", "-c", "kill -9 $$"])
+    h, code, _out, _err = _exec(server, launched, spec, ["sh", "-c", "kill -9 $$"])
     assert code == 137 and server.accepted == 3
 
 
@@ -226,7 +231,7 @@ def test_exec_errors_through_the_server_name_the_step(server, start_container):
     from mcd import errors
     spec, _paths, launched = start_container(["sleep", "100"])
     with pytest.raises(errors.CommandNotFound) as exc:
-        _exec(launched, spec, ["/no/such"])
+        _exec(server, launched, spec, ["/no/such"])
     assert exc.value.exit_code == 127 and server.accepted == 2
 
 
@@ -236,7 +241,7 @@ def test_exec_with_a_terminal_through_the_server(server, start_container):
     spec, _paths, launched = start_container(["sleep", "100"])
     h = rexec.run(launched.pid, Process(args=["sh", "-c", "stty size; exit 3"], terminal=True,
                                         console_size=[33, 120]),
-                  spec, [], launcher.Stdio(tty_to_caller=True))
+                  spec, [], Stdio(tty_to_caller=True), forkserver=server)
     assert h.tty_master is not None and h.helper_pid is None
     assert b"33 120" in read_pty(h.tty_master)
     assert h.wait() == 3

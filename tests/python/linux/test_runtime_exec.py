@@ -8,7 +8,7 @@ import pytest
 
 from mcd import errors
 from mcd.runtime import exec as rexec
-from mcd.runtime import launcher
+from mcd.runtime.interface import Stdio
 from mcd.runtime.security import capability_mask
 from mcwire.spec import DEFAULT_CAPABILITIES, DEFAULT_NAMESPACES, IDMapping, Linux, Process, User
 from conftest import read_all, read_pty, require_root
@@ -21,7 +21,7 @@ def run_exec(launched, spec, args, **pkw):
     err_r, err_w = os.pipe()
     try:
         h = rexec.run(launched.pid, Process(args=args, **pkw), spec, [],
-                      launcher.Stdio(stdout=out_w, stderr=err_w))
+                      Stdio(stdout=out_w, stderr=err_w))
     finally:
         os.close(out_w)
         os.close(err_w)
@@ -77,7 +77,7 @@ def test_exec_pid_is_in_the_container_pidns(start_container):
     r, w = os.pipe()
     in_r, in_w = os.pipe()
     h = rexec.run(launched.pid, Process(args=["sh", "-c", "echo $$; read x"]), spec, [],
-                  launcher.Stdio(stdin=in_r, stdout=w))
+                  Stdio(stdin=in_r, stdout=w))
     os.close(w)
     os.close(in_r)
     inner = int(os.read(r, 100))

@@ -13,7 +13,8 @@ import uuid
 
 import pytest
 
-from mcd.runtime import launcher
+from mcd.runtime.interface import Stdio
+from mcd.store import ContainerPaths
 from mcwire.spec import (DEFAULT_CAPABILITIES, DEFAULT_NAMESPACES, IDMapping, Linux, Mount, Root,
                       User, resolve_capabilities)
 from mcd.runtime.security import capability_mask
@@ -100,7 +101,7 @@ def test_mount_made_inside_never_appears_on_host(start_container, runtime_root):
         ["sh", "-c", f"mkdir -p /mnt/{marker} && mount -t tmpfs {marker} /mnt/{marker} && "
                      f"grep -c {marker} /proc/self/mounts && sleep 100"],
         capabilities=caps, linux=Linux(seccomp="unconfined"),
-        stdio=launcher.Stdio(stdout=w_fd, stderr=w_fd))
+        stdio=Stdio(stdout=w_fd, stderr=w_fd))
     os.close(w_fd)
     line = os.read(r_fd, 100)
     os.close(r_fd)
@@ -314,7 +315,7 @@ def test_bind_and_tmpfs_mounts(run_container, leak_check_root):
 def test_terminal_to_caller(start_container):
     spec, paths, launched = start_container(
         ["sh", "-c", "tty; ls -l /proc/self/fd/0"], terminal=True,
-        stdio=launcher.Stdio(tty_to_caller=True))
+        stdio=Stdio(tty_to_caller=True))
     assert launched.tty_master is not None
     out = read_pty(launched.tty_master)
     text = out.decode()
@@ -332,6 +333,8 @@ def test_oom_protection_of_the_starter_is_not_inherited(runtime_root, minimal_ro
     code = (
         "import os, sys\n"
         "from mcd.runtime import launcher\n"
+        "from mcd.runtime.interface import Stdio\n"
+        "from mcd.store import ContainerPaths\n"
         "from mcwire.spec import ContainerSpec, Process\n"
         "try:\n"
         "    with open('/proc/self/oom_score_adj', 'w') as f:\n"
@@ -340,16 +343,16 @@ def test_oom_protection_of_the_starter_is_not_inherited(runtime_root, minimal_ro
         "    pass\n"
         f"spec = ContainerSpec(name={name!r}, process=Process(args=['cat', "
         "'/proc/self/oom_score_adj']))\n"
-        f"paths = launcher.ContainerPaths(dir={cdir!r}, lower={minimal_rootfs!r})\n"
+        f"paths = ContainerPaths(dir={cdir!r}, lower={minimal_rootfs!r})\n"
         "r, w = os.pipe()\n"
-        "launcher.start(spec, paths, [], launcher.Stdio(stdout=w))\n"
+        "launcher.start(spec, paths, [], Stdio(stdout=w))\n"
         "os.close(w)\n"
         "print(open('/proc/self/oom_score_adj').read().strip(), os.read(r, 100).decode().strip())\n")
     repo = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(
         os.path.abspath(__file__)))))
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          cwd=repo, check=True).stdout.split()
-    wait_exit(launcher.ContainerPaths(dir=cdir, lower=minimal_rootfs))
+    wait_exit(ContainerPaths(dir=cdir, lower=minimal_rootfs))
     if out[0] != "-500":
         pytest.skip("lowering oom_score_adj needs CAP_SYS_RESOURCE, which root lacks here "
                     "(a normal root with CAP_SYS_RESOURCE runs it)")
@@ -407,7 +410,7 @@ def test_joins_a_real_cgroup(start_container):
         spec, paths, launched = start_container(
             ["sh", "-c", "cat /proc/self/cgroup; echo END; exec sleep 100"],
             cgroup_procs=[os.path.join(child, "cgroup.procs")],
-            stdio=launcher.Stdio(stdout=w_fd))
+            stdio=Stdio(stdout=w_fd))
         os.close(w_fd)
         inside = b""
         while b"END\n" not in inside:
@@ -459,9 +462,11 @@ def test_monitor_survives_its_starter(runtime_root, minimal_rootfs):
     code = (
         "import json, sys\n"
         "from mcd.runtime import launcher\n"
+        "from mcd.runtime.interface import Stdio\n"
+        "from mcd.store import ContainerPaths\n"
         "from mcwire.spec import ContainerSpec, Process\n"
         f"spec = ContainerSpec(name={name!r}, process=Process(args=['sleep', '100']))\n"
-        f"paths = launcher.ContainerPaths(dir={cdir!r}, lower={minimal_rootfs!r})\n"
+        f"paths = ContainerPaths(dir={cdir!r}, lower={minimal_rootfs!r})\n"
         "l = launcher.start(spec, paths, [])\n"
         "print(json.dumps(l.__dict__))\n")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
@@ -472,7 +477,7 @@ def test_monitor_survives_its_starter(runtime_root, minimal_rootfs):
     assert proc_start_time(launched["pid"]) == launched["pid_start_time"]   # still running
     os.kill(launched["pid"], signal.SIGTERM)    # PID 1 of a pidns ignores it without a handler
     os.kill(launched["pid"], signal.SIGKILL)
-    paths = launcher.ContainerPaths(dir=cdir, lower=minimal_rootfs)
+    paths = ContainerPaths(dir=cdir, lower=minimal_rootfs)
     assert wait_exit(paths)["signal"] == 9
 
 
@@ -483,7 +488,7 @@ def test_client_going_away_stops_only_its_copy(start_container):
     in_r, in_w = os.pipe()
     spec, paths, launched = start_container(
         ["sh", "-c", "read x; i=0; while [ $i -lt 2000 ]; do echo line $i; i=$((i+1)); done"],
-        stdio=launcher.Stdio(stdin=in_r, stdout=w_fd, stderr=w_fd))
+        stdio=Stdio(stdin=in_r, stdout=w_fd, stderr=w_fd))
     os.close(in_r)
     os.close(w_fd)
     os.close(r_fd)          # the client is gone before the container writes anything...

@@ -9,6 +9,7 @@ import pytest
 
 from mcd import errors
 from mcd.runtime import launcher
+from mcd.store import ContainerPaths
 from mcwire.spec import Mount, Root, User
 from conftest import make_spec, require_root
 
@@ -77,7 +78,7 @@ def test_failed_start_leaves_no_exit_record(run_container, runtime_root):
     spec = make_spec(["/bin/nope"])
     with pytest.raises(errors.CommandNotFound):
         run_container(None, spec=spec)
-    paths = launcher.ContainerPaths(dir=os.path.join(runtime_root, "containers", spec.name),
+    paths = ContainerPaths(dir=os.path.join(runtime_root, "containers", spec.name),
                                     lower="/")
     assert launcher.read_exit(paths) is None
 

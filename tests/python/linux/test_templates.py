@@ -222,30 +222,14 @@ def test_create_from_dir_and_remove(store, tmp_path):
     assert os.readlink(os.path.join(root, "link")) == "/etc/passwd"
     listed = {t["name"]: t for t in store.list()}
     assert listed["fromdir"]["size"] > 0
-    with pytest.raises(errors.Conflict):
-        store.remove("fromdir", in_use=lambda name: name == "fromdir")
+    with pytest.raises(errors.Conflict, match="web"):
+        store.remove("fromdir", users=lambda name: ["web"] if name == "fromdir" else [])
     assert store.exists("fromdir")
-    store.remove("fromdir", in_use=lambda name: False)
+    store.remove("fromdir", users=lambda name: [])
     assert not store.exists("fromdir")
     assert [n for n in os.listdir(store.dir) if not n.startswith(".lock")] == []
     with pytest.raises(errors.NotFound):
-        store.remove("fromdir")
-
-
-def test_remove_refused_while_a_container_config_names_it(tmp_path):
-    store = TemplateStore(str(tmp_path / "templates"))
-    archive = make_tar(tmp_path / "good.tar", GOOD)
-    store.import_tar("used", archive)
-    cdir = tmp_path / "containers" / ("a" * 64)
-    cdir.mkdir(parents=True)
-    (cdir / "config.json").write_text(
-        '{"id": "x", "spec": {"name": "web", "root": {"template": "used"}}}')
-    with pytest.raises(errors.Conflict, match="web"):
-        store.remove("used")
-    assert store.exists("used")
-    (cdir / "config.json").unlink()
-    store.remove("used")
-    assert not store.exists("used")
+        store.remove("fromdir", users=lambda name: [])
 
 
 def test_create_from_dir_skips_devices_fifos_sockets(store, tmp_path):

@@ -16,7 +16,7 @@ from mcctl.client import Client
 from mcwire.errors import MCError
 from mcd.api import ROUTES, Api, build_openapi
 from mcd.httpserver import HTTPServer, Response, bind_unix
-from mcd.manager import Manager
+from mcd.manager import open_manager
 from mcd.templates import TemplateStore
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
@@ -28,7 +28,7 @@ def api_server(tmp_path):
     # A template is just a directory: a real TemplateStore over one.
     (root / "templates" / "minimal" / "rootfs").mkdir(parents=True)
     (root / "templates" / "minimal" / "template.json").write_text(json.dumps({"name": "minimal"}))
-    m = Manager(str(root), "mctest-unit", templates=TemplateStore(str(root / "templates")))
+    m = open_manager(str(root), "mctest-unit", templates=TemplateStore(str(root / "templates")))
     sock_path = str(tmp_path / "api.sock")
     srv = HTTPServer(bind_unix(sock_path), Api(m), max_body=1 << 20, header_timeout=2)
     srv.start()

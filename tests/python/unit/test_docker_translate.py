@@ -236,11 +236,10 @@ def test_detach_keys_parse_and_are_found_across_chunks():
 
 def test_session_frames_output_and_closes_stdin_on_half_close():
     """Pipes stand in for the process (no kernel needed beyond pipes and a socketpair)."""
-    from mcd.runtime.launcher import Stdio
     sess = streams.Session(tty=False, stdin=True, stdout=True, stderr=True)
-    stdio = sess.child_stdio(Stdio)
+    (proc_in, proc_out, proc_err), to_caller = sess.child_fds()
+    assert not to_caller
     ours, theirs = socket.socketpair()
-    proc_in, proc_out, proc_err = stdio.stdin, stdio.stdout, stdio.stderr
     sess.ready()
     t = threading.Thread(target=sess.run, args=(ours, b"lef"), daemon=True)
     t.start()
