@@ -1,0 +1,1 @@
+DEFAULT_SOCKET = "/run/mcd/mcd.sock"

@@ -11,7 +11,12 @@ from __future__ import annotations
 import os
 import sys
 
-from mcctl.parser import COMMANDS, DEFAULT_SOCKET, VERSION, build_parser, command_in
+from mcctl import DEFAULT_SOCKET
+from mcwire import __version__ as VERSION
+
+# mcctl.parser (argparse, and with it re, gettext, locale: ~9 ms) is imported only when
+# mcctl.fastparse cannot read the command line itself (--help, usage errors, template and
+# image subcommands...): see mcctl/fastparse.py.
 
 # The HTTP client (sockets, io) and the error classes (mcwire.errors: ~0.35 ms) are
 # imported only once a command needs the daemon, so `mcctl --version` does not pay for them.
@@ -802,17 +807,24 @@ COMMANDS = {
 def main(argv=None, env: Environment | None = None) -> int:
     env = env or Environment()
     argv = sys.argv[1:] if argv is None else list(argv)
-    only = command_in(argv)
-    if only is None and "--version" in argv and not {"-h", "--help"} & set(argv):
-        only = "version"     # --version needs no subcommand tree
-    parser = build_parser(only if only in COMMANDS else None)
-    try:
-        args = parser.parse_args(argv)
-    except SystemExit as e:        # argparse: usage errors are exit 125 in Docker's convention
-        if e.code == 0:
-            return EXIT_OK         # --help, --version
-        _load_client()
-        return EXIT_FAILED
+    if argv == ["--version"]:      # what argparse's --version (mcctl.parser._Version) prints
+        env.stdout.write(f"mcctl {VERSION}\n")
+        return EXIT_OK
+    from mcctl.fastparse import parse
+    args = parse(argv)
+    if args is None:
+        from mcctl.parser import build_parser, command_in
+        only = command_in(argv)
+        if only is None and "--version" in argv and not {"-h", "--help"} & set(argv):
+            only = "version"     # --version needs no subcommand tree
+        parser = build_parser(only if only in COMMANDS else None)
+        try:
+            args = parser.parse_args(argv)
+        except SystemExit as e:        # argparse: usage errors are exit 125 in Docker's convention
+            if e.code == 0:
+                return EXIT_OK         # --help, --version
+            _load_client()
+            return EXIT_FAILED
     _load_client()
     sock = args.socket or env.environ.get("MCD_SOCKET") or DEFAULT_SOCKET
     client = Client(sock)

@@ -15,11 +15,11 @@ from __future__ import annotations
 
 import array
 import io
-import json
 # The C module under `socket`: socket.py itself costs ~3 ms per call (selectors, and
 # enums built from every constant of _socket) for nothing this client uses.
 import _socket as socket
 
+from mcctl import wirejson as json
 from mcwire.errors import DaemonUnavailable, MCError, PermissionDenied
 
 MAX_LINE = 65536

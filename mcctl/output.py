@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import json
-
 from mcwire.units import format_size, human_duration  # noqa: F401 (human_duration: ago)
 
 
@@ -79,4 +77,5 @@ def truncate(s: str, n: int) -> str:
 
 
 def dump_json(obj, out) -> None:
+    import json     # only here: json imports re (see mcctl/wirejson.py)
     out.write(json.dumps(obj, indent=2) + "\n")

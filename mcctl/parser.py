@@ -11,9 +11,8 @@ import argparse
 import os
 import sys
 
+from mcctl import DEFAULT_SOCKET  # noqa: F401 (re-exported)
 from mcwire import __version__ as VERSION
-
-DEFAULT_SOCKET = "/run/mcd/mcd.sock"
 
 # shtab reads an argument's ``complete`` attribute (a dict of shell -> function name), so
 # marking arguments needs no import of shtab: importing it would cost ~80 ms per call.

@@ -23,7 +23,7 @@ from mcwire.errors import InvalidArgument
 from mcwire.mountdest import check_mount_destination
 # The flag-level rules live in mcwire.units so that mcctl can use them without importing
 # dataclasses; they are part of this module's interface all the same.
-from mcwire.units import (_SIZE_RE, _UNITS, CAPABILITIES,  # noqa: F401
+from mcwire.units import (_UNITS, CAPABILITIES,  # noqa: F401
                           DEFAULT_CAPABILITIES, DEFAULT_ENV, DEFAULT_NAMESPACES, cpus_to_quota,
                           format_size, normalize_capability, parse_add_host, parse_publish,
                           parse_restart_policy, parse_size, parse_tmpfs, parse_user,
