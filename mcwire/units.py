@@ -252,6 +252,7 @@ def parse_add_host(text: object) -> dict:
     if not isinstance(text, str) or ":" not in text:
         raise InvalidArgument(f"{flag}: {text!r} is not NAME:IP")
     name, _, ip = text.partition(":")
+    import re       # here, not at the top: `re` stays off mcctl's common paths
     if not re.fullmatch(r"[A-Za-z0-9]([A-Za-z0-9.-]{0,251}[A-Za-z0-9])?", name):
         raise InvalidArgument(f"{flag}: {name!r} is not a host name")
     return {"name": name, "ip": _ipv4(ip, flag)}
