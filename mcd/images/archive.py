@@ -87,8 +87,12 @@ class TarSource(Source):
         try:
             self.tf = tarfile.open(path, "r:*")
             members = self.tf.getmembers()
+        except tarfile.ReadError:
+            raise L.BadImage("not an image archive: neither a tar nor a compressed tar, "
+                             "nor a directory") from None
         except (tarfile.TarError, EOFError, OSError) as err:
-            raise InvalidArgument(f"cannot read image archive: {err}") from None
+            text = str(err).splitlines()[0] if str(err) else type(err).__name__
+            raise InvalidArgument(f"cannot read image archive: {text}") from None
         self.members = {}
         for m in members:
             name = posixpath.normpath(m.name.lstrip("/"))
