@@ -76,7 +76,12 @@ def prepare(spec_data: dict, templates, images) -> tuple[dict, dict | None]:
     if images is not None:
         try:
             image_id = images.resolve(ref)
-        except (NotFound, InvalidArgument):
+        except NotFound as err:
+            if not _is_template(ref, templates):
+                if NAME_RE.fullmatch(ref):
+                    raise NotFound(f"{err} (and no template {ref!r})") from None
+                raise
+        except InvalidArgument:
             if not _is_template(ref, templates):
                 raise
     if image_id is None:

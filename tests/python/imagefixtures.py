@@ -15,6 +15,7 @@ ExposedPorts. ``umoci_unpack`` gives the oracle tree for comparison.
 from __future__ import annotations
 
 import io
+import json
 import os
 import shutil
 import subprocess
@@ -131,7 +132,8 @@ class LocalRegistry:
     temp config and storage; htpasswd (Basic) auth when ``user`` is given. Stopped by
     its pid."""
 
-    def __init__(self, base: str, user: str | None = None, password: str | None = None):
+    def __init__(self, base: str, user: str | None = None, password: str | None = None,
+                 token: "TokenServer | None" = None):
         import socket
         self.base = base
         os.makedirs(base, exist_ok=True)
@@ -154,6 +156,8 @@ class LocalRegistry:
                 f.write(f"{user}:{hashed}\n")
             conf += ["auth:", "  htpasswd:", "    realm: mctest",
                      f"    path: {os.path.join(base, 'htpasswd')}"]
+        if token is not None:
+            conf += token.registry_auth()
         self.config = os.path.join(base, "config.yml")
         with open(self.config, "w") as f:
             f.write("\n".join(conf) + "\n")
@@ -191,12 +195,12 @@ class LocalRegistry:
         if self.proc is not None:
             self.log.close()
 
-    def push(self, src: str, repo: str) -> str:
+    def push(self, src: str, repo: str, creds: str | None = None) -> str:
         """skopeo copy SRC docker://HOST/REPO; returns the manifest digest."""
         digest_file = os.path.join(self.base, "digest")
         args = ["--dest-tls-verify=false", "--digestfile", digest_file]
-        if self.user:
-            args += ["--dest-creds", f"{self.user}:{self.password}"]
+        if self.user or creds:
+            args += ["--dest-creds", creds or f"{self.user}:{self.password}"]
         if src.endswith(":multi"):
             args.append("--all")
         skopeo_copy(src, f"docker://{self.host}/{repo}", *args)
@@ -245,3 +249,85 @@ def add_multiarch(layout: str, tag: str = TAG) -> None:
                                "annotations": {"org.opencontainers.image.ref.name": "multi"}})
     with open(os.path.join(layout, "index.json"), "w") as f:
         _json.dump(index, f)
+
+
+class TokenServer:
+    """A Bearer token service for docker-registry's `auth: token` (the flow Docker Hub and
+    most registries use): GET /token?service=&scope= with Basic credentials -> a JWT
+    signed RS256 by a throwaway key (openssl), its certificate in the x5c header and in
+    the registry's rootcertbundle. Anonymous requests are refused (401), so a pull needs
+    a login. Runs in a thread of the test process; stop() ends it."""
+
+    def __init__(self, base: str, user: str, password: str, issuer: str = "mctest-issuer",
+                 service: str = "mctest-registry"):
+        import base64
+        import http.server
+        import threading
+        self.base, self.user, self.password = base, user, password
+        self.issuer, self.service = issuer, service
+        os.makedirs(base, exist_ok=True)
+        self.key = os.path.join(base, "token.key")
+        self.cert = os.path.join(base, "token.crt")
+        run("openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", self.key,
+            "-out", self.cert, "-days", "1", "-subj", "/CN=mctest-token")
+        der = subprocess.run(["openssl", "x509", "-in", self.cert, "-outform", "DER"],
+                             check=True, capture_output=True).stdout
+        self.x5c = base64.b64encode(der).decode()
+        self.requests: list[dict] = []
+        server = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def log_message(self, *a):
+                pass
+
+            def do_GET(self):
+                import urllib.parse
+                q = urllib.parse.parse_qs(urllib.parse.urlsplit(self.path).query)
+                auth = self.headers.get("Authorization", "")
+                expected = "Basic " + base64.b64encode(
+                    f"{server.user}:{server.password}".encode()).decode()
+                server.requests.append({"scope": q.get("scope", []), "authorized": auth == expected})
+                if auth != expected:
+                    self.send_response(401)
+                    self.end_headers()
+                    return
+                body = json.dumps({"token": server.token(q.get("scope", []))}).encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+        self.httpd = http.server.HTTPServer(("127.0.0.1", 0), Handler)
+        self.realm = f"http://127.0.0.1:{self.httpd.server_address[1]}/token"
+        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+        self.thread.start()
+
+    def token(self, scopes: list[str]) -> str:
+        import base64
+        import time
+
+        def b64(data: bytes) -> str:
+            return base64.urlsafe_b64encode(data).decode().rstrip("=")
+        access = []
+        for s in scopes:
+            for one in s.split(" "):
+                kind, _, rest = one.partition(":")
+                name, _, actions = rest.rpartition(":")
+                access.append({"type": kind, "name": name, "actions": actions.split(",")})
+        now = int(time.time())
+        header = {"typ": "JWT", "alg": "RS256", "x5c": [self.x5c]}
+        claims = {"iss": self.issuer, "sub": self.user, "aud": self.service, "exp": now + 300,
+                  "nbf": now - 10, "iat": now, "jti": os.urandom(8).hex(), "access": access}
+        signing = f"{b64(json.dumps(header).encode())}.{b64(json.dumps(claims).encode())}"
+        sig = subprocess.run(["openssl", "dgst", "-sha256", "-sign", self.key],
+                             input=signing.encode(), check=True, capture_output=True).stdout
+        return f"{signing}.{b64(sig)}"
+
+    def registry_auth(self) -> list[str]:
+        return ["auth:", "  token:", f"    realm: {self.realm}", f"    service: {self.service}",
+                f"    issuer: {self.issuer}", f"    rootcertbundle: {self.cert}"]
+
+    def stop(self) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()

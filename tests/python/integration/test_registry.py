@@ -180,3 +180,31 @@ def test_progress_bars_on_a_terminal(daemon, registry, layout):
     text = out.decode(errors="replace")
     assert os.WEXITSTATUS(status) == 0, text
     assert "\x1b[2K" in text and "Pull complete" in text and "\x1b[" in text
+
+
+@pytest.fixture
+def token_registry(tmp_path):
+    if not shutil.which("openssl"):
+        pytest.skip("openssl signs the test tokens")
+    tokens = fx.TokenServer(str(tmp_path / "tokens"), "bob", "tok-pw")
+    reg = fx.LocalRegistry(str(tmp_path / "token-registry"), token=tokens).start()
+    yield reg, tokens
+    reg.stop()
+    tokens.stop()
+
+
+def test_bearer_token_challenge(daemon, token_registry, layout):
+    """The registry answers 401 with a Bearer challenge; the token service wants the
+    stored credentials; the registry checks the signed token's scope."""
+    reg, tokens = token_registry
+    reg.push(f"oci:{layout}:t", "tok/img:1", creds="bob:tok-pw")
+    ref = f"{reg.host}/tok/img:1"
+    r = daemon.mcctl("pull", ref)
+    assert r.returncode == 125 and f"requires a login (mcctl login {reg.host})" in r.stderr
+    daemon.mcctl("login", "-u", "bob", "--password-stdin", reg.host, input="tok-pw\n", check=0)
+    tokens.requests.clear()
+    daemon.mcctl("pull", ref, check=0)
+    assert tokens.requests and all(q["authorized"] for q in tokens.requests)
+    assert ["repository:tok/img:pull"] in [q["scope"] for q in tokens.requests]
+    r = daemon.mcctl("run", "--rm", "--entrypoint", "cat", ref, "/data/c", check=0)
+    assert r.stdout == "c from layer 3\n"

@@ -156,3 +156,47 @@ def test_a_failed_layer_adds_nothing_of_the_archive(tmp_path):
             ld.add_layer(io.BytesIO(bad), diff_id=digest(bad), what="t")
     assert os.listdir(store.layers_dir) == [] and os.listdir(store.tmp) == []
     assert store.ids() == []
+
+
+FULL_DISK = r'''
+import io, json, os, subprocess, sys
+sys.path.insert(0, sys.argv[1])
+from mcd.images.store import ImageStore
+from mcd.images import archive
+from mcd.errors import KernelError
+mnt = sys.argv[2]
+subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1200k", "tmpfs", mnt], check=True)
+store = ImageStore(os.path.join(mnt, "images"))
+try:
+    with store.load("t") as ld:
+        archive.load(ld, sys.argv[3])
+        ld.commit()
+    print(json.dumps({"error": None}))
+except KernelError as err:
+    print(json.dumps({"error": str(err), "tmp": os.listdir(store.tmp),
+                      "layers": os.listdir(store.layers_dir), "images": store.ids(),
+                      "links": os.listdir(store.links_dir)}))
+'''
+
+
+def test_a_full_disk_mid_load_leaves_nothing(tmp_path):
+    """A 1.2 MB tmpfs (in a private mount namespace) fills while the 2 MB busybox layer
+    unpacks: one error naming the layer and ENOSPC, and no staging, layer or image left."""
+    import shutil
+    import subprocess
+    import sys
+    if not shutil.which("umoci"):
+        pytest.skip("umoci builds the image")
+    sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(__file__))))
+    import imagefixtures as fx
+    layout = fx.build_oci(str(tmp_path / "layout"), str(tmp_path / "work"))
+    mnt = tmp_path / "small"
+    mnt.mkdir()
+    repo = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(__file__))))
+    r = subprocess.run(["unshare", "-m", "--propagation", "private", sys.executable, "-c",
+                        FULL_DISK, repo, str(mnt), layout], capture_output=True, text=True,
+                       timeout=120)
+    assert r.returncode == 0, r.stderr
+    out = json.loads(r.stdout)
+    assert out["error"] and "layer 1/3" in out["error"] and "No space left" in out["error"]
+    assert out["tmp"] == [] and out["layers"] == [] and out["images"] == [] and out["links"] == []
