@@ -137,7 +137,8 @@ def main(argv=None) -> int:
         mcd_proc = subprocess.Popen(
             [str(MCD), "--socket", str(work / "mcd.sock"), "--docker-socket", msock,
              "--root", str(work / "mcd-root"), "--cgroup-parent", MCD_PARENT,
-             "--web-listen", "off", "--log-level", "warning", "--config", str(cfg)],
+             "--web-listen", "off", "--log-level", "warning", "--config", str(cfg),
+             "--default-network", "none"],
             stdout=open(work / "mcd.log", "wb"), stderr=subprocess.STDOUT, start_new_session=True)
         wait_socket(msock, cli, mcd_proc, "mcd")
         tools = [Tool("mcd", "mcd Docker API: docker run --rm minimal /bin/true",

@@ -409,7 +409,10 @@ class Daemon:
 
     def argv(self) -> list[str]:
         return [self.mcd, "--socket", str(self.socket), "--root", str(self.root),
-                "--cgroup-parent", MCD_CGROUP_PARENT, "--web-listen", "off"]
+                "--cgroup-parent", MCD_CGROUP_PARENT, "--web-listen", "off",
+                # In the machine's own netns: containers get no network (as the others here,
+                # --network none); bench/network_bench.py measures networks in a netns of its own.
+                "--default-network", "none"]
 
     def start(self, timeout: float = 60) -> int:
         self.root.mkdir(parents=True, exist_ok=True)

@@ -103,6 +103,8 @@ pkg_checks=(
     "systemd-analyze verify mcd.service prints nothing"
     "apt remove stops the daemon and leaves no unit behind"
     "apt purge removes /var/lib/mcd and /etc/mcd"
+    "the default network: run -d -p 8080:80 httpd is reached on 127.0.0.1 and the host's bridge address"
+    "the published port still answers after systemctl restart mcd"
 )
 skip_pkg() { local c; for c in "${pkg_checks[@]:$1}"; do skip "$c" "$2"; done; }
 
@@ -183,6 +185,29 @@ else
         }
         check "${pkg_checks[5]}" placed
 
+        # docs/networking.md: the packaged default network (mcnet, bridge mcbr0, 10.77.0.1 on
+        # the host side). Fetched with bash's /dev/tcp: the image need not have curl.
+        http_get() {  # ADDR PORT PATH
+            exec 3<>"/dev/tcp/$1/$2" || return 1
+            printf 'GET %s HTTP/1.0\r\n\r\n' "$3" >&3
+            timeout 10 cat <&3 | sed '1,/^\r$/d'
+            exec 3<&-
+        }
+        webcid="$(mc run -d --name vmweb -p 8080:80 minimal httpd -f -p 80 2>&1 | tr -d '\r' | tail -n1)"
+        served() {
+            local addr got ok=1
+            for addr in 127.0.0.1 10.77.0.1; do
+                got=""
+                for _ in $(seq 30); do got="$(http_get "$addr" 8080 /etc/hostname 2>/dev/null)"; [ "$got" = vmweb ] && break; sleep 0.5; done
+                echo "$addr:8080 -> ${got:-nothing}"
+                [ "$got" = vmweb ] || ok=0
+            done
+            mc port vmweb 2>&1; mc network ls 2>&1
+            [ "$ok" = 1 ]
+        }
+        echo "# run -d -p 8080:80: $webcid"
+        check "${pkg_checks[13]}" served
+
         survives() {
             local pid_after ps alive=1
             [ "$cid_rc" = 0 ] && [ -n "$cpid" ] || { echo "no running -d container (see above)"; return 1; }
@@ -196,7 +221,8 @@ else
             [ "$alive" = 1 ] && [ "$(systemctl is-active mcd)" = active ]
         }
         check "${pkg_checks[6]}" survives
-        mc rm -f "$cid" >/dev/null 2>&1 || true
+        check "${pkg_checks[14]}" served
+        mc rm -f "$cid" vmweb >/dev/null 2>&1 || true
 
         oom() {
             local got rc

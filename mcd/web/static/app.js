@@ -578,6 +578,19 @@
       ["Restart policy", (spec.restart_policy || "no") + " · " + (c.restart_count || 0) + " restart" + (c.restart_count === 1 ? "" : "s")],
       ["Hostname", spec.hostname],
     ];
+    // Network (docs/networking.md): the network, and while it runs its address and ports.
+    const net = i.network_settings || null;
+    const mode = (spec.networking && spec.networking.mode) || c.network;
+    if (mode) rows.push(["Network", mode]);
+    if (net) {
+      rows.push(["IP address", net.ip ? net.ip + (net.gateway ? " (gateway " + net.gateway + ")" : "") : null]);
+      rows.push(["MAC address", net.mac]);
+    }
+    const ports = (net && net.ports) || c.ports || [];
+    if (ports.length) {
+      rows.push(["Ports", ports.map((p) => (p.hostIP || "0.0.0.0") + ":" + p.hostPort + " → " +
+                                           p.containerPort + "/" + p.protocol).join(", ")]);
+    }
     const tbody = $("c-details");
     if (!changed(tbody, [rows, labels])) return;
     clear(tbody);
