@@ -71,6 +71,7 @@ class Control:
                 c.cgroup.thaw()
             if not c.cond.wait_for(lambda: c.exits != exits, timeout=t):
                 self._kill_and_wait(c, "stop")
+            self.networks.settled(c.id)     # its network is released when stop returns
         return c
 
     def kill(self, ref, sig: str | int = "SIGKILL") -> Container:

@@ -111,6 +111,36 @@ class NetworkService:
         self._lock = threading.RLock()
         self._att: dict[str, dict] = {}        # container id -> record
         self._loaded = False
+        # One lock per container: attach, detach and a held release never overlap for it.
+        # Taken after the manager's container lock, never before it.
+        self._cid_locks: dict[str, threading.Lock] = {}
+
+    def _cid_lock(self, cid: str) -> threading.Lock:
+        with self._lock:
+            return self._cid_locks.setdefault(cid, threading.Lock())
+
+    def hold(self, cid: str):
+        """Take the container's network lock now; returns a callable that detaches and lets
+        go (None when it has no attachment). For the exit path: the exit is made visible
+        between the two, and everyone else who touches the attachment waits for the call."""
+        with self._lock:
+            has = cid in self._att
+        if not has and not os.path.exists(self._record_path(cid)):
+            return None
+        lock = self._cid_lock(cid)
+        lock.acquire()
+
+        def release():
+            try:
+                self._detach_locked(cid)
+            finally:
+                lock.release()
+        return release
+
+    def settled(self, cid: str) -> None:
+        """Wait for a release in flight (stop returns once the network is gone)."""
+        with self._cid_lock(cid):
+            pass
 
     # -- setup
     def load(self) -> None:
@@ -233,8 +263,12 @@ class NetworkService:
         if mode in ("none", "host"):
             return None
         self.load()
-        self.detach(cid)        # whatever a crashed start left
-        net = self.networks.get(mode)
+        with self._cid_lock(cid):
+            self._detach_locked(cid)        # whatever a crashed start left
+            return self._attach_locked(cid, name, spec, hosts_path)
+
+    def _attach_locked(self, cid: str, name: str, spec, hosts_path: str) -> NetInfo:
+        net = self.networks.get(spec.network)
         conf = self.networks.conflist(net)
         if net.source != "file" and not spec.networking.ports:
             # A list we generated runs without portmap when nothing is published: it would
@@ -328,6 +362,10 @@ class NetworkService:
 
     def detach(self, cid: str) -> None:
         """Idempotent: nothing to do for a container with no attachment."""
+        with self._cid_lock(cid):
+            self._detach_locked(cid)
+
+    def _detach_locked(self, cid: str) -> None:
         with self._lock:
             rec = self._att.get(cid)
         if rec is None:
