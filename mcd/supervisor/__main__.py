@@ -1,0 +1,5 @@
+import sys
+
+from mcd.supervisor.server import main
+
+sys.exit(main())
