@@ -180,7 +180,7 @@ class ImageRoutes:
         out = {"images": self.m.images.df()}
         rows = []
         for s in self.m.list(all=True):
-            upper = os.path.join(self.m.store.container_dir(s["id"]), "upper")
+            upper = self.m.store.paths(s["id"]).upper
             try:
                 size = tree_size(upper)
             except OSError:

@@ -1,10 +1,12 @@
-"""Helpers shared by the tiers that run a real mcd (integration, browser): polling with a
-bound, and finding what a private cgroup parent still holds."""
+"""Helpers shared by the test tiers: polling with a bound, finding what a private cgroup
+parent still holds, and (as a pytest plugin) the tiers' marks and the one root rule."""
 
 from __future__ import annotations
 
 import os
 import time
+
+import pytest
 
 CGROUP_ROOT = "/sys/fs/cgroup"
 
@@ -87,3 +89,27 @@ def debootstrap_like_tar(path: str) -> list[str]:
         add(tf, "./dev/fd", tarfile.SYMTYPE, linkname="/proc/self/fd")
         add(tf, "./dev/stdin", tarfile.SYMTYPE, linkname="/proc/self/fd/0")
     return [f"/dev/{n[0]}" for n in nodes] + ["/dev/loop0", "/dev/initctl"]
+
+
+# ------------------------------------------------------------------ the tiers' marks
+# A pytest plugin too (pyproject: addopts = "-p mctestlib"): one place says which tier
+# needs what, and one rule skips what needs root when not root.
+
+TESTS = os.path.dirname(os.path.abspath(__file__))
+TIER_MARKS = {"linux": ("root",), "integration": ("root", "integration"),
+              "browser": ("root", "integration", "browser")}
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        rel = os.path.relpath(str(item.path), TESTS)
+        for mark in TIER_MARKS.get(rel.split(os.sep)[0], ()):
+            item.add_marker(getattr(pytest.mark, mark))
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_setup(item):
+    """Before any fixture: a test marked root is skipped when not root (it needs the real
+    kernel: namespaces, cgroups, mounts)."""
+    if item.get_closest_marker("root") is not None and os.geteuid() != 0:
+        pytest.skip("needs root and the real kernel")

@@ -7,6 +7,7 @@ downloaded (never ``playwright install``). Each browser gets a fresh
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import sys
@@ -15,36 +16,28 @@ import tempfile
 import pytest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from mcweb_harness import RealDaemon  # noqa: E402
+from mcdaemon import Daemon  # noqa: E402
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
                  "--disable-component-update", "--disable-sync", "--no-first-run"]
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-
-
-def pytest_collection_modifyitems(items):
-    for item in items:
-        if str(item.path).startswith(HERE + os.sep):
-            for mark in ("browser", "integration", "root"):
-                item.add_marker(getattr(pytest.mark, mark))
 
 
 @pytest.fixture(scope="module")
 def daemon():
-    if os.geteuid() != 0:
-        pytest.skip("the dashboard tier runs a real mcd: needs root")
     tmp = tempfile.mkdtemp(prefix="mcweb-")
-    d = RealDaemon(tmp)
+    os.chmod(tmp, 0o755)
+    d = Daemon(tmp, web=True)
     try:
         d.start()
         yield d
+        leftovers = d.cleanup()
+        assert not leftovers, f"left behind: {json.dumps(leftovers)}\n{d.log()}"
     finally:
-        try:
-            d.stop()       # raises if anything was left behind
-        finally:
-            shutil.rmtree(tmp, ignore_errors=True)
+        if d.proc is not None:
+            d.cleanup()
+        shutil.rmtree(tmp, ignore_errors=True)
 
 
 @pytest.fixture(scope="module")

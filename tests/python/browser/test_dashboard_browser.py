@@ -27,14 +27,14 @@ def wait_row_state(page, name, pattern, timeout=30_000):
 
 
 def test_overview_lists_and_follows_starts_and_stops_without_reload(daemon, open_page):
-    daemon.run("alpha", ["sleep", "1000"], memory=64 * MiB)
-    w = open_page(daemon.base + "/")
+    daemon.api_run("alpha", ["sleep", "1000"], memory=64 * MiB)
+    w = open_page(daemon.url + "/")
     page = w.page
     wait_row_state(page, "alpha", "^running$")
     page.evaluate("window.__sameDocument = 42")
 
     # A container created and started after the page opened shows up by itself.
-    daemon.run("beta", ["sh", "-c", "echo hello; sleep 1000"])
+    daemon.api_run("beta", ["sh", "-c", "echo hello; sleep 1000"])
     wait_row_state(page, "beta", "^running$")
     r = row(page, "beta")
     assert re.fullmatch(r"[0-9a-f]{12}", r.locator("td").nth(1).inner_text().strip())
@@ -77,8 +77,8 @@ def test_overview_lists_and_follows_starts_and_stops_without_reload(daemon, open
 
 
 def test_memory_chart_rises_when_the_container_allocates(daemon, open_page):
-    daemon.run("hog", ["sleep", "1000"], memory=128 * MiB)
-    w = open_page(daemon.base + "/#/c/hog")
+    daemon.api_run("hog", ["sleep", "1000"], memory=128 * MiB)
+    w = open_page(daemon.url + "/#/c/hog")
     page = w.page
     page.wait_for_function("() => Number(document.getElementById('chart-mem').dataset.points) >= 3",
                            timeout=30_000)
@@ -108,8 +108,8 @@ def test_memory_chart_rises_when_the_container_allocates(daemon, open_page):
 
 
 def test_logs_follow_new_lines(daemon, open_page):
-    daemon.run("talker", ["sh", "-c", 'i=0; while true; do echo "tick $i"; i=$((i+1)); sleep 0.3; done'])
-    w = open_page(daemon.base + "/#/c/talker")
+    daemon.api_run("talker", ["sh", "-c", 'i=0; while true; do echo "tick $i"; i=$((i+1)); sleep 0.3; done'])
+    w = open_page(daemon.url + "/#/c/talker")
     page = w.page
     page.wait_for_function("() => /tick \\d+/.test(document.getElementById('logs').textContent)",
                            timeout=30_000)
@@ -135,14 +135,14 @@ def test_logs_follow_new_lines(daemon, open_page):
 
 
 def test_an_oom_kill_is_shown_in_the_table_and_the_events(daemon, open_page):
-    w = open_page(daemon.base + "/")
+    w = open_page(daemon.url + "/")
     page = w.page
     page.wait_for_function("() => Number(document.body.dataset.samples || 0) >= 1", timeout=30_000)
     # tail keeps every line it reads: on /dev/zero it grows until the kernel kills it.
-    daemon.run("oomer", ["tail", "/dev/zero"], memory=16 * MiB)
+    daemon.api_run("oomer", ["tail", "/dev/zero"], memory=16 * MiB)
     wait_row_state(page, "oomer", r"^exited \(137\) · OOM killed$", timeout=60_000)
     assert "oom" in row(page, "oomer").locator(".badge").get_attribute("class")
-    page.goto(daemon.base + "/#/c/oomer")
+    page.goto(daemon.url + "/#/c/oomer")
     page.click('button[data-tab="events"]')
     page.wait_for_function("() => /oom/.test(document.getElementById('events').textContent)",
                            timeout=30_000)
@@ -152,12 +152,12 @@ def test_an_oom_kill_is_shown_in_the_table_and_the_events(daemon, open_page):
 
 
 def test_container_controlled_text_is_shown_as_text(daemon, open_page):
-    daemon.run("xss", ["sh", "-c", f"echo '{XSS}'; sleep 1000"], labels={"note": XSS})
-    w = open_page(daemon.base + "/")
+    daemon.api_run("xss", ["sh", "-c", f"echo '{XSS}'; sleep 1000"], labels={"note": XSS})
+    w = open_page(daemon.url + "/")
     page = w.page
     wait_row_state(page, "xss", "^running$")
     assert XSS in row(page, "xss").inner_text()             # the label, literally
-    w2 = open_page(daemon.base + "/#/c/xss")
+    w2 = open_page(daemon.url + "/#/c/xss")
     p2 = w2.page
     p2.wait_for_function("(x) => document.getElementById('logs').textContent.includes(x)", arg=XSS,
                          timeout=30_000)
@@ -173,8 +173,8 @@ def test_container_controlled_text_is_shown_as_text(daemon, open_page):
 
 
 def test_control_buttons_are_absent_and_refused_without_the_token(daemon, open_page):
-    daemon.run("guarded", ["sleep", "1000"])
-    w = open_page(daemon.base + "/")
+    daemon.api_run("guarded", ["sleep", "1000"])
+    w = open_page(daemon.url + "/")
     page = w.page
     wait_row_state(page, "guarded", "^running$")
     assert page.inner_text("#mode") == "read-only"
@@ -184,19 +184,19 @@ def test_control_buttons_are_absent_and_refused_without_the_token(daemon, open_p
                                    .then(r => r.status)""")
     assert status == 403
     # A wrong token in the URL is dropped and the page stays read-only.
-    w2 = open_page(daemon.base + "/#token=" + "A" * 43)
+    w2 = open_page(daemon.url + "/#token=" + "A" * 43)
     w2.page.wait_for_function("() => !location.hash.includes('token')")
     w2.page.wait_for_selector(".toast.error")
     assert w2.page.inner_text("#mode") == "read-only"
-    w2.page.goto(daemon.base + "/#/c/guarded")
+    w2.page.goto(daemon.url + "/#/c/guarded")
     w2.page.wait_for_function("() => document.getElementById('c-state').textContent === 'running'")
     assert w2.page.locator("[data-action]").count() == 0
     assert daemon.status_of("guarded") == "running"
 
 
 def test_control_with_the_token(daemon, open_page):
-    daemon.run("ctl", ["sh", "-c", 'trap "exit 0" TERM; while true; do sleep 0.2; done'])
-    w = open_page(daemon.base + "/#token=" + daemon.token)
+    daemon.api_run("ctl", ["sh", "-c", 'trap "exit 0" TERM; while true; do sleep 0.2; done'])
+    w = open_page(daemon.url + "/#token=" + daemon.token)
     page = w.page
     # The token leaves the address bar at once; the tab keeps it in sessionStorage.
     page.wait_for_function("() => !location.hash.includes('token')")
@@ -211,7 +211,7 @@ def test_control_with_the_token(daemon, open_page):
     assert daemon.status_of("ctl") == "running"
     screenshot(page, "overview-control.png")
 
-    page.goto(daemon.base + "/#/c/ctl")
+    page.goto(daemon.url + "/#/c/ctl")
     page.wait_for_selector('#c-actions [data-action="pause"]')
     page.click('#c-actions [data-action="pause"]')
     page.wait_for_function("() => document.getElementById('c-state').textContent === 'paused'",
@@ -234,17 +234,17 @@ def test_control_with_the_token(daemon, open_page):
 
 
 def test_dark_scheme_screenshot(daemon, browser_context):
-    daemon.run("shade", ["sh", "-c", "while true; do echo dark; sleep 1; done"], memory=32 * MiB)
+    daemon.api_run("shade", ["sh", "-c", "while true; do echo dark; sleep 1; done"], memory=32 * MiB)
     page = browser_context.new_page()
     try:
         page.emulate_media(color_scheme="dark")
-        page.goto(daemon.base + "/")
+        page.goto(daemon.url + "/")
         page.wait_for_function("() => document.querySelectorAll('#rows tr').length >= 1",
                                timeout=30_000)
         bg = page.evaluate("() => getComputedStyle(document.body).backgroundColor")
         assert bg != "rgb(245, 246, 248)"          # the light background is not used
         screenshot(page, "overview-dark.png")
-        page.goto(daemon.base + "/#/c/shade")
+        page.goto(daemon.url + "/#/c/shade")
         page.wait_for_function("() => Number(document.getElementById('chart-mem').dataset.points) >= 2",
                                timeout=30_000)
         screenshot(page, "container-dark.png")

@@ -18,12 +18,12 @@ from mcd.web import start_web
 
 @pytest.fixture(scope="module")
 def victim(daemon):
-    daemon.run("victim", ["sh", "-c", 'trap "exit 0" TERM; while true; do sleep 0.2; done'])
+    daemon.api_run("victim", ["sh", "-c", 'trap "exit 0" TERM; while true; do sleep 0.2; done'])
     return "victim"
 
 
 def control(daemon, **over):
-    h = {"X-MC-Token": daemon.token, "Origin": daemon.base}
+    h = {"X-MC-Token": daemon.token, "Origin": daemon.url}
     h.update(over)
     return h
 
@@ -82,13 +82,13 @@ def test_control_needs_token_and_origin(daemon, victim):
     path = f"/v1/containers/{victim}/stop?t=5"
     refusals = [
         {},                                                           # nothing
-        {"Origin": daemon.base},                                      # origin, no token
+        {"Origin": daemon.url},                                      # origin, no token
         {"X-MC-Token": daemon.token},                                 # token, no origin (CSRF)
         control(daemon, Origin="http://evil.example"),                # foreign origin
         control(daemon, Origin="null"),
         control(daemon, Origin=f"http://127.0.0.1:{daemon.port + 1}"),
         control(daemon, **{"X-MC-Token": "x" * len(daemon.token)}),   # wrong token
-        {"Cookie": f"token={daemon.token}", "Origin": daemon.base},   # a cookie is not enough
+        {"Cookie": f"token={daemon.token}", "Origin": daemon.url},   # a cookie is not enough
     ]
     for headers in refusals:
         status, _, body = web(daemon, "POST", path, headers)
@@ -190,7 +190,7 @@ def test_ephemeral_loopback_listener_stops_cleanly(daemon):
     """start_web on the real Api class in-process (not a fake): binds, serves, stops."""
     from mcd.api import Api
     from mcd.manager import open_manager
-    root = os.path.join(daemon.tmp, "inproc-root")
+    root = os.path.join(daemon.base, "inproc-root")
     os.makedirs(root)
     m = open_manager(root, daemon.tag + "-inproc")
     stop = start_web(Api(m), "127.0.0.1:0", None)

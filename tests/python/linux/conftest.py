@@ -1,6 +1,7 @@
 """Shared fixtures for the root tier (real kernel: namespaces, mounts, cgroups).
 
-- ``require_root``: skip when not root (these tests need the real kernel).
+- every test here carries the ``root`` mark (tests/python/mctestlib.py): skipped
+  when not root, before any fixture runs.
 - a session-level leak check: the pytest process is made a child subreaper, so
   every monitor/container process the tests start (double-forked, reparented)
   stays our descendant; at the end none may still run, and the host mount table
@@ -30,19 +31,6 @@ import psutil
 import pytest
 
 PR_SET_CHILD_SUBREAPER = 36
-
-
-def _is_root() -> bool:
-    return os.geteuid() == 0
-
-
-require_root = pytest.mark.skipif(not _is_root(), reason="needs root and the real kernel")
-
-
-@pytest.fixture
-def require_root_fixture():
-    if not _is_root():
-        pytest.skip("needs root and the real kernel")
 
 
 def _mount_lines(needle: str) -> list[str]:
@@ -85,8 +73,6 @@ def _live_descendants() -> list[psutil.Process]:
 @pytest.fixture(scope="session")
 def leak_check_root():
     """A directory for everything the session creates, checked for leaks at the end."""
-    if not _is_root():
-        pytest.skip("needs root and the real kernel")
     libc = ctypes.CDLL(None, use_errno=True)
     libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
     base = tempfile.mkdtemp(prefix="mctest-")
@@ -271,8 +257,6 @@ def cgroup_manager():
     would go (root of each hierarchy, or the delegated unit). At teardown every container
     cgroup left in it is killed and removed, then the parent, and the fixture asserts that
     nothing is left in any hierarchy."""
-    if not _is_root():
-        pytest.skip("needs root and the real kernel")
     from mcd.runtime import cgroups
     mgr = cgroups.CgroupManager(parent=f"mctest-{uuid.uuid4().hex[:8]}", layout=cgroups.detect())
     mgr.prepare()

@@ -23,8 +23,6 @@ from mcd.errors import Conflict, InvalidArgument, KernelError, Unsupported
 from mcd.runtime import cgroups
 from mcwire.spec import Resources, cpus_to_quota
 
-pytestmark = [pytest.mark.root,
-              pytest.mark.skipif(os.geteuid() != 0, reason="needs root and the real cgroup tree")]
 
 MiB = 1024 * 1024
 LAYOUT = cgroups.detect() if os.geteuid() == 0 else None

@@ -13,9 +13,8 @@ import pytest
 
 from mcd.runtime.forkserver import ForkServer
 from mcd.runtime.interface import Stdio
-from conftest import read_pty, require_root, wait_exit
+from conftest import read_pty, wait_exit
 
-pytestmark = [require_root, pytest.mark.root]
 
 
 class CountingServer:

@@ -13,7 +13,6 @@ import tempfile
 
 import pytest
 
-from conftest import require_root
 from mcd.errors import KernelError, MCError
 from mcd.runtime import monitor
 from mcd.runtime.logs import LogWriter, read
@@ -21,7 +20,6 @@ from mcd.store import Store
 from mcd.templates import TemplateStore
 from mcd.web.security import load_or_create_token
 
-pytestmark = require_root
 
 
 @pytest.fixture

@@ -14,11 +14,9 @@ import tarfile
 import pytest
 import zstandard
 
-from conftest import require_root
 from mcd.images import layers as L
 from mcd.images.store import ImageStore, Load
 
-pytestmark = [require_root, pytest.mark.root]
 
 
 def tar_bytes(*entries) -> bytes:

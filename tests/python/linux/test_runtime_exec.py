@@ -11,9 +11,8 @@ from mcd.runtime import exec as rexec
 from mcd.runtime.interface import Stdio
 from mcd.runtime.security import capability_mask
 from mcwire.spec import DEFAULT_CAPABILITIES, DEFAULT_NAMESPACES, IDMapping, Linux, Process, User
-from conftest import read_all, read_pty, require_root
+from conftest import read_all, read_pty
 
-pytestmark = [require_root, pytest.mark.root]
 
 
 def run_exec(launched, spec, args, **pkw):

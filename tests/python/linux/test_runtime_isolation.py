@@ -18,9 +18,8 @@ from mcd.store import ContainerPaths
 from mcwire.spec import (DEFAULT_CAPABILITIES, DEFAULT_NAMESPACES, IDMapping, Linux, Mount, Root,
                       User, resolve_capabilities)
 from mcd.runtime.security import capability_mask
-from conftest import read_pty, require_root, wait_exit
+from conftest import read_pty, wait_exit
 
-pytestmark = [require_root, pytest.mark.root]
 
 
 def status_fields(text: str) -> dict:

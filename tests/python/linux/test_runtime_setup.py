@@ -11,9 +11,8 @@ from mcd import errors
 from mcd.runtime import launcher
 from mcd.store import ContainerPaths
 from mcwire.spec import Mount, Root, User
-from conftest import make_spec, require_root
+from conftest import make_spec
 
-pytestmark = [require_root, pytest.mark.root]
 
 
 def start_fails(run_container, args, **kw) -> errors.SetupError:

@@ -20,12 +20,10 @@ import pytest
 
 from mcd.runtime import logs
 from mcd.supervisor.client import SupervisorClient, SupervisorError
-from conftest import require_root
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from mctestlib import wait_for  # noqa: E402
 
-pytestmark = [require_root, pytest.mark.root]
 
 
 def _start(sock: str) -> subprocess.Popen:

@@ -16,12 +16,10 @@ import pytest
 
 from mcd import errors
 from mcd.templates import TemplateStore, UnsafeArchive
-from conftest import require_root
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from mctestlib import debootstrap_like_tar  # noqa: E402
 
-pytestmark = [require_root, pytest.mark.root]
 
 
 @pytest.fixture
