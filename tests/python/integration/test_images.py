@@ -218,3 +218,20 @@ def test_zstd_and_uncompressed_layers_load_to_the_same_image(daemon, oci_image, 
         assert r.stdout == "c from layer 3\n"
         daemon.mcctl("image", "rm", image_id, check=0)     # the next load unpacks anew
     assert len(ids) == 1
+
+
+def test_image_containers_survive_a_daemon_restart(daemon, oci_image):
+    load(daemon, oci_image["layout"])
+    iid = json.loads(daemon.mcctl("images", "--format", "json", check=0).stdout)[0]["id"]
+    cid = daemon.mcctl("run", "-d", "--name", "keeps", "--entrypoint", "sleep", iid, "1000",
+                       check=0).stdout.strip()
+    pid = daemon.state(cid)["pid"]
+    daemon.restart()
+    st = daemon.state("keeps")
+    assert st["status"] == "running" and st["pid"] == pid
+    assert st["image_config"]["id"] == iid
+    daemon.mcctl("stop", "-t", "1", "keeps", check=0)
+    daemon.mcctl("start", "keeps", check=0)          # the layers are stacked again
+    r = daemon.mcctl("exec", "keeps", "cat", "/data/c", check=0)
+    assert r.stdout == "c from layer 3\n"
+    daemon.mcctl("rm", "-f", "keeps", check=0)
