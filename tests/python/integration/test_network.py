@@ -293,7 +293,8 @@ def test_names_on_a_user_network_from_the_first_instruction(netd, world):
     # The first instruction of a new container already has its address, route and names;
     # it reaches its peer by name (resolved by libc through /etc/hosts).
     r = netd.run("--rm", "--name", "beta", "--network", "appnet", "--network-alias", "db",
-                 "--add-host", "extra.example:192.0.2.7", "nettools", "sh", "-c",
+                 "--add-host", "extra.example:192.0.2.7", "--dns", "192.0.2.53", "nettools", "sh", "-c",
+                 "cat /etc/resolv.conf; "
                  "ip -4 -o addr show eth0; ip route; cat /etc/hosts; cat /etc/hostname; "
                  "getent hosts db; " + HGET + f"hget {byname('alpha')} 8080 /etc/hostname")
     out = r.stdout
@@ -301,6 +302,7 @@ def test_names_on_a_user_network_from_the_first_instruction(netd, world):
     assert "default via 10.78." in out
     assert re.search(r"10\.78\.\d+\.\d+\tbeta db", out) and re.search(r"10\.78\.\d+\.\d+\talpha", out)
     assert "192.0.2.7\textra.example" in out
+    assert re.findall(r"^nameserver .*$", out, re.M) == ["nameserver 192.0.2.53"]
     assert re.search(r"^10\.78\.\d+\.\d+\s+beta db$", out, re.M), out     # getent hosts db
     assert out.rstrip().endswith("alpha")
     # Peers come and go: alpha's /etc/hosts gains gamma while it runs, loses it after.
@@ -315,6 +317,16 @@ def test_names_on_a_user_network_from_the_first_instruction(netd, world):
     hosts = netd.mcctl("exec", "alpha", "cat", "/etc/hosts", check=0).stdout
     assert "gamma" not in hosts and "beta" not in hosts
     assert leaks(netd, {a}) == {}
+    # An address in use is refused, naming who has it; a free one is taken as asked.
+    ip_a = netd.state("alpha")["network_settings"]["ip"]
+    r = netd.run("-d", "--name", "clash", "--network", "appnet", "--ip", ip_a, "minimal",
+                 "sleep", "60", check=125)
+    assert f'--ip {ip_a} is already used by container "alpha" on network "appnet"' in r.stderr
+    netd.mcctl("rm", "clash", check=0)
+    fixed = netd.run("--rm", "--network", "appnet", "--ip", "10.78.0.77", "minimal", "sh", "-c",
+                     "ip -4 -o addr show eth0")
+    assert "inet 10.78.0.77/24" in fixed.stdout
+    no_leaks(netd, {a})
     # Used networks cannot go; unused ones can.
     r = netd.mcctl("network", "rm", "appnet", check=125)
     assert 'network "appnet" is used by 2 container(s): alpha, gamma' in r.stderr
