@@ -109,6 +109,8 @@ def _networking(args) -> dict:
         out["mode"] = args.network
     if args.publish:
         out["ports"] = [parse_publish(p) for p in args.publish]
+    if getattr(args, "publish_all", False):
+        out["publish_all"] = True
     if args.ip:
         out["ip"] = _ipv4(args.ip, "--ip")
     if args.dns:

@@ -110,6 +110,8 @@ def _add_run_flags(p: argparse.ArgumentParser, *, run: bool) -> None:
     p.add_argument("-p", "--publish", action="append", default=[],
                    metavar="[HOSTIP:][HOSTPORT:]PORT[/PROTO]",
                    help="publish a container port on the host (repeatable; tcp or udp)")
+    p.add_argument("-P", "--publish-all", action="store_true",
+                   help="publish every port the image exposes, each on a free host port")
     p.add_argument("--ip", metavar="IPv4", help="the container's address on its network")
     p.add_argument("--dns", action="append", default=[], metavar="IP",
                    help="a nameserver for /etc/resolv.conf (repeatable)")

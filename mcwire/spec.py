@@ -353,8 +353,10 @@ class Networking(_Strict):
     aliases: list = field(default_factory=list)
     dns: list = field(default_factory=list)
     extra_hosts: list = field(default_factory=list)     # [{"name", "ip"}]
+    publish_all: bool = False       # -P: the image's exposed ports, each on a free host port
     _nested = {"ports": [PortMapping]}
-    _types = {"mode": str, "ip": str, "aliases": list, "dns": list, "extra_hosts": list}
+    _types = {"mode": str, "ip": str, "aliases": list, "dns": list, "extra_hosts": list,
+              "publish_all": bool}
 
     def __post_init__(self):
         if self.mode and self.mode not in ("none", "host"):
@@ -383,7 +385,8 @@ class Networking(_Strict):
             seen.add(key)
         if self.mode in ("none", "host"):
             extra = [flag for flag, v in (("-p/--publish", self.ports), ("--ip", self.ip),
-                                          ("--network-alias", self.aliases)) if v]
+                                          ("--network-alias", self.aliases),
+                                          ("-P/--publish-all", self.publish_all)) if v]
             if extra:
                 raise InvalidArgument(f"{', '.join(extra)}: needs a network, not --network "
                                       f"{self.mode}")

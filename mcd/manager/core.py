@@ -186,7 +186,8 @@ class Manager(Lifecycle, Restore, Views):
         spec = ContainerSpec.from_dict(probe)
         if not spec.root.image:
             self.templates.rootfs_path(spec.root.template)   # NotFound names the template
-        self.networks.prepare(spec)     # the default network; -p/--ip against the network
+        # The default network; -p/--ip against the network; -P from the image's ports.
+        self.networks.prepare(spec, exposed=(image_meta or {}).get("exposed_ports") or ())
         with self._lock:
             if given:
                 if given in self._names:

@@ -198,10 +198,20 @@ class NetworkService:
         return gone
 
     # -- create
-    def prepare(self, spec) -> None:
-        """At create: the default network for "", and -p/--ip checked against the network."""
+    def prepare(self, spec, exposed=()) -> None:
+        """At create: the default network for "", -p/--ip checked against the network, and
+        -P turned into mappings of the image's exposed ports ("80/tcp") to free host ports."""
         self.load()
         nw = spec.networking
+        if nw.publish_all:
+            from mcwire.spec import PortMapping
+            have = {(p.container_port, p.protocol) for p in nw.ports}
+            for item in exposed:
+                num, _, proto = str(item).partition("/")
+                if not num.isdigit() or (int(num), proto or "tcp") in have:
+                    continue
+                nw.ports.append(PortMapping(container_port=int(num), protocol=proto or "tcp"))
+                have.add((int(num), proto or "tcp"))
         if not nw.mode:
             nw.mode = self.networks.resolve_name(self.default_network) \
                 if self.default_network != "none" else "none"

@@ -462,3 +462,20 @@ def test_daemon_sigkilled_mid_start_then_restarted_leaves_nothing(world, tmpbase
         left = d.cleanup()
     assert not left, f"left behind: {json.dumps(left)}\n{d.log()}"
     assert leaks(d) == {}
+
+
+@pytest.mark.skipif(not (shutil.which("umoci") and shutil.which("skopeo")),
+                    reason="umoci and skopeo build the test image")
+def test_publish_all_maps_the_image_exposed_ports(netd, world, tmp_path):
+    import imagefixtures as fx
+    layout = fx.build_oci(str(tmp_path / "layout"), str(tmp_path / "work"))   # EXPOSE 8080/tcp
+    netd.mcctl("image", "load", "-i", layout, check=0)
+    iid = json.loads(netd.mcctl("images", "--format", "json", check=0).stdout)[0]["id"]
+    c = cid_of(netd.run("-d", "--name", "pall", "-P", iid, "httpd -f -p 8080 -h /srv/app"))
+    line = netd.mcctl("port", "pall", check=0).stdout.strip()
+    m = re.fullmatch(r"8080/tcp -> 0\.0\.0\.0:(\d+)", line)
+    assert m, line
+    wait_for(lambda: "hello from" in world.curl(f"http://127.0.0.1:{m.group(1)}/hello.sh").stdout,
+             20, "the -P port")
+    netd.mcctl("rm", "-f", c, check=0)
+    assert leaks(netd) == {}
