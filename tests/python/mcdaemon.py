@@ -80,7 +80,7 @@ class Daemon:
     def argv(self):
         # --default-network none: this daemon runs in the machine's own network namespace,
         # whose links and firewall tests must never change. Network tests run their own
-        # daemon inside a namespace they made (tests/python/network), with the default on.
+        # daemon inside a namespace they made (integration/test_network.py), default on.
         return [sys.executable, "-m", "mcd", "--socket", self.socket, "--root", self.root,
                 "--cgroup-parent", self.tag, "--log-level", "debug",
                 "--web-listen", f"127.0.0.1:{self.port}" if self.port else "off",
