@@ -132,11 +132,7 @@ def _process_body(process: Process, plan_bpf, cap_last, env, sock: socket.socket
     if process.terminal:
         with step("open pty", "/dev/pts/ptmx"):
             master, slave = rootfs.open_pty(-100, "/dev/pts/ptmx", process.console_size)
-        with step("send pty"):
-            steps.send_msg(sock, b"T", {}, [master])
-        os.close(master)
-        with step("set controlling tty"):
-            steps.set_controlling_tty(slave)
+        steps.take_pty(sock, master, slave)
     if in_userns:
         with step("setuid", "0 in the user namespace"):
             os.setresgid(0, 0, 0)

@@ -113,12 +113,7 @@ def _init_body(plan: _Plan, sync: socket.socket, userns_fd: int | None,
             sc.mount_setattr(fd, "", sc.AT_EMPTY_PATH, sc.MOUNT_ATTR_RDONLY, display="/")
             os.close(fd)
     if pty is not None:
-        master, slave = pty
-        with step("send pty"):
-            steps.send_msg(sync, b"T", {}, [master])
-        os.close(master)
-        with step("set controlling tty"):
-            steps.set_controlling_tty(slave)
+        steps.take_pty(sync, *pty)
     if userns_fd is not None:
         with step("setns", "user"):
             sc.setns(userns_fd, sc.CLONE_NEWUSER)

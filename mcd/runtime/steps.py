@@ -187,6 +187,16 @@ def set_controlling_tty(slave: int) -> None:
     fcntl.ioctl(0, termios.TIOCSCTTY, 0)
 
 
+def take_pty(sock: socket.socket, master: int, slave: int) -> None:
+    """A terminal process: the pty master goes to the parent (``T``), the slave becomes
+    0, 1, 2 and the controlling terminal (the caller is a session leader)."""
+    with step("send pty"):
+        send_msg(sock, b"T", {}, [master])
+    os.close(master)
+    with step("set controlling tty"):
+        set_controlling_tty(slave)
+
+
 def drop_privileges_and_exec(process: Process, plan_bpf: bytes | None, cap_last: int,
                              env: list[str], sync_fd: int) -> None:
     """The common tail of PID 1 and exec: security, identity, cwd, fds, execve.
