@@ -20,7 +20,8 @@ from mcd.api import Api
 from mcd.config import Config
 from mcd.errors import KernelError, MCError
 from mcd.httpserver import HTTPServer, Peer, bind_unix
-from mcd.manager import Manager, open_manager
+from mcd.engine import open_manager
+from mcd.manager import Manager
 from mcd.notify import Notifier
 from mcd.runtime.linux import LinuxRuntime
 

@@ -189,7 +189,7 @@ def test_non_loopback_needs_the_explicit_flag():
 def test_ephemeral_loopback_listener_stops_cleanly(daemon):
     """start_web on the real Api class in-process (not a fake): binds, serves, stops."""
     from mcd.api import Api
-    from mcd.manager import open_manager
+    from mcd.engine import open_manager
     root = os.path.join(daemon.base, "inproc-root")
     os.makedirs(root)
     m = open_manager(root, daemon.tag + "-inproc")

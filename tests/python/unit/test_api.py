@@ -16,7 +16,7 @@ from mcctl.client import Client
 from mcwire.errors import MCError
 from mcd.api import ROUTES, Api, build_openapi
 from mcd.httpserver import HTTPServer, Response, bind_unix
-from mcd.manager import open_manager
+from mcd.engine import open_manager
 from mcd.templates import TemplateStore
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
