@@ -33,8 +33,8 @@ import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(HERE)
-sys.path.insert(0, os.path.join(REPO, "tests", "python", "browser"))
-from mcweb_harness import RealDaemon  # noqa: E402
+sys.path.insert(0, os.path.join(REPO, "tests", "python"))
+from mcdaemon import Daemon  # noqa: E402
 
 HZ = os.sysconf("SC_CLK_TCK")
 
@@ -106,14 +106,15 @@ def main(argv=None) -> int:
         return 2
 
     tmp = tempfile.mkdtemp(prefix="mcdashbench-")
-    d = RealDaemon(tmp)
+    os.chmod(tmp, 0o755)
+    d = Daemon(tmp, web=True)
     results: dict = {"containers": args.n, "clients": args.clients, "window_s": args.window}
     try:
         d.start()
         pid = d.proc.pid
         t0 = time.monotonic()
         for i in range(args.n):
-            d.run(f"b{i:03d}", ["sleep", "1000000"])
+            d.api_run(f"b{i:03d}", ["sleep", "1000000"])
         results["create_start_s"] = round(time.monotonic() - t0, 2)
         running = [c for c in d.api("GET", "/v1/containers")[1] if c["status"] == "running"]
         assert len(running) == args.n, f"only {len(running)} of {args.n} running"
@@ -164,7 +165,9 @@ def main(argv=None) -> int:
         results["api_stats_ms_median"] = round(statistics.median(raw), 1)
         results["daemon_cpu_pct_after_pages_closed"] = round(measure_window(pid, args.window / 2), 3)
     finally:
-        d.stop()            # removes the containers; raises if anything is left
+        left = d.cleanup()      # removes the containers, stops mcd, says what was left
+        if left:
+            raise AssertionError(f"left behind: {json.dumps(left)}\n{d.log()}")
     print_table(results)
     if args.out:
         with open(args.out, "w") as f:
