@@ -13,102 +13,155 @@ import logging
 import os
 import platform
 import queue
-import re
+import signal
 import threading
 import time
 
-from mcd.errors import InvalidArgument, MCError, MethodNotAllowed, NotFound
+from mcd.errors import InvalidArgument, MCError, MethodNotAllowed, PermissionDenied
 from mcd.httpserver import Request, Response
+from mcd.routing import Answer, Field, Link, Query, Route, Router, openapi
 from mcwire import API_VERSION, __version__
-from mcd.images.api import IMAGE_BODIES, IMAGE_ROUTES, ImageRoutes
+from mcd.images.api import IMAGE_ROUTES, IMAGE_SCHEMAS, ImageRoutes
+from mcwire.schema import NAME_PATTERN, RESTART_POLICY_PATTERN
 
 log = logging.getLogger("mcd.api")
 
-# (method, path template, handler, summary)
+# Path parameters: a container is a name, a full id or a unique id prefix; both fit this.
+REF_PATTERN = "[a-zA-Z0-9][a-zA-Z0-9_.-]{0,63}"
+_SIGNALS = sorted({n for s in signal.Signals for n in (s.name, s.name[3:])}) + \
+    [str(n) for n in range(1, 65)]
+
+_T = Query("t", int, None, "seconds before SIGKILL (default: the spec's stop_timeout)", 0, 3600)
+_ATTACH_FDS = ("with attach and no terminal, the client's stdin, stdout and stderr (3 fds); "
+               "with a terminal the pty master comes back on the answer")
+_CREATED = Answer(201, "IdName", description="created")
+_OK = Answer(200, "IdName")
+
+
+def _container_links(status: int, expression: str = "$response.body#/id") -> tuple[Link, ...]:
+    """What an answer naming a container feeds: every operation that takes {ref}."""
+    return tuple(Link(status, op, "ref", expression) for op in (
+        "inspect", "start", "stop", "kill", "pause", "unpause", "exec", "logs", "top", "stats",
+        "rename", "update", "destroy"))
+
+
 ROUTES = [
-    ("GET", "/v1/info", "info", "Daemon, versions, cgroup mode, container counts"),
-    ("GET", "/v1/version", "version", "Versions"),
-    ("GET", "/v1/openapi.json", "openapi", "This OpenAPI document"),
-    ("GET", "/v1/containers", "list_containers", "List containers (?all=1 includes stopped)"),
-    ("POST", "/v1/containers", "create_container",
-     "Create (and optionally start, attach, auto-remove) a container"),
-    ("POST", "/v1/containers/prune", "prune", "Remove every stopped or created container"),
-    ("GET", "/v1/containers/{ref}", "inspect", "Inspect a container"),
-    ("DELETE", "/v1/containers/{ref}", "destroy", "Destroy a container (?force=1 kills it first)"),
-    ("POST", "/v1/containers/{ref}/start", "start", "Start a container (?attach=1 with fds)"),
-    ("POST", "/v1/containers/{ref}/stop", "stop", "Stop: stop signal, then SIGKILL after ?t= seconds"),
-    ("POST", "/v1/containers/{ref}/restart", "restart", "Stop then start"),
-    ("POST", "/v1/containers/{ref}/kill", "kill", "Send ?signal= (default SIGKILL) to PID 1"),
-    ("POST", "/v1/containers/{ref}/pause", "pause", "Freeze every process"),
-    ("POST", "/v1/containers/{ref}/unpause", "unpause", "Thaw"),
-    ("POST", "/v1/containers/{ref}/rename", "rename", "Rename to ?name="),
-    ("POST", "/v1/containers/{ref}/update", "update",
-     "Change resource limits and restart policy (body: resources, restart_policy)"),
-    ("POST", "/v1/containers/{ref}/wait", "wait", "Block until the container exits"),
-    ("GET", "/v1/containers/{ref}/logs", "logs", "Log lines (?follow=1&tail=N&timestamps=1)"),
-    ("GET", "/v1/containers/{ref}/top", "top", "Processes of the container"),
-    ("GET", "/v1/containers/{ref}/stats", "stats", "Resource usage of one container"),
-    ("POST", "/v1/containers/{ref}/exec", "exec", "Run a process in a running container"),
-    ("GET", "/v1/stats", "stats_all", "Resource usage of all running containers (?stream=1)"),
-    ("GET", "/v1/events", "events", "Server-sent events: created, started, died, oom, destroyed"),
-    ("GET", "/v1/templates", "list_templates", "List templates"),
-    ("POST", "/v1/templates", "create_template", "Create a template from a directory"),
-    ("POST", "/v1/templates/import", "import_template", "Import a template from a tar archive"),
-    ("DELETE", "/v1/templates/{name}", "remove_template", "Remove a template"),
-    ("GET", "/v1/networks", "list_networks", "List networks"),
-    ("POST", "/v1/networks", "create_network", "Create a bridge network"),
-    ("POST", "/v1/networks/prune", "prune_networks", "Remove every unused network made by create"),
-    ("GET", "/v1/networks/{ref}", "inspect_network", "Inspect a network"),
-    ("DELETE", "/v1/networks/{ref}", "remove_network", "Remove a network (refused while used)"),
-] + IMAGE_ROUTES
-
-
-def _compile(template: str):
-    return re.compile("^" + re.sub(r"\{(\w+)\}", r"(?P<\1>[^/]+)", template) + "$")
-
-
-_COMPILED = [(m, _compile(p), h) for m, p, h, _ in ROUTES]
-
-
-def _bool(req: Request, key: str, default: bool = False) -> bool:
-    v = req.query.get(key)
-    if v is None:
-        return default
-    if v.lower() in ("1", "true", "yes", ""):
-        return True
-    if v.lower() in ("0", "false", "no"):
-        return False
-    raise InvalidArgument(f"query parameter {key}: expected 1 or 0, got {v!r}")
-
-
-def _int(req: Request, key: str, default=None, lo=None, hi=None):
-    v = req.query.get(key)
-    if v is None or v == "":
-        return default
-    try:
-        n = int(v)
-    except ValueError:
-        raise InvalidArgument(f"query parameter {key}: expected an integer, got {v!r}") from None
-    if (lo is not None and n < lo) or (hi is not None and n > hi):
-        raise InvalidArgument(f"query parameter {key}: {n} is out of range [{lo}, {hi}]")
-    return n
-
-
-def _fields(body, allowed: dict, where: str = "request") -> dict:
-    """Refuse unknown fields and wrong types in a request body."""
-    if not isinstance(body, dict):
-        raise InvalidArgument(f"{where}: expected a JSON object")
-    unknown = sorted(set(body) - set(allowed))
-    if unknown:
-        raise InvalidArgument(f"{where}: unknown field(s) {', '.join(unknown)}")
-    for k, typ in allowed.items():
-        if k in body and body[k] is not None:
-            if (typ is int and isinstance(body[k], bool)) or not isinstance(body[k], typ):
-                tname = {dict: "an object", str: "a string", bool: "a boolean", int: "an integer",
-                         list: "a list"}.get(typ, str(typ))
-                raise InvalidArgument(f"{where}.{k}: expected {tname}, got {json.dumps(body[k])[:40]}")
-    return body
-
+    Route("GET", "/v1/info", "info", "Daemon, versions, cgroup mode, container counts",
+          (Answer(200, "Info"),)),
+    Route("GET", "/v1/version", "version", "Versions", (Answer(200, "Version"),)),
+    Route("GET", "/v1/openapi.json", "openapi", "This OpenAPI document",
+          (Answer(200, {"type": "object", "required": ["openapi", "paths"]}),)),
+    Route("GET", "/v1/containers", "list_containers", "List containers",
+          (Answer(200, {"type": "array", "items": {"$ref": "#/components/schemas/Summary"}}),),
+          query=(Query("all", bool, False, "include containers that are not running"),)),
+    Route("POST", "/v1/containers", "create_container",
+          "Create (and optionally start, attach, auto-remove) a container",
+          (_CREATED, Answer(200, "AttachLine", "application/x-ndjson",
+                            "attached (attach): one line when attached, one at exit")),
+          body=(Field("spec", dict, required=True, schema={"$ref": "#/components/schemas/ContainerSpec"}),
+                Field("start", bool, default=False, description="start it (detached)"),
+                Field("attach", bool, default=False, description="start it and stream until it exits"),
+                Field("rm", bool, default=False, description="remove it when it ends"),
+                Field("stdin", bool, default=False, description="with attach: connect stdin")),
+          body_required=True, links=_container_links(201), fds=_ATTACH_FDS),
+    Route("POST", "/v1/containers/prune", "prune", "Remove every stopped or created container",
+          (Answer(200, "Pruned"),)),
+    Route("GET", "/v1/containers/{ref}", "inspect", "Inspect a container", (Answer(200, "Inspect"),)),
+    Route("DELETE", "/v1/containers/{ref}", "destroy", "Destroy a container", (_OK,),
+          query=(Query("force", bool, False, "kill a running container first"),)),
+    Route("POST", "/v1/containers/{ref}/start", "start", "Start a container",
+          (_OK, Answer(200, "AttachLine", "application/x-ndjson", "attached (attach=1)")),
+          query=(Query("attach", bool, False, "stream until it exits"),
+                 Query("stdin", bool, False, "with attach: connect stdin")), fds=_ATTACH_FDS),
+    Route("POST", "/v1/containers/{ref}/stop", "stop",
+          "Stop: the stop signal, then SIGKILL after t seconds", (Answer(200, "Stopped"),),
+          query=(_T,)),
+    Route("POST", "/v1/containers/{ref}/restart", "restart", "Stop then start", (_OK,), query=(_T,)),
+    Route("POST", "/v1/containers/{ref}/kill", "kill", "Send a signal to PID 1", (_OK,),
+          query=(Query("signal", str, "SIGKILL", "a name (SIGTERM, TERM) or a number",
+                       pattern="|".join(_SIGNALS)),)),
+    Route("POST", "/v1/containers/{ref}/pause", "pause", "Freeze every process", (_OK,)),
+    Route("POST", "/v1/containers/{ref}/unpause", "unpause", "Thaw", (_OK,)),
+    Route("POST", "/v1/containers/{ref}/rename", "rename", "Rename", (_OK,),
+          query=(Query("name", str, None, "the new name", pattern=NAME_PATTERN[1:-1],
+                       required=True),), links=_container_links(200, "$response.body#/name")),
+    Route("POST", "/v1/containers/{ref}/update", "update",
+          "Change resource limits (merged with the current ones) and the restart policy",
+          (Answer(200, "Updated"),),
+          body=(Field("resources", dict, default=None,
+                      schema={"$ref": "#/components/schemas/Resources"}),
+                Field("restart_policy", str, default=None,
+                      schema={"type": "string", "pattern": RESTART_POLICY_PATTERN}))),
+    Route("POST", "/v1/containers/{ref}/wait", "wait", "Block until the container exits",
+          (Answer(200, "WaitResult"),)),
+    Route("GET", "/v1/containers/{ref}/logs", "logs", "Log lines, as JSON lines",
+          (Answer(200, "LogLine", "application/x-ndjson"),),
+          query=(Query("follow", bool, False, "keep streaming until the container stops"),
+                 Query("tail", int, None, "only the last N lines", 0),
+                 Query("timestamps", bool, False, "include each line's time"))),
+    Route("GET", "/v1/containers/{ref}/top", "top", "Processes of the container", (Answer(200, "Top"),)),
+    Route("GET", "/v1/containers/{ref}/stats", "stats", "Resource usage of one container",
+          (Answer(200, "Stats"),)),
+    Route("POST", "/v1/containers/{ref}/exec", "exec", "Run a process in a running container",
+          (Answer(201, "ExecStarted", description="started (detach)"),
+           Answer(200, "ExecLine", "application/x-ndjson", "attached")),
+          body=(Field("process", dict, required=True,
+                      schema={"$ref": "#/components/schemas/ExecProcess"}),
+                Field("detach", bool, default=False, description="run it in the background"),
+                Field("stdin", bool, default=False, description="connect stdin")),
+          body_required=True, fds=_ATTACH_FDS),
+    Route("GET", "/v1/stats", "stats_all", "Resource usage of all running containers",
+          (Answer(200, {"type": "array", "items": {"$ref": "#/components/schemas/Stats"}}),
+           Answer(200, "StatsLine", "application/x-ndjson", "stream=1: one line per interval")),
+          query=(Query("stream", bool, False, "one line per interval until the client leaves"),
+                 Query("interval", int, 1, "seconds between lines", 1, 3600))),
+    Route("GET", "/v1/events", "events", "Events: created, started, died, oom, destroyed...",
+          (Answer(200, {"type": "string"}, "text/event-stream", "stream (default)"),
+           Answer(200, {"type": "array", "items": {"$ref": "#/components/schemas/Event"}},
+                  description="stream=0: the recent events")),
+          query=(Query("history", bool, False, "replay the recent events first"),
+                 Query("stream", bool, True, "0: answer the recent events as a list"))),
+    Route("GET", "/v1/templates", "list_templates", "List templates",
+          (Answer(200, {"type": "array", "items": {"$ref": "#/components/schemas/Template"}}),)),
+    Route("POST", "/v1/templates", "create_template", "Create a template from a directory",
+          (Answer(201, "Template", description="created"),),
+          body=(Field("name", str, required=True, schema={"type": "string", "pattern": NAME_PATTERN}),
+                Field("path", str, required=True, schema={"type": "string", "pattern": "^/",
+                                                          "minLength": 1})),
+          body_required=True, links=(Link(201, "remove_template", "name", "$response.body#/name"),),
+          fds="the directory, opened by the client (one fd); without it, path (root only)"),
+    Route("POST", "/v1/templates/import", "import_template", "Import a template from a tar archive",
+          (Answer(201, "Template", description="created"),),
+          body=(Field("name", str, required=True, schema={"type": "string", "pattern": NAME_PATTERN}),
+                Field("path", str, default=None, schema={"type": "string", "pattern": "^/"})),
+          body_required=True, links=(Link(201, "remove_template", "name", "$response.body#/name"),),
+          fds="the tar archive (one fd); without it, path (root only)"),
+    Route("DELETE", "/v1/templates/{name}", "remove_template", "Remove a template",
+          (Answer(200, {"type": "object", "required": ["name"], "additionalProperties": False,
+                        "properties": {"name": {"type": "string"}}}),)),
+    Route("GET", "/v1/networks", "list_networks", "List networks",
+          (Answer(200, {"type": "array", "items": {"$ref": "#/components/schemas/Network"}}),)),
+    Route("POST", "/v1/networks", "create_network", "Create a bridge network",
+          (Answer(201, "Network", description="created"),),
+          body=(Field("name", str, required=True, schema={"type": "string", "pattern": NAME_PATTERN}),
+                Field("subnet", str, default=None, description="an IPv4 CIDR (default: a free /24)"),
+                Field("gateway", str, default=None, description="an IPv4 address in the subnet"),
+                Field("internal", bool, default=False, description="no way out of the network"),
+                Field("labels", dict, default=None,
+                      schema={"type": "object", "additionalProperties": {"type": "string"}})),
+          body_required=True, links=(
+              Link(201, "inspect_network", "ref", "$response.body#/name"),
+              Link(201, "remove_network", "ref", "$response.body#/name"))),
+    Route("POST", "/v1/networks/prune", "prune_networks", "Remove every unused network made by create",
+          (Answer(200, {"type": "object", "required": ["removed"], "additionalProperties": False,
+                        "properties": {"removed": {"type": "array", "items": {"type": "string"}}}}),)),
+    Route("GET", "/v1/networks/{ref}", "inspect_network", "Inspect a network",
+          (Answer(200, "Network"),), path_types=(("ref", "NetworkRef"),)),
+    Route("DELETE", "/v1/networks/{ref}", "remove_network", "Remove a network (refused while used)",
+          (Answer(200, "Network"),), path_types=(("ref", "NetworkRef"),)),
+    *IMAGE_ROUTES,
+]
+ROUTER = Router(ROUTES)
 
 def _server_timing(req, launched) -> str:
     """The daemon's own share of a start, as a Server-Timing header (the W3C Server Timing
@@ -133,18 +186,10 @@ class Api(ImageRoutes):
 
     def __call__(self, req: Request) -> Response:
         try:
-            path = req.path.rstrip("/") or "/"
-            allowed = []
-            for method, rx, handler in _COMPILED:
-                mt = rx.match(path)
-                if mt:
-                    if method == req.method or (method == "GET" and req.method == "HEAD"):
-                        return getattr(self, handler)(req, **mt.groupdict())
-                    allowed.append(method)
-            if allowed:
-                return Response.error(MethodNotAllowed(f"{req.method} {path}: use {', '.join(allowed)}"),
-                                      headers={"Allow": ", ".join(allowed)})
-            return Response.error(NotFound(f"no such endpoint: {req.method} {path}"))
+            route, path_args = ROUTER.match(req.method, req.path.rstrip("/") or "/")
+            return getattr(self, route.handler)(req, **route.arguments(req, path_args))
+        except MethodNotAllowed as err:
+            return Response.error(err, headers={"Allow": ", ".join(getattr(err, "allowed", ()))})
         except MCError as err:
             return Response.error(err)
 
@@ -181,24 +226,18 @@ class Api(ImageRoutes):
         return Response.json(build_openapi())
 
     # -- containers
-    def list_containers(self, req):
-        return Response.json(self.m.list(all=_bool(req, "all")))
+    def list_containers(self, req, all):
+        return Response.json(self.m.list(all=all))
 
-    def create_container(self, req):
-        body = _fields(req.json(), {"spec": dict, "start": bool, "attach": bool, "rm": bool,
-                                    "stdin": bool})
-        if "spec" not in body:
-            raise InvalidArgument("request: the field spec is required")
-        attach = bool(body.get("attach"))
-        start = bool(body.get("start")) or attach
+    def create_container(self, req, spec, start, attach, rm, stdin):
+        start = start or attach
         # With attach, the client's own fds 0/1/2 ride on the request.
         fds = req.take_fds()
         try:
             if not start:
-                c = self.m.create(body["spec"], auto_remove=bool(body.get("rm")))
+                c = self.m.create(spec, auto_remove=rm)
                 return Response.json({"id": c.id, "name": c.name}, 201)
-            c, launched = self.m.run(body["spec"], auto_remove=bool(body.get("rm")),
-                                     attach=attach, fds=fds, stdin=bool(body.get("stdin")))
+            c, launched = self.m.run(spec, auto_remove=rm, attach=attach, fds=fds, stdin=stdin)
             return self._started(req, c, launched, attach, created=True)
         finally:
             _close_all(fds)
@@ -227,34 +266,33 @@ class Api(ImageRoutes):
     def inspect(self, req, ref):
         return Response.json(self.m.inspect(ref))
 
-    def destroy(self, req, ref):
-        c = self.m.destroy(ref, force=_bool(req, "force"))
+    def destroy(self, req, ref, force):
+        c = self.m.destroy(ref, force=force)
         return Response.json({"id": c.id, "name": c.name})
 
     def prune(self, req):
         removed = self.m.prune()
         return Response.json({"removed": removed})
 
-    def start(self, req, ref):
+    def start(self, req, ref, attach, stdin):
         c = self.m.get(ref)
-        attach = _bool(req, "attach")
         fds = req.take_fds()
         try:
-            launched = self.m.start(c, attach=attach, fds=fds, stdin=_bool(req, "stdin"))
+            launched = self.m.start(c, attach=attach, fds=fds, stdin=stdin)
             return self._started(req, c, launched, attach)
         finally:
             _close_all(fds)
 
-    def stop(self, req, ref):
-        c = self.m.stop(ref, _int(req, "t", None, 0, 3600))
+    def stop(self, req, ref, t):
+        c = self.m.stop(ref, t)
         return Response.json({"id": c.id, "name": c.name, "exit_code": c.state.exit_code})
 
-    def restart(self, req, ref):
-        c = self.m.restart(ref, _int(req, "t", None, 0, 3600))
+    def restart(self, req, ref, t):
+        c = self.m.restart(ref, t)
         return Response.json({"id": c.id, "name": c.name})
 
-    def kill(self, req, ref):
-        c = self.m.kill(ref, req.query.get("signal") or "SIGKILL")
+    def kill(self, req, ref, signal):
+        c = self.m.kill(ref, signal)
         return Response.json({"id": c.id, "name": c.name})
 
     def pause(self, req, ref):
@@ -265,16 +303,12 @@ class Api(ImageRoutes):
         c = self.m.unpause(ref)
         return Response.json({"id": c.id, "name": c.name})
 
-    def rename(self, req, ref):
-        name = req.query.get("name")
-        if not name:
-            raise InvalidArgument("rename: query parameter name is required")
+    def rename(self, req, ref, name):
         c = self.m.rename(ref, name)
         return Response.json({"id": c.id, "name": c.name})
 
-    def update(self, req, ref):
-        body = _fields(req.json(), {"resources": dict, "restart_policy": str})
-        c = self.m.update(ref, body.get("resources") or {}, body.get("restart_policy"))
+    def update(self, req, ref, resources, restart_policy):
+        c = self.m.update(ref, resources or {}, restart_policy)
         return Response.json({"id": c.id, "name": c.name, "restart_policy": c.spec.restart_policy,
                               "resources": c.spec.linux.resources.to_dict()})
 
@@ -288,25 +322,21 @@ class Api(ImageRoutes):
     def stats(self, req, ref):
         return Response.json(self.m.stats(ref))
 
-    def stats_all(self, req):
-        if not _bool(req, "stream"):
+    def stats_all(self, req, stream, interval):
+        if not stream:
             return Response.json(self.m.stats_all())
-        interval = _int(req, "interval", 1, 1, 3600)
 
-        def stream():
+        def lines():
             while True:
                 yield _ndjson({"time": time.time(), "containers": self.m.stats_all()})
                 time.sleep(interval)
                 if req.client_gone():
                     return
 
-        return Response(200, content_type="application/x-ndjson", stream=stream())
+        return Response(200, content_type="application/x-ndjson", stream=lines())
 
-    def logs(self, req, ref):
+    def logs(self, req, ref, follow, tail, timestamps):
         c = self.m.get(ref)
-        follow = _bool(req, "follow")
-        tail = _int(req, "tail", None, 0)
-        timestamps = _bool(req, "timestamps")
 
         def stream():
             for e in self.m.logs(c, tail=tail, follow=follow, stop=req.client_gone):
@@ -316,15 +346,10 @@ class Api(ImageRoutes):
 
         return Response(200, content_type="application/x-ndjson", stream=stream())
 
-    def exec(self, req, ref):
-        body = _fields(req.json(), {"process": dict, "detach": bool, "stdin": bool})
-        if "process" not in body:
-            raise InvalidArgument("request: the field process is required")
-        detach = bool(body.get("detach"))
+    def exec(self, req, ref, process, detach, stdin):
         fds = req.take_fds()
         try:
-            handle = self.m.exec(ref, body["process"], fds=fds, stdin=bool(body.get("stdin")),
-                                 detach=detach)
+            handle = self.m.exec(ref, process, fds=fds, stdin=stdin, detach=detach)
         finally:
             _close_all(fds)
         if detach:
@@ -341,11 +366,11 @@ class Api(ImageRoutes):
         return Response(200, content_type="application/x-ndjson", stream=stream(),
                         fds=[master] if master is not None else [])
 
-    def events(self, req):
+    def events(self, req, history, stream):
         q = self.m.events.subscribe()
-        since_history = _bool(req, "history")
+        since_history = history
 
-        def stream():
+        def sse():
             try:
                 if since_history:
                     for ev in self.m.events.recent():
@@ -361,19 +386,18 @@ class Api(ImageRoutes):
             finally:
                 self.m.events.unsubscribe(q)
 
-        if not _bool(req, "stream", True):
+        if not stream:
             self.m.events.unsubscribe(q)
             return Response.json(self.m.events.recent())
-        return Response(200, content_type="text/event-stream", stream=stream())
+        return Response(200, content_type="text/event-stream", stream=sse())
 
     # -- templates
     def list_templates(self, req):
         return Response.json([_tdict(t) for t in self.m.templates.list()])
 
-    def create_template(self, req):
-        body = _fields(req.json(), {"name": str, "path": str})
-        for k in ("name", "path"):
-            if not body.get(k):
+    def create_template(self, req, name, path):
+        for k, v in (("name", name), ("path", path)):
+            if not v:
                 raise InvalidArgument(f"request: the field {k} is required")
         fds = req.take_fds()
         try:
@@ -382,26 +406,25 @@ class Api(ImageRoutes):
                 src = f"/proc/self/fd/{fds[0]}"
             else:
                 _require_root(req, "creating a template from a path")
-                src = body["path"]
-            t = self.m.templates.create_from_dir(body["name"], src)
+                src = path
+            t = self.m.templates.create_from_dir(name, src)
         finally:
             _close_all(fds)
         return Response.json(_tdict(t), 201)
 
-    def import_template(self, req):
-        body = _fields(req.json(), {"name": str, "path": str})
-        if not body.get("name"):
+    def import_template(self, req, name, path):
+        if not name:
             raise InvalidArgument("request: the field name is required")
         fds = req.take_fds()
         try:
             if fds:
                 src = f"/proc/self/fd/{fds[0]}"
-            elif body.get("path"):
+            elif path:
                 _require_root(req, "importing a template from a path")
-                src = body["path"]
+                src = path
             else:
                 raise InvalidArgument("import: pass the tar archive as an fd or a path")
-            t = self.m.templates.import_tar(body["name"], src)
+            t = self.m.templates.import_tar(name, src)
         finally:
             _close_all(fds)
         return Response.json(_tdict(t), 201)
@@ -414,14 +437,9 @@ class Api(ImageRoutes):
     def list_networks(self, req):
         return Response.json(self.m.networks.list())
 
-    def create_network(self, req):
-        body = _fields(req.json(), {"name": str, "subnet": str, "gateway": str,
-                                    "internal": bool, "labels": dict})
-        if not body.get("name"):
-            raise InvalidArgument("request: the field name is required")
-        net = self.m.networks.create_network(body["name"], body.get("subnet") or None,
-                                             body.get("gateway") or None,
-                                             bool(body.get("internal")), body.get("labels"))
+    def create_network(self, req, name, subnet, gateway, internal, labels):
+        net = self.m.networks.create_network(name, subnet or None, gateway or None, internal,
+                                             labels)
         return Response.json(net, 201)
 
     def inspect_network(self, req, ref):
@@ -435,7 +453,6 @@ class Api(ImageRoutes):
 
 
 def _require_root(req: Request, what: str) -> None:
-    from mcd.errors import PermissionDenied
     if req.peer is not None and req.peer.uid != 0:
         raise PermissionDenied(f"{what} needs root; pass an open fd instead")
 
@@ -456,97 +473,84 @@ def _close_all(fds):
             pass
 
 
-_JSON_TYPES = {int: "integer", str: "string", bool: "boolean", list: "array", dict: "object",
-               float: "number"}
+def _obj(required: dict, optional: dict | None = None, extra=False) -> dict:
+    """An object schema: these fields always, those maybe; no others unless ``extra``."""
+    return {"type": "object", "required": list(required),
+            "properties": {**required, **(optional or {})}, "additionalProperties": extra}
 
-# Request bodies, by operation (the spec classes give their own schemas below).
-_BODIES = {
-    "create_container": {"type": "object", "required": ["spec"], "additionalProperties": False,
-                         "properties": {"spec": {"$ref": "#/components/schemas/ContainerSpec"},
-                                        "start": {"type": "boolean"}, "attach": {"type": "boolean"},
-                                        "rm": {"type": "boolean"}, "stdin": {"type": "boolean"}}},
-    "update": {"type": "object", "additionalProperties": False,
-               "properties": {"resources": {"$ref": "#/components/schemas/Resources"},
-                              "restart_policy": {"type": "string"}}},
-    "exec": {"type": "object", "required": ["process"], "additionalProperties": False,
-             "properties": {"process": {"$ref": "#/components/schemas/Process"},
-                            "detach": {"type": "boolean"}, "stdin": {"type": "boolean"}}},
-    "create_template": {"type": "object", "required": ["name", "path"], "additionalProperties": False,
-                        "properties": {"name": {"type": "string"}, "path": {"type": "string"}}},
-    "import_template": {"type": "object", "required": ["name"], "additionalProperties": False,
-                        "properties": {"name": {"type": "string"}, "path": {"type": "string"}}},
-    **IMAGE_BODIES,
-    "create_network": {"type": "object", "required": ["name"], "additionalProperties": False,
-                       "properties": {"name": {"type": "string"}, "subnet": {"type": "string"},
-                                      "gateway": {"type": "string"},
-                                      "internal": {"type": "boolean"},
-                                      "labels": {"type": "object"}}},
+
+def _null(schema: dict) -> dict:
+    return {"anyOf": [schema, {"type": "null"}]}
+
+
+_STR, _INT, _BOOL, _NUM = ({"type": "string"}, {"type": "integer"}, {"type": "boolean"},
+                           {"type": "number"})
+_ID = {"type": "string", "pattern": "^[0-9a-f]{64}$"}
+_TIME = _null({"type": "string"})         # ISO 8601, UTC
+_STATUS = {"type": "string", "enum": ["created", "running", "paused", "stopped", "broken"]}
+_ID_NAME = {"id": _ID, "name": _STR}
+_SUMMARY = {**_ID_NAME, "short_id": {"type": "string", "pattern": "^[0-9a-f]{12}$"},
+            "template": _null(_STR), "image": _null(_STR), "command": _null(_STR),
+            "status": _STATUS, "exit_code": _null(_INT), "oom_killed": _BOOL, "created_at": _TIME,
+            "started_at": _TIME, "finished_at": _TIME, "restart_count": _INT, "pid": _null(_INT)}
+_WAIT = {**_ID_NAME, "exit_code": _null(_INT), "oom_killed": _BOOL, "memory_limit": _null(_INT),
+         "memory_peak": _null(_INT), "error": _null(_STR)}
+
+# The answers' schemas (the request types come from mcwire.schema). Exact where the daemon
+# owns the shape; open (extra=True) where it passes through what a lower layer reports
+# (cgroup accounting, the on-disk state) or what the daemon's configuration adds to info.
+RESPONSE_SCHEMAS = {
+    "ContainerRef": {"type": "string", "pattern": f"^{REF_PATTERN}$",
+                     "description": "a name, a full id, or a unique id prefix"},
+    "TemplateName": {"type": "string", "pattern": NAME_PATTERN},
+    "NetworkRef": {"type": "string", "pattern": "^[^/\\x00]+$", "description": "a network's name"},
+    "Network": {"type": "object", "required": ["name"], "properties": {"name": _STR}},
+    "IdName": _obj(_ID_NAME),
+    "Stopped": _obj({**_ID_NAME, "exit_code": _null(_INT)}),
+    "Updated": _obj({**_ID_NAME, "restart_policy": _STR,
+                     "resources": {"$ref": "#/components/schemas/Resources"}}),
+    "Summary": _obj(_SUMMARY),
+    "Inspect": _obj({**_SUMMARY, "spec": _null({"$ref": "#/components/schemas/ContainerSpec"}),
+                     "state": {"type": "object"}, "auto_remove": _BOOL, "dir": _STR,
+                     "limits": _null({"type": "object"})},
+                    {"image_config": {"type": "object"}}),
+    "Pruned": _obj({"removed": {"type": "array", "items": _ID}}),
+    "WaitResult": _obj(_WAIT),
+    "Stats": _obj({**_ID_NAME, "status": _STATUS}, extra=_null({"type": "number"})),
+    "Top": _obj({"titles": {"type": "array", "items": _STR},
+                 "processes": {"type": "array", "items": {
+                     "type": "array", "items": {"type": ["integer", "string"]}}}}),
+    "Version": _obj({"version": _STR, "api_version": {"const": API_VERSION}, "python": _STR,
+                     "kernel": _STR, "os": _STR, "arch": _STR}),
+    "Info": _obj({"version": _STR, "api_version": {"const": API_VERSION}, "python": _STR,
+                  "kernel": _STR, "os": _STR, "arch": _STR,
+                  "containers": _obj({k: _INT for k in ("created", "running", "paused",
+                                                        "stopped", "broken", "total")}),
+                  "root": _STR, "cgroup_parent": _STR, "daemon_pid": _INT,
+                  "started_at": _TIME, "cgroup": {"type": "object"},
+                  "templates": _null(_INT), "drivers": {"type": "object"}},
+                 {"templates_error": _STR}, extra=True),
+    "Template": _obj({"name": _STR}, {"created": _STR, "source": _STR, "size": _INT}, extra=True),
+    "ExecStarted": _obj({"pid": _INT}),
+    "AttachLine": {"oneOf": [
+        _obj({"type": {"const": "attached"}, **_ID_NAME, "pid": _INT, "tty": _BOOL}),
+        _obj({"type": {"const": "exit"}, **_WAIT})]},
+    "ExecLine": {"oneOf": [_obj({"type": {"const": "attached"}, "pid": _INT, "tty": _BOOL}),
+                           _obj({"type": {"const": "exit"}, "exit_code": _null(_INT)})]},
+    "LogLine": _obj({"log": _STR, "stream": {"enum": ["stdout", "stderr"]}}, {"time": _STR}),
+    "StatsLine": _obj({"time": _NUM, "containers": {"type": "array", "items": {
+        "$ref": "#/components/schemas/Stats"}}}),
+    "Event": _obj({"type": _STR, **_ID_NAME, "time": _STR}, extra=True),
 }
 
 
-def _spec_schemas() -> dict:
-    """JSON schemas of the spec dataclasses, from their fields and declared types."""
-    import dataclasses
-    from mcwire import spec as specmod
-    out = {}
-    for cls in (specmod.ContainerSpec, specmod.Process, specmod.User, specmod.Root,
-                specmod.Mount, specmod.Linux, specmod.Resources, specmod.IDMapping,
-                specmod.Networking, specmod.PortMapping):
-        props = {}
-        for f in dataclasses.fields(cls):
-            nested = cls._nested.get(f.name)
-            if isinstance(nested, list):
-                props[f.name] = {"type": "array",
-                                 "items": {"$ref": f"#/components/schemas/{nested[0].__name__}"}}
-            elif nested is not None:
-                props[f.name] = {"$ref": f"#/components/schemas/{nested.__name__}"}
-            elif f.name in cls._types:
-                props[f.name] = {"type": _JSON_TYPES.get(cls._types[f.name], "string")}
-                if cls._types[f.name] is list:
-                    props[f.name]["items"] = {"type": "string" if f.name not in (
-                        "additional_gids", "console_size") else "integer"}
-                    if f.name == "extra_hosts":
-                        props[f.name]["items"] = {"type": "object", "properties": {
-                            "name": {"type": "string"}, "ip": {"type": "string"}}}
-            else:
-                props[f.name] = {}
-            if f.name in cls._types and cls is specmod.Resources:
-                props[f.name]["nullable"] = True
-        out[cls.__name__] = {"type": "object", "additionalProperties": False, "properties": props}
-    out["ContainerSpec"]["required"] = ["process"]
-    out["Process"]["required"] = ["args"]
-    return out
-
-
 def build_openapi() -> dict:
-    paths: dict = {}
-    err = {"description": "error", "content": {"application/json": {
-        "schema": {"$ref": "#/components/schemas/Error"}}}}
-    for method, path, handler, summary in ROUTES:
-        op = {"operationId": handler, "summary": summary,
-              "responses": {"200": {"description": "OK"}, "default": err}}
-        params = [{"name": n, "in": "path", "required": True, "schema": {"type": "string"}}
-                  for n in re.findall(r"\{(\w+)\}", path)]
-        if params:
-            op["parameters"] = params
-        if handler in _BODIES:
-            op["requestBody"] = {"required": True, "content": {"application/json": {
-                "schema": _BODIES[handler]}}}
-        paths.setdefault(path, {})[method.lower()] = op
-    return {
-        "openapi": "3.0.3",
-        "info": {"title": "mcd API", "version": API_VERSION,
-                 "description": "mini-container daemon API over a Unix socket. "
-                                "See docs/api.md for bodies, fd passing and streaming."},
-        "paths": paths,
-        "components": {"schemas": {**_spec_schemas(), "Error": {
-            "type": "object", "required": ["error"],
-            "properties": {"error": {"type": "object", "required": ["code", "message"],
-                                     "properties": {"code": {"type": "string"},
-                                                    "message": {"type": "string"},
-                                                    "container": {"type": "string"},
-                                                    "step": {"type": "string"}}}}}}},
-    }
+    from mcwire.schema import spec_schemas
+    return openapi(ROUTES, version=API_VERSION,
+                   schemas={**spec_schemas(), **RESPONSE_SCHEMAS, **IMAGE_SCHEMAS},
+                   description="mini-container daemon API over a Unix socket. Every route "
+                               "declares its parameters, body and answers once (mcd/api.py); "
+                               "see docs/api.md for fd passing and streaming.")
 
 
 if __name__ == "__main__":

@@ -94,6 +94,7 @@ class _Strict:
 
     _nested: dict = {}
     _types: dict = {}
+    _nullable: frozenset = frozenset()     # fields where null means "not set"
 
     @classmethod
     def from_dict(cls, data: Any, where: str | None = None):
@@ -106,6 +107,8 @@ class _Strict:
             raise InvalidArgument(f"{where}: unknown field(s) {', '.join(unknown)}")
         kwargs = {}
         for key, value in data.items():
+            if value is None and key not in cls._nullable:
+                raise InvalidArgument(f"{where}.{key}: must not be null")
             nested = cls._nested.get(key)
             if nested is not None and value is not None:
                 if isinstance(nested, list):
@@ -247,6 +250,7 @@ class Resources(_Strict):
     pids_limit: int | None = DEFAULT_PIDS_LIMIT
     _types = {"cpu_shares": int, "cpu_quota": int, "cpu_period": int, "cpuset_cpus": str,
               "memory": int, "memory_swap": int, "pids_limit": int}
+    _nullable = frozenset(_types)
 
     def __post_init__(self):
         validate_resources(self)

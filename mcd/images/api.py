@@ -13,63 +13,85 @@ import stat
 import uuid
 
 from mcd.errors import InvalidArgument, PermissionDenied
+from mcd.routing import Answer, Field, Query, Route
 
-IMAGE_ROUTES = [
-    ("GET", "/v1/images", "list_images", "List images"),
-    ("POST", "/v1/images/load", "load_images",
-     "Load images from a docker-save archive or OCI layout (fd or path)"),
-    ("GET", "/v1/images/inspect", "inspect_image", "Inspect an image (?ref=)"),
-    ("GET", "/v1/images/history", "image_history", "An image's history (?ref=)"),
-    ("POST", "/v1/images/tag", "tag_image", "Tag an image (body: ref, tag)"),
-    ("POST", "/v1/images/remove", "remove_image", "Remove or untag an image (body: ref, force)"),
-    ("POST", "/v1/images/prune", "prune_images", "Remove untagged images no container uses"),
-    ("POST", "/v1/images/save", "save_images", "Write images as an archive to the passed fd"),
-    ("GET", "/v1/system/df", "system_df", "Disk usage: images, shared layers, containers"),
-    ("POST", "/v1/images/pull", "pull_image",
-     "Pull an image from a registry (body: ref); NDJSON progress, then done or error"),
-    ("POST", "/v1/auth/login", "registry_login",
-     "Check and store registry credentials (body: registry, username, password)"),
-    ("POST", "/v1/auth/logout", "registry_logout", "Forget a registry's credentials"),
-]
+_REF = Query("ref", str, None, "an image reference (name[:tag], name@digest) or id",
+             pattern="[^\\x00]+", required=True)
 
-IMAGE_BODIES = {
-    "load_images": {"type": "object", "additionalProperties": False,
-                    "properties": {"path": {"type": "string"}}},
-    "tag_image": {"type": "object", "required": ["ref", "tag"], "additionalProperties": False,
-                  "properties": {"ref": {"type": "string"}, "tag": {"type": "string"}}},
-    "remove_image": {"type": "object", "required": ["ref"], "additionalProperties": False,
-                     "properties": {"ref": {"type": "string"}, "force": {"type": "boolean"}}},
-    "prune_images": {"type": "object", "additionalProperties": False,
-                     "properties": {"all": {"type": "boolean"}}},
-    "pull_image": {"type": "object", "required": ["ref"], "additionalProperties": False,
-                   "properties": {"ref": {"type": "string"}}},
-    "registry_login": {"type": "object", "required": ["registry", "username", "password"],
-                       "additionalProperties": False,
-                       "properties": {"registry": {"type": "string"},
-                                      "username": {"type": "string"},
-                                      "password": {"type": "string"}}},
-    "registry_logout": {"type": "object", "required": ["registry"], "additionalProperties": False,
-                        "properties": {"registry": {"type": "string"}}},
-    "save_images": {"type": "object", "required": ["refs"], "additionalProperties": False,
-                    "properties": {"refs": {"type": "array", "items": {"type": "string"}},
-                                   "format": {"type": "string"}}},
+
+def _schema(name: str) -> dict:
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+def _obj(required: dict, optional: dict | None = None, extra=True) -> dict:
+    return {"type": "object", "required": list(required),
+            "properties": {**required, **(optional or {})}, "additionalProperties": extra}
+
+
+_STRS = {"type": "array", "items": {"type": "string"}}
+
+# Shapes as the image store reports them (open where the store may add fields).
+IMAGE_SCHEMAS = {
+    "ImageSummary": _obj({"id": {"type": "string"}, "tags": _STRS},
+                         {"short_id": {"type": "string"}, "size": {"type": "integer"},
+                          "layers": {"type": "integer"}}),
+    "ImageInspect": _obj({"id": {"type": "string"}, "containers": {"type": "array"}}),
+    "ImagesLoaded": _obj({"images": {"type": "array"}, "notices": {"type": "array"}}),
+    "ImageTagged": _obj({"id": {"type": "string"}, "tag": {"type": "string"}}, extra=False),
+    "ImageRemoved": _obj({"untagged": _STRS, "deleted": _STRS}),
+    "ImagesPruned": _obj({"deleted": _STRS}),
+    "ImagesSaved": _obj({"images": {"type": "array"}}),
+    "PullLine": _obj({"type": {"type": "string"}}),
+    "SystemDf": _obj({"images": {"type": "object"}, "containers": _obj(
+        {"count": {"type": "integer"}, "size": {"type": "integer"}, "list": {"type": "array"}})}),
 }
 
-
-def _check(body, name: str) -> dict:
-    if not isinstance(body, dict):
-        raise InvalidArgument("request: expected a JSON object")
-    props = IMAGE_BODIES[name]["properties"]
-    types = {"string": str, "boolean": bool, "array": list}
-    for k, v in body.items():
-        if k not in props:
-            raise InvalidArgument(f"request: unknown field {k}")
-        if not isinstance(v, types[props[k]["type"]]):
-            raise InvalidArgument(f"request.{k}: expected {props[k]['type']}")
-    for k in IMAGE_BODIES[name].get("required", []):
-        if k not in body:
-            raise InvalidArgument(f"request: the field {k} is required")
-    return body
+IMAGE_ROUTES = [
+    Route("GET", "/v1/images", "list_images", "List images",
+          (Answer(200, {"type": "array", "items": _schema("ImageSummary")}),)),
+    Route("POST", "/v1/images/load", "load_images",
+          "Load images from a docker-save archive or OCI layout (fd or path)",
+          (Answer(201, "ImagesLoaded", description="loaded"),),
+          body=(Field("path", str, default=None, schema={"type": "string", "pattern": "^/"}),),
+          fds="the archive or OCI layout directory (one fd); without it, path (root only)"),
+    Route("GET", "/v1/images/inspect", "inspect_image", "Inspect an image",
+          (Answer(200, "ImageInspect"),), query=(_REF,)),
+    Route("GET", "/v1/images/history", "image_history", "An image's history, newest first",
+          (Answer(200, {"type": "array", "items": {"type": "object"}}),), query=(_REF,)),
+    Route("POST", "/v1/images/tag", "tag_image", "Tag an image",
+          (Answer(201, "ImageTagged", description="tagged"),),
+          body=(Field("ref", str, required=True), Field("tag", str, required=True)),
+          body_required=True),
+    Route("POST", "/v1/images/remove", "remove_image", "Remove or untag an image",
+          (Answer(200, "ImageRemoved"),),
+          body=(Field("ref", str, required=True), Field("force", bool, default=False)),
+          body_required=True),
+    Route("POST", "/v1/images/prune", "prune_images", "Remove untagged images no container uses",
+          (Answer(200, "ImagesPruned"),),
+          body=(Field("all", bool, default=False, description="every image no container uses"),)),
+    Route("POST", "/v1/images/save", "save_images", "Write images as an archive to the passed fd",
+          (Answer(200, "ImagesSaved"),),
+          body=(Field("refs", list, required=True, schema={**_STRS, "minItems": 1}),
+                Field("format", str, default=None,
+                      schema={"type": "string", "enum": ["docker", "oci", "both"]})),
+          body_required=True, fds="where the archive is written (one fd)"),
+    Route("GET", "/v1/system/df", "system_df", "Disk usage: images, shared layers, containers",
+          (Answer(200, "SystemDf"),)),
+    Route("POST", "/v1/images/pull", "pull_image",
+          "Pull an image from a registry; NDJSON progress, then done or error",
+          (Answer(200, "PullLine", "application/x-ndjson"),),
+          body=(Field("ref", str, required=True),), body_required=True),
+    Route("POST", "/v1/auth/login", "registry_login",
+          "Check and store registry credentials (root only)",
+          (Answer(200, _obj({"registry": {"type": "string"}, "status": {"type": "string"}},
+                            extra=False)),),
+          body=(Field("registry", str, required=True), Field("username", str, required=True),
+                Field("password", str, required=True)), body_required=True),
+    Route("POST", "/v1/auth/logout", "registry_logout", "Forget a registry's credentials",
+          (Answer(200, _obj({"registry": {"type": "string"}, "removed": {"type": "boolean"}},
+                            extra=False)),),
+          body=(Field("registry", str, required=True),), body_required=True),
+]
 
 
 def _close(fds):
@@ -85,10 +107,9 @@ class ImageRoutes:
         from mcd.httpserver import Response
         return Response.json(self.m.images.list())
 
-    def load_images(self, req):
+    def load_images(self, req, path):
         from mcd.httpserver import Response
         from mcd.images import archive
-        body = _check(req.json(), "load_images")
         fds = req.take_fds()
         store = self.m.images
         spool = None
@@ -106,11 +127,11 @@ class ImageRoutes:
                                 break
                             d.write(chunk)
                     src = spool
-            elif body.get("path"):
+            elif path:
                 if req.peer is not None and req.peer.uid != 0:
                     raise PermissionDenied("loading images from a path needs root; pass an "
                                            "open fd instead")
-                src = body["path"]
+                src = path
             else:
                 raise InvalidArgument("image load: pass the archive as an fd or a path")
             with store.load("load") as ld:
@@ -129,47 +150,43 @@ class ImageRoutes:
                     pass
         return Response.json({"images": images, "notices": notices}, 201)
 
-    def inspect_image(self, req):
+    def inspect_image(self, req, ref):
         from mcd.httpserver import Response
-        out = self.m.images.inspect(req.query.get("ref", ""))
+        out = self.m.images.inspect(ref)
         out["containers"] = self.m.image_users(out["id"])
         return Response.json(out)
 
-    def image_history(self, req):
+    def image_history(self, req, ref):
         from mcd.httpserver import Response
-        return Response.json(self.m.images.history(req.query.get("ref", "")))
+        return Response.json(self.m.images.history(ref))
 
-    def tag_image(self, req):
+    def tag_image(self, req, ref, tag):
         from mcd.httpserver import Response
-        body = _check(req.json(), "tag_image")
-        image_id = self.m.images.tag(body["ref"], body["tag"])
-        return Response.json({"id": image_id, "tag": body["tag"]}, 201)
+        image_id = self.m.images.tag(ref, tag)
+        return Response.json({"id": image_id, "tag": tag}, 201)
 
-    def remove_image(self, req):
+    def remove_image(self, req, ref, force):
         from mcd.httpserver import Response
-        body = _check(req.json(), "remove_image")
-        return Response.json(self.m.images.remove(body["ref"], force=bool(body.get("force")),
+        return Response.json(self.m.images.remove(ref, force=force,
                                                   users=self.m.image_users))
 
-    def prune_images(self, req):
+    def prune_images(self, req, all):
         from mcd.httpserver import Response
-        body = _check(req.json(), "prune_images")
-        return Response.json(self.m.images.prune(all=bool(body.get("all")),
+        return Response.json(self.m.images.prune(all=all,
                                                  users=self.m.image_users))
 
-    def save_images(self, req):
+    def save_images(self, req, refs, format):
         from mcd.httpserver import Response
         from mcd.images import save
-        body = _check(req.json(), "save_images")
         fds = req.take_fds()
         try:
             if not fds:
                 raise InvalidArgument("image save: pass the output as an fd")
-            if not body["refs"]:
-                raise InvalidArgument("image save: name at least one image")
-            fmt = body.get("format") or "both"
+            if not refs or not all(isinstance(r, str) for r in refs):
+                raise InvalidArgument("image save: name at least one image (a list of strings)")
+            fmt = format or "both"
             with os.fdopen(os.dup(fds[0]), "wb") as out:
-                written = save.save(self.m.images, body["refs"], out, fmt)
+                written = save.save(self.m.images, refs, out, fmt)
         finally:
             _close(fds)
         return Response.json(written)
@@ -195,7 +212,7 @@ class ImageRoutes:
         from mcd.images.pull import Credentials
         return Credentials(self.m.root)
 
-    def pull_image(self, req):
+    def pull_image(self, req, ref):
         """The pull runs in a thread; its progress events stream as NDJSON lines, the last
         one {"type": "done", ...} or {"type": "error", "error": {...}} (the status is
         already 200 by then). A reference that does not parse is a 400 up front."""
@@ -205,15 +222,14 @@ class ImageRoutes:
         from mcd.httpserver import Response
         from mcd.images import pull, reference
         from mcd.errors import MCError, KernelError
-        body = _check(req.json(), "pull_image")
-        reference.parse(body["ref"])
+        reference.parse(ref)
         events: queue.Queue = queue.Queue()
         store, creds = self.m.images, self._creds()
         insecure = getattr(self.m, "insecure_registries", [])
 
         def work():
             try:
-                res = pull.pull(store, body["ref"], creds=creds, insecure=insecure,
+                res = pull.pull(store, ref, creds=creds, insecure=insecure,
                                 progress=events.put)
                 events.put({"type": "done", **res})
             except MCError as err:
@@ -223,7 +239,7 @@ class ImageRoutes:
                             **KernelError.from_oserror("pull", err).to_wire()})
             except Exception as err:     # one line for the user; the daemon logs the rest
                 import logging
-                logging.getLogger("mcd.images").exception("pull %s", body["ref"])
+                logging.getLogger("mcd.images").exception("pull %s", ref)
                 events.put({"type": "error", **MCError(f"pull: {err}").to_wire()})
 
         threading.Thread(target=work, name="image-pull", daemon=True).start()
@@ -237,21 +253,19 @@ class ImageRoutes:
 
         return Response(200, content_type="application/x-ndjson", stream=stream())
 
-    def registry_login(self, req):
+    def registry_login(self, req, registry, username, password):
         from mcd.httpserver import Response
         from mcd.images import pull
-        body = _check(req.json(), "registry_login")
         if req.peer is not None and req.peer.uid != 0:
             raise PermissionDenied("login stores credentials for the daemon: root only")
-        registry = pull.registry_of(body["registry"])
-        pull.login(registry, body["username"], body["password"], self._creds(),
+        registry = pull.registry_of(registry)
+        pull.login(registry, username, password, self._creds(),
                    getattr(self.m, "insecure_registries", []))
         return Response.json({"registry": registry, "status": "Login Succeeded"})
 
-    def registry_logout(self, req):
+    def registry_logout(self, req, registry):
         from mcd.httpserver import Response
         from mcd.images import pull
-        body = _check(req.json(), "registry_logout")
-        registry = pull.registry_of(body["registry"])
+        registry = pull.registry_of(registry)
         removed = self._creds().remove(registry)
         return Response.json({"registry": registry, "removed": removed})

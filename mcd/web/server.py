@@ -9,7 +9,6 @@ knows whether to show the control buttons; every action is checked again).
 
 from __future__ import annotations
 
-import json
 import logging
 from typing import Callable, Iterator
 

@@ -40,8 +40,8 @@ def api_server(tmp_path):
 def test_openapi_in_repo_lists_every_route_and_matches_the_code():
     with open(os.path.join(REPO, "mcd", "openapi.json")) as f:
         doc = json.load(f)
-    for method, path, _handler, _summary in ROUTES:
-        assert method.lower() in doc["paths"].get(path, {}), f"{method} {path} missing from openapi.json"
+    for r in ROUTES:
+        assert r.method.lower() in doc["paths"].get(r.path, {}), f"{r.method} {r.path} missing from openapi.json"
     assert doc == json.loads(json.dumps(build_openapi())), "regenerate: python -m mcd.api > mcd/openapi.json"
 
 
@@ -288,3 +288,87 @@ def test_openapi_refs_resolve_and_spec_fields_are_described():
         assert set(props) == {f.name for f in dataclasses.fields(cls)}
     create = doc["paths"]["/v1/containers"]["post"]["requestBody"]["content"]["application/json"]
     assert create["schema"]["required"] == ["spec"]
+
+
+# ---------------------------------------------------------------- self-describing routes
+
+def test_every_handler_takes_exactly_what_its_route_declares():
+    import inspect
+    for r in ROUTES:
+        params = list(inspect.signature(getattr(Api, r.handler)).parameters)
+        assert params[:2] == ["self", "req"], r.handler
+        declared = r.path_params + [q.name for q in r.query] + [f.name for f in r.body or ()]
+        assert sorted(params[2:]) == sorted(declared), r.handler
+
+
+def test_every_route_publishes_a_response_schema_and_its_links_resolve():
+    doc = build_openapi()
+    ops = {op["operationId"]: op for p in doc["paths"].values() for op in p.values()}
+    assert len(ops) == len(ROUTES)
+    for r in ROUTES:
+        op = ops[r.handler]
+        ok = {k: v for k, v in op["responses"].items() if k != "default"}
+        assert ok, r.handler
+        for status, resp in ok.items():
+            assert 200 <= int(status) < 300
+            for media, content in resp["content"].items():
+                assert content["schema"], (r.handler, status, media)
+        assert op["responses"]["default"]["content"]["application/json"]["schema"] == \
+            {"$ref": "#/components/schemas/Error"}
+        for resp in ok.values():
+            for link in resp.get("links", {}).values():
+                target = ops[link["operationId"]]
+                names = {p["name"] for p in target.get("parameters", [])}
+                assert set(link["parameters"]) <= names, link
+    # Creating a container feeds its id to the operations that take one.
+    links = ops["create_container"]["responses"]["201"]["links"]
+    assert links["inspect_ref"] == {"operationId": "inspect", "parameters": {"ref": "$response.body#/id"}}
+
+
+def test_error_schema_lists_the_closed_set_of_codes():
+    from mcwire.errors import CODES
+    schema = build_openapi()["components"]["schemas"]["Error"]
+    assert schema["properties"]["error"]["properties"]["code"]["enum"] == sorted(CODES)
+
+
+@pytest.mark.parametrize("path, body, needle", [
+    # Found by schemathesis (issue 11): both were 500 INTERNAL.
+    ("/v1/containers", {"spec": {"process": {"args": ["true"]},
+                                 "linux": {"namespaces": ["pid", "mount", "user"],
+                                           "uid_mappings": [{"size": 1}],
+                                           "gid_mappings": [{"size": None}]}}},
+     "ContainerSpec.linux.gid_mappings[0].size: must not be null"),
+    ("/v1/containers/anything/exec", {"process": None}, "request.process: expected an object, got null"),
+    ("/v1/containers", {"spec": None}, "request.spec: expected an object, got null"),
+    ("/v1/containers", {"spec": {"process": {"args": ["true"], "user": None}}},
+     "ContainerSpec.process.user: must not be null"),
+    ("/v1/containers/anything/exec", {"process": {"args": ["true"]}, "detach": "yes"},
+     'request.detach: expected a boolean, got "yes"'),
+])
+def test_null_and_wrong_types_are_400_naming_the_field(api_server, path, body, needle):
+    client, _m, _ = api_server
+    with pytest.raises(MCError) as e:
+        client.post(path, body)
+    assert (e.value.http_status, e.value.code) == (400, "INVALID_ARGUMENT")
+    assert needle in e.value.message
+    assert client.get("/v1/containers", all=True) == []
+
+
+@pytest.mark.parametrize("path, needle", [
+    ("/v1/containers/x/kill?signal=SIGNOPE", "query parameter signal: invalid value 'SIGNOPE'"),
+    ("/v1/containers/x/stop?t=9999", "query parameter t: 9999 is out of range [0, 3600]"),
+    ("/v1/containers/x/rename", "query parameter name is required"),
+    ("/v1/containers/x/rename?name=a/b", "query parameter name: invalid value 'a/b'"),
+])
+def test_query_parameters_are_checked_as_declared(api_server, path, needle):
+    client, _m, _ = api_server
+    with pytest.raises(MCError) as e:
+        client.post(path)
+    assert e.value.http_status == 400 and needle in e.value.message
+
+
+def test_events_and_stats_answer_a_list_when_not_streaming(api_server):
+    # stream=0 must be a plain JSON answer (the dashboard's feed reads it in-process).
+    client, _m, _ = api_server
+    assert client.get("/v1/events", stream=False) == []
+    assert client.get("/v1/stats") == []
