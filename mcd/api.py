@@ -492,7 +492,8 @@ _ID_NAME = {"id": _ID, "name": _STR}
 _SUMMARY = {**_ID_NAME, "short_id": {"type": "string", "pattern": "^[0-9a-f]{12}$"},
             "template": _null(_STR), "image": _null(_STR), "command": _null(_STR),
             "status": _STATUS, "exit_code": _null(_INT), "oom_killed": _BOOL, "created_at": _TIME,
-            "started_at": _TIME, "finished_at": _TIME, "restart_count": _INT, "pid": _null(_INT)}
+            "started_at": _TIME, "finished_at": _TIME, "restart_count": _INT, "pid": _null(_INT),
+            "network": _null(_STR), "ports": {"type": "array", "items": {"type": "object"}}}
 _WAIT = {**_ID_NAME, "exit_code": _null(_INT), "oom_killed": _BOOL, "memory_limit": _null(_INT),
          "memory_peak": _null(_INT), "error": _null(_STR)}
 
@@ -513,7 +514,8 @@ RESPONSE_SCHEMAS = {
     "Inspect": _obj({**_SUMMARY, "spec": _null({"$ref": "#/components/schemas/ContainerSpec"}),
                      "state": {"type": "object"}, "auto_remove": _BOOL, "dir": _STR,
                      "limits": _null({"type": "object"})},
-                    {"image_config": {"type": "object"}}),
+                    {"image_config": {"type": "object"},
+                     "network_settings": _null({"type": "object"})}),
     "Pruned": _obj({"removed": {"type": "array", "items": _ID}}),
     "WaitResult": _obj(_WAIT),
     "Stats": _obj({**_ID_NAME, "status": _STATUS}, extra=_null({"type": "number"})),

@@ -168,6 +168,13 @@ def test_every_route_answers_as_its_schema_says(daemon, tmp_path):
     ck.call("DELETE", "/v1/templates/conf-dir")
     ck.call("DELETE", "/v1/templates/conf-tar")
 
+    # Networks as objects only (nothing attaches: no bridge is made on this host).
+    ck.call("POST", "/v1/networks", {"name": "conf-net", "internal": True}, expect=201)
+    ck.call("GET", "/v1/networks")
+    ck.call("GET", "/v1/networks/conf-net")
+    ck.call("DELETE", "/v1/networks/conf-net")
+    ck.call("POST", "/v1/networks/prune")
+
     # Images: what an empty store answers, and the refusals.
     ck.call("GET", "/v1/images")
     ck.call("GET", "/v1/system/df")
@@ -178,6 +185,9 @@ def test_every_route_answers_as_its_schema_says(daemon, tmp_path):
     ck.call("POST", "/v1/images/remove", {"ref": "nope:1"}, expect=404)
     ck.call("POST", "/v1/images/load", {}, expect=400)
     ck.call("POST", "/v1/images/save", {"refs": ["nope:1"]}, expect=400)
+    ck.call("POST", "/v1/images/pull", {"ref": "::bad::"}, expect=400)
+    ck.call("POST", "/v1/auth/logout", {"registry": "localhost:1"})
+    ck.call("POST", "/v1/auth/login", {"registry": "localhost:1", "username": "u"}, expect=400)
 
     # Errors answer with the Error schema too.
     ck.call("GET", "/v1/containers/nope", expect=404)
