@@ -209,15 +209,9 @@ def fork_helper(plan: _ExecPlan, fds: list[int]) -> None:
     n = len(plan.namespaces)
     nsfds = [(name, flag, fd) for (name, flag), fd in zip(plan.namespaces, fds[2:2 + n])]
     stdio = plan.stdio.received(fds[2 + n:])
-    sock = socket.socket(fileno=os.dup(fds[0]))
-    try:
-        with step("fork", "exec helper"):
-            pid = os.fork()
-        if pid == 0:
-            _helper(plan.pid, nsfds, plan.process, plan.spec, plan.cgroup_procs, stdio,
-                    plan.bpf, plan.cap_last, plan.env, sock, fds[1])
-    finally:
-        sock.close()
+    steps.fork_job("exec helper", fds[0], lambda sock: _helper(
+        plan.pid, nsfds, plan.process, plan.spec, plan.cgroup_procs, stdio, plan.bpf,
+        plan.cap_last, plan.env, sock, fds[1]))
 
 
 def run(pid: int, process: Process, spec: ContainerSpec, cgroup_procs=(),

@@ -317,14 +317,7 @@ def fork_monitor(plan: _Plan, fds: list[int]) -> None:
     monitors, and when the server goes (with the daemon) they are reparented like any
     orphan, the same place the daemon's double fork puts them. One fork less per start."""
     plan.stdio = plan.stdio.received(fds[1:])
-    result = socket.socket(fileno=os.dup(fds[0]))
-    try:
-        with step("fork", "monitor"):
-            pid = os.fork()
-        if pid == 0:
-            _monitor(plan, result)
-    finally:
-        result.close()
+    steps.fork_job("monitor", fds[0], lambda result: _monitor(plan, result))
 
 
 def _fork_intermediate(plan: _Plan, theirs: socket.socket) -> None:

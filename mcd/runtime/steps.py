@@ -108,6 +108,20 @@ def error_from(payload: dict, container: str | None) -> errors.SetupError:
     return err
 
 
+def fork_job(what: str, sock_fd: int, body) -> None:
+    """In the fork server: fork the child of one job (a monitor, an exec helper), which
+    reports on the job's socket (``sock_fd``, the first fd that came with the job) and
+    never returns; a failed fork raises StepFailed("fork", what)."""
+    sock = socket.socket(fileno=os.dup(sock_fd))
+    try:
+        with step("fork", what):
+            pid = os.fork()
+        if pid == 0:
+            body(sock)
+    finally:
+        sock.close()
+
+
 # ------------------------------------------------------------------ stdio, cgroup, fds
 
 def lift_stdio(fds) -> None:

@@ -49,6 +49,14 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def _kill(pids) -> None:
+    for p in pids:
+        try:
+            os.kill(p, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+
+
 def procs_mentioning(text: str) -> list[int]:
     """Processes whose command line contains text (the daemon and its forked monitors)."""
     out = []
@@ -216,20 +224,12 @@ class Daemon:
         stray = [p for p in procs_mentioning(self.root) if p != os.getpid()]
         if stray:
             leftovers["processes"] = stray
-            for p in stray:
-                try:
-                    os.kill(p, signal.SIGKILL)
-                except ProcessLookupError:
-                    pass
+            _kill(stray)
         for d in cgroup_dirs(self.tag):
             pids = procs_under(d)
             if pids:
                 leftovers.setdefault("cgroup_procs", []).extend(pids)
-                for p in pids:
-                    try:
-                        os.kill(p, signal.SIGKILL)
-                    except ProcessLookupError:
-                        pass
+                _kill(pids)     # ours: they are in our private parent
             subdirs = [s for s in os.listdir(d) if os.path.isdir(os.path.join(d, s))]
             if subdirs:
                 leftovers.setdefault("cgroups", []).extend(os.path.join(d, s) for s in subdirs)
