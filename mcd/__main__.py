@@ -33,11 +33,18 @@ def build_parser() -> argparse.ArgumentParser:
                    help="CNI configuration lists an administrator adds (default /etc/mcd/net.d)")
     p.add_argument("--default-network", metavar="NAME|none",
                    help="network of a container without --network (default mcnet)")
+    p.add_argument("--supervisor", action="store_true", default=None,
+                   help="one supervisor process for all containers instead of a monitor "
+                        "each (experimental; default off)")
     p.add_argument("--version", action="version", version=f"mcd {__version__}")
     return p
 
 
 def main(argv=None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv[:1] == ["supervisor"]:      # started by mcd itself (mcd.supervisor.handle)
+        from mcd.supervisor.server import main as supervisor_main
+        return supervisor_main(argv[1:])
     args = build_parser().parse_args(argv)
     from mcd import config as config_mod
     from mcd.errors import MCError
@@ -48,7 +55,7 @@ def main(argv=None) -> int:
             "web_allow_remote": args.web_allow_remote,
             "docker_socket": args.docker_socket, "run_dir": args.run_dir,
             "network_config_dir": args.network_config_dir,
-            "default_network": args.default_network},
+            "default_network": args.default_network, "supervisor": args.supervisor},
             required=args.config is not None)
     except MCError as err:
         print(f"mcd: {err}", file=sys.stderr)

@@ -32,6 +32,9 @@ class Config:
     cni_path: str = "/usr/lib/cni:/usr/libexec/cni:/opt/cni/bin"   # Debian, Fedora, upstream
     # Registries pulled from over plain HTTP (besides localhost): "host[:port]" each.
     insecure_registries: list = field(default_factory=list)
+    # One supervisor process for all containers (mcd.supervisor) instead of a monitor
+    # each; off by default while it is new (docs/design.md, "One supervisor").
+    supervisor: bool = False
 
     @property
     def effective_run_dir(self) -> str:
@@ -93,7 +96,7 @@ def load(path: str | None, overrides: dict, *, required: bool = False) -> Config
         k = key.replace("-", "_")
         if k not in known:
             raise InvalidArgument(f"config file {path}: unknown key {key!r}")
-        expected = {"max_body": int, "web_allow_remote": bool,
+        expected = {"max_body": int, "web_allow_remote": bool, "supervisor": bool,
                     "insecure_registries": list}.get(k, str)
         if not isinstance(value, expected) or (expected is not bool and isinstance(value, bool)):
             raise InvalidArgument(f"config file {path}: {key} must be a {expected.__name__}")

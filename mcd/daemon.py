@@ -15,6 +15,7 @@ import logging
 import os
 import select
 import signal
+import subprocess
 
 from mcd.api import Api
 from mcd.config import Config
@@ -157,6 +158,20 @@ class Daemon:
                         err.strerror or err)
             return
 
+    def _supervisor(self):
+        """With ``supervisor = true``: the one supervisor under the run dir, found or
+        started (mcd.supervisor); None (a monitor per container) if it cannot be had."""
+        if not self.cfg.supervisor:
+            return None
+        from mcd.supervisor.handle import SupervisorHandle
+        handle = SupervisorHandle(self.cfg.effective_run_dir)
+        try:
+            handle.ensure()
+        except (OSError, subprocess.SubprocessError) as err:
+            log.error("supervisor not available (%s): a monitor per container instead", err)
+            return None
+        return handle
+
     def _serve_docker(self, gid: int | None) -> None:
         """The Docker Engine API (mcd.docker) on its own socket: same group, mode and
         SO_PEERCRED rule as the main socket, same server code, same manager."""
@@ -194,7 +209,8 @@ class Daemon:
             default_subnet=cfg.default_network_subnet, publish_ip=cfg.publish_ip,
             cni_path=cfg.cni_path.split(":"))
         self.manager = open_manager(cfg.root, cfg.cgroup_parent, on_change=self._status,
-                                    runtime=LinuxRuntime(forkserver=self.forkserver),
+                                    runtime=LinuxRuntime(forkserver=self.forkserver,
+                                                         supervisor=self._supervisor()),
                                     networks=networks)
         self.manager.insecure_registries = list(cfg.insecure_registries)   # for image pulls
         report = self.manager.restore()

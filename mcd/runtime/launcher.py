@@ -48,6 +48,7 @@ class _Plan:
     cap_last: int
     env: list = field(default_factory=list)
     netns: str | None = None    # a ready network namespace to join instead of a new one
+    handoff: int | None = None  # set by mcd.supervisor: hand PID 1 over to it, then leave
 
 
 # ---------------------------------------------------------------- PID 1
@@ -186,6 +187,8 @@ def _monitor(plan: _Plan, result: socket.socket) -> None:
         keep = {result.fileno(), *attach.values()}
         if stdio.stdin is not None:
             keep.add(stdio.stdin)
+        if plan.handoff is not None:
+            keep.add(plan.handoff)
         steps.close_fds(keep, low=0)
         steps.devnull_stdio(keep)
         signal.signal(signal.SIGPIPE, signal.SIG_IGN)
@@ -227,21 +230,43 @@ def _monitor(plan: _Plan, result: socket.socket) -> None:
             os._exit(0)
         start_time = sc.proc_start_time(pid)
         give = [master] if master is not None and stdio.tty_to_caller else []
+        if master is not None and not stdio.tty_to_caller:
+            sources = {master: "stdout"}
+        # Under the supervisor, PID 1 is its container from here (it is the pid the
+        # daemon watches); if the hand-over fails, this process stays its monitor.
+        handed = plan.handoff is not None and _hand_off(plan, pid, start_time, sources, attach)
         try:
             steps.send_msg(result, b"S", {"pid": pid, "start_time": start_time,
-                                          "monitor_pid": os.getpid()}, give)
+                                          "monitor_pid": pid if handed else os.getpid()}, give)
         except OSError:
             pass    # the daemon died: keep supervising, it re-adopts us from state.json
         result.close()
-        if master is not None:
-            if stdio.tty_to_caller:
-                os.close(master)
-            else:
-                sources = {master: "stdout"}
+        if master is not None and stdio.tty_to_caller:
+            os.close(master)
+        if handed:
+            os._exit(0)
         monitor.supervise(pid, sources, plan.paths.log, attach, plan.paths.exit)
     except BaseException as err:    # noqa: B036
         steps.report_failure(result, err)
     os._exit(0)
+
+
+def _hand_off(plan: _Plan, pid: int, start_time, sources: dict, attach: dict) -> bool:
+    """Give PID 1's pipes (and the caller's attach fds) to the supervisor and wait for its
+    answer, so that it knows the container before the daemon hears of it."""
+    sock = socket.socket(fileno=plan.handoff)
+    try:
+        streams = list(sources.values())
+        req = {"op": "adopt", "handoff": True, "id": os.path.basename(plan.paths.dir), "pid": pid,
+               "start_time": start_time, "log": plan.paths.log, "exit": plan.paths.exit,
+               "streams": streams, "attach": list(attach)}
+        socket.send_fds(sock, [json.dumps(req).encode()], [*sources, *attach.values()])
+        answer = json.loads(sock.recv(65536) or b"{}")
+        return bool(answer.get("ok"))
+    except (OSError, ValueError):
+        return False
+    finally:
+        sock.close()
 
 
 # ---------------------------------------------------------------- daemon side

@@ -110,9 +110,12 @@ class ExitWatcher:
 class LinuxRuntime:
     """See mcd.runtime.interface.Runtime for what each method promises."""
 
-    def __init__(self, forkserver=None, proc: str = "/proc"):
+    def __init__(self, forkserver=None, proc: str = "/proc", supervisor=None):
         self.forkserver = forkserver    # mcd.runtime.forkserver.ForkServer, or None
         self.proc = proc
+        # mcd.supervisor.handle.SupervisorHandle when one supervisor holds every container
+        # (its PID 1 is then what the manager watches as the "monitor"), else None.
+        self.supervisor = supervisor
         self._watcher: ExitWatcher | None = None
         self._watcher_lock = threading.Lock()
 
@@ -120,7 +123,15 @@ class LinuxRuntime:
     def start(self, spec, paths, cgroup_procs, stdio: Stdio, *, netns=None,
               etc=None) -> Launched:
         from mcd.runtime import launcher
-        return launcher.start(spec, paths, cgroup_procs, stdio, forkserver=self.forkserver,
+        server = self.forkserver
+        if self.supervisor is not None and self.supervisor.launcher is not None \
+                and self.supervisor.launcher.alive:
+            server = self.supervisor.launcher
+            try:    # a record from the last run must not pass for this one's
+                os.unlink(paths.exit)
+            except FileNotFoundError:
+                pass
+        return launcher.start(spec, paths, cgroup_procs, stdio, forkserver=server,
                               netns=netns, etc=etc)
 
     def exec(self, pid, process, spec, cgroup_procs, stdio: Stdio):
@@ -130,7 +141,12 @@ class LinuxRuntime:
 
     def read_exit(self, paths) -> dict | None:
         from mcd.runtime import launcher
-        return launcher.read_exit(paths)
+        if self.supervisor is not None:
+            self.supervisor.wait_recorded(paths.exit)
+        record = launcher.read_exit(paths)
+        if record is not None and record.get("status_lost"):
+            return None     # the manager's "exit status lost" (it ended while no supervisor ran)
+        return record
 
     # -- finding processes again
     def start_time(self, pid: int) -> int | None:
@@ -218,3 +234,5 @@ class LinuxRuntime:
     def close(self) -> None:
         if self._watcher is not None:
             self._watcher.stop()
+        if self.supervisor is not None:
+            self.supervisor.close()     # the supervisor itself stays, with the containers

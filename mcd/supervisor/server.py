@@ -22,6 +22,9 @@ import time
 from mcd.runtime.logs import MAX_LINE, LogWriter
 from mcd.runtime.monitor import exit_record, write_json_atomic
 from mcd.supervisor import PROTOCOL_VERSION
+from mcwire import __version__
+
+BUILD = f"{__version__}/{PROTOCOL_VERSION}"     # what mcd compares to decide on an upgrade
 
 READ_CHUNK = 16384          # per ready pipe per round: the fairness unit
 MAX_MSG = 1 << 20
@@ -30,6 +33,7 @@ OOM_SCORE_ADJ = -999        # protective: the OOM killer takes a container befor
 PR_SET_CHILD_SUBREAPER = 36
 STATE_ENV = "MCD_SUPERVISOR_STATE_FD"
 UNCLAIMED_MAX = 4096
+ATTACH_MAX = 256 * 1024     # bytes a caller may be behind before the container is slowed
 
 
 def _timestamp_ns(ns: int) -> str:
@@ -107,7 +111,7 @@ class Container:
     its end (a child: waitpid; not ours: a pidfd, status lost)."""
 
     __slots__ = ("id", "pid", "start_time", "log_path", "exit_path", "pipes", "log",
-                 "child", "pidfd", "status", "lost", "keep")
+                 "child", "pidfd", "status", "lost", "attach", "out", "waiters", "paused")
 
     def __init__(self, cid, pid, start_time, log_path, exit_path, pipes, child):
         self.id, self.pid, self.start_time = cid, pid, start_time
@@ -118,6 +122,10 @@ class Container:
         self.pidfd = None
         self.status = None          # wait status once reaped
         self.lost = False           # ended while nobody could read its status
+        self.attach = {}            # stream -> a caller's fd (run without -d) that gets a copy
+        self.out = {}               # attach fd -> bytearray not written yet
+        self.waiters = []           # connections waiting for the exit record
+        self.paused = False         # pipes not read while an attach fd is full
 
     @property
     def exited(self) -> bool:
@@ -135,6 +143,7 @@ class Supervisor:
         # Statuses of children reaped before anyone named them (a PID 1 whose launcher
         # left it to us and that ended before its ``adopt`` arrived): pid -> status.
         self.unclaimed: dict[int, int] = {}
+        self.keeper: socket.socket | None = None    # mcd's connection that holds pipe copies
         self.running = True
         self._upgrade = False
         self._wake_r, self._wake_w = os.pipe2(os.O_CLOEXEC | os.O_NONBLOCK)
@@ -197,7 +206,42 @@ class Supervisor:
             os.set_blocking(fd, False)
             self.by_fd[fd] = (c, stream)
             self.ep.register(fd, select.EPOLLIN)
+        self._tell_keeper(c)
         self._maybe_finish(c)
+
+    def _tell_keeper(self, c: Container) -> None:
+        """Copies of a container's pipes to the keeper (mcd): while anyone holds a read end,
+        a writer never dies of SIGPIPE, and a successor can be given them if we die."""
+        if self.keeper is None or not c.pipes:
+            return
+        msg = {"op": "kept", "id": c.id, "pid": c.pid, "start_time": c.start_time,
+               "log": c.log_path, "exit": c.exit_path, "streams": list(c.pipes.values())}
+        dups = [os.dup(fd) for fd in c.pipes]
+        self._send_keeper(msg, dups)
+
+    def _send_keeper(self, msg: dict, fds: list[int] = ()) -> None:
+        try:
+            self.keeper.setblocking(True)
+            self.keeper.settimeout(5)
+            socket.send_fds(self.keeper, [json.dumps(msg).encode()], list(fds)) if fds else \
+                self.keeper.send(json.dumps(msg).encode())
+        except OSError:
+            self._drop_conn(self.keeper.fileno())
+        finally:
+            for fd in fds:
+                os.close(fd)
+
+    def _drop_conn(self, fd: int) -> None:
+        conn = self.conns.pop(fd, None)
+        if conn is None:
+            return
+        if conn is self.keeper:
+            self.keeper = None
+        try:
+            self.ep.unregister(fd)
+        except (OSError, ValueError):
+            pass
+        conn.close()
 
     def spawn(self, req: dict) -> tuple[dict, list[int]]:
         out_r, out_w = os.pipe2(os.O_CLOEXEC)
@@ -241,16 +285,25 @@ class Supervisor:
     def adopt(self, req: dict, fds: list[int]) -> dict:
         """A PID 1 someone else started (a launcher that exits, leaving it to us as the
         subreaper), or one left by a supervisor that died: its pipes arrive as fds."""
-        streams = req.get("streams") or ["stdout", "stderr"][:len(fds)]
-        if len(streams) != len(fds):
-            raise ValueError(f"adopt: {len(fds)} fds for streams {streams}")
+        streams = req.get("streams")
+        attach = req.get("attach") or []
+        if streams is None:
+            streams = ["stdout", "stderr"][:len(fds)]
+        if len(streams) + len(attach) != len(fds):
+            raise ValueError(f"adopt: {len(fds)} fds for streams {streams} and attach {attach}")
         pid, start_time = int(req["pid"]), req.get("start_time")
         if start_time is not None and _start_time(pid) not in (start_time, None):
             raise ValueError(f"adopt: pid {pid} is not the process that started at {start_time}")
         status = self.unclaimed.pop(pid, None)
+        # A handoff comes from PID 1's parent, a launcher about to exit: PID 1 is ours
+        # (reparented to the subreaper) by the time it can be reaped.
+        child = bool(req.get("handoff")) or status is not None or _is_child(pid)
         c = Container(req["id"], pid, start_time, req.get("log"), req.get("exit"),
-                      dict(zip(fds, streams)), child=status is not None or _is_child(pid))
+                      dict(zip(fds, streams)), child=child)
         c.status = status
+        for stream, fd in zip(attach, fds[len(streams):]):
+            os.set_blocking(fd, False)
+            c.attach[stream] = fd
         self._add(c)
         return {"child": c.child, "exited": c.exited}
 
@@ -258,6 +311,9 @@ class Supervisor:
         c, stream = self.by_fd[fd]
         if stream is None:          # a pidfd: the process we are not the parent of ended
             self._pidfd_done(c, fd)
+            return
+        if stream == "attach":      # writable again
+            self._flush_attach(c, fd)
             return
         try:
             data = os.read(fd, READ_CHUNK)
@@ -274,6 +330,60 @@ class Supervisor:
                 c.log.write(stream, data)
             except OSError:
                 pass    # a full disk must not stop the draining (the container would block)
+        out = c.attach.get(stream)
+        if out is not None:
+            c.out.setdefault(out, bytearray()).extend(data)
+            self._flush_attach(c, out)
+
+    def _flush_attach(self, c: Container, fd: int) -> None:
+        """Write what the caller has not taken yet; past ATTACH_MAX pending, stop reading
+        the container's pipes (it slows down, as with the monitor's blocking write)
+        until the caller reads again. Never blocks."""
+        buf = c.out.get(fd)
+        while buf:
+            try:
+                n = os.write(fd, buf)
+            except BlockingIOError:
+                break
+            except InterruptedError:
+                continue
+            except OSError:         # the caller went away: stop copying, keep logging
+                self._drop_attach(c, fd)
+                return
+            del buf[:n]
+        registered = self.by_fd.get(fd, (None, None))[1] == "attach"
+        if buf:
+            if not registered:
+                self.by_fd[fd] = (c, "attach")
+                self.ep.register(fd, select.EPOLLOUT)
+            if len(buf) > ATTACH_MAX and not c.paused:
+                c.paused = True
+                for p in c.pipes:
+                    self.ep.modify(p, 0)
+        else:
+            c.out.pop(fd, None)
+            if registered:
+                self.ep.unregister(fd)
+                del self.by_fd[fd]
+            if c.paused and not any(c.out.values()):
+                c.paused = False
+                for p in c.pipes:
+                    self.ep.modify(p, select.EPOLLIN)
+            self._maybe_finish(c)
+
+    def _drop_attach(self, c: Container, fd: int) -> None:
+        c.out.pop(fd, None)
+        if self.by_fd.get(fd, (None, None))[0] is c:
+            self.ep.unregister(fd)
+            del self.by_fd[fd]
+        for stream in [s for s, f in c.attach.items() if f == fd]:
+            del c.attach[stream]
+        os.close(fd)
+        if c.paused and not any(c.out.values()):
+            c.paused = False
+            for p in c.pipes:
+                self.ep.modify(p, select.EPOLLIN)
+        self._maybe_finish(c)
 
     def _close_pipe(self, c: Container, fd: int) -> None:
         self.ep.unregister(fd)
@@ -309,8 +419,11 @@ class Supervisor:
     def _maybe_finish(self, c: Container) -> None:
         """Record the end once the process is gone and its pipes are drained (PID 1's end
         kills its namespace, so the pipes close right after)."""
-        if not c.exited or c.pipes:
+        if not c.exited or c.pipes or any(c.out.values()) or c.id not in self.containers:
             return
+        for fd in set(c.attach.values()):
+            os.close(fd)
+        c.attach.clear()
         if c.log is not None:
             c.log.close()
             c.log = None
@@ -327,6 +440,11 @@ class Supervisor:
             except OSError:
                 pass    # the container dir is gone (force-removed)
         del self.containers[c.id]
+        if self.keeper is not None:
+            self._send_keeper({"op": "gone", "id": c.id})
+        for conn in c.waiters:
+            self._reply(conn, {"ok": True, "known": True})
+        c.waiters.clear()
 
     # ------------------------------------------------------------ requests
 
@@ -348,9 +466,7 @@ class Supervisor:
         except OSError:
             msg, fds, flags = b"", [], 0
         if not msg:
-            self.ep.unregister(fd)
-            del self.conns[fd]
-            conn.close()
+            self._drop_conn(fd)
             for f in fds:
                 os.close(f)
             return
@@ -358,16 +474,34 @@ class Supervisor:
         try:
             if flags & (socket.MSG_CTRUNC | socket.MSG_TRUNC):
                 raise ValueError("request or its fds truncated")
+            if msg[:1] != b"{":
+                self._fork_job(msg, fds)
+                fds = []
+                return
             req = json.loads(msg)
             op = req.get("op")
             if op == "ping":
-                answer = {"pid": os.getpid(), "version": PROTOCOL_VERSION,
+                answer = {"pid": os.getpid(), "version": PROTOCOL_VERSION, "build": BUILD,
                           "count": len(self.containers)}
             elif op == "spawn":
                 answer, give = self.spawn(req)
             elif op == "adopt":
                 answer = self.adopt(req, fds)
                 fds = []
+            elif op == "keep":
+                if self.keeper is not None and self.keeper is not conn:
+                    self._drop_conn(self.keeper.fileno())
+                self.keeper = conn
+                self._reply(conn, {"ok": True, "count": len(self.containers)})
+                for c in list(self.containers.values()):
+                    self._tell_keeper(c)
+                return
+            elif op == "wait":
+                c = self._by_exit_path(req.get("exit"))
+                if c is not None:
+                    c.waiters.append(conn)      # answered when its record is written
+                    return
+                answer = {"known": False}
             elif op == "list":
                 answer = {"containers": [
                     {"id": c.id, "pid": c.pid, "start_time": c.start_time, "child": c.child,
@@ -384,9 +518,15 @@ class Supervisor:
         finally:
             for f in fds:
                 os.close(f)
+        self._reply(conn, reply, give)
+
+    @staticmethod
+    def _reply(conn: socket.socket, reply: dict, give: list[int] = ()) -> None:
         try:
             conn.setblocking(True)
-            socket.send_fds(conn, [json.dumps(reply).encode()], give) if give else \
+            if give:
+                socket.send_fds(conn, [json.dumps(reply).encode()], list(give))
+            else:
                 conn.send(json.dumps(reply).encode())
             conn.setblocking(False)
         except OSError:
@@ -394,6 +534,46 @@ class Supervisor:
         finally:
             for f in give:
                 os.close(f)
+
+    def _by_exit_path(self, path) -> Container | None:
+        if not path:
+            return None
+        for c in self.containers.values():
+            if c.exit_path == path:
+                return c
+        return None
+
+    def _fork_job(self, msg: bytes, fds: list[int]) -> None:
+        """A start, in the fork server's own message format (mcd.runtime.forkserver): fork
+        the launcher (the monitor's code up to PID 1's exec), which hands PID 1's pipes
+        over on a socket pair of its own (an ``adopt`` with ``handoff``) and exits; PID 1
+        is then reparented to us, the subreaper."""
+        import pickle
+
+        from mcd.runtime import launcher
+        theirs = None
+        try:
+            kind, plan = pickle.loads(msg)
+            if kind != "start":
+                raise ValueError(f"job {kind!r}: the supervisor forks starts only")
+            ours, theirs = socket.socketpair(socket.AF_UNIX,
+                                             socket.SOCK_SEQPACKET | socket.SOCK_CLOEXEC)
+            plan.handoff = theirs.fileno()
+            launcher.fork_monitor(plan, fds)
+            ours.setblocking(False)
+            self.conns[ours.fileno()] = ours
+            self.ep.register(ours.fileno(), select.EPOLLIN)
+        except Exception as err:   # noqa: BLE001 - a bad job loses one start, not the supervisor
+            from mcd.runtime.forkserver import _report
+            _report(fds, err)
+        finally:
+            if theirs is not None:
+                theirs.close()
+            for f in fds:
+                try:
+                    os.close(f)
+                except OSError:
+                    pass
 
     # ------------------------------------------------------------ the loop
 
@@ -430,6 +610,8 @@ class Supervisor:
                        "log": c.log_path, "exit": c.exit_path,
                        "pipes": {str(fd): s for fd, s in c.pipes.items()},
                        "child": c.child, "pidfd": c.pidfd, "status": c.status, "lost": c.lost,
+                       "attach": c.attach,
+                       "out": {str(fd): b.decode("latin-1") for fd, b in c.out.items()},
                        "partial": {s: b.decode("latin-1") for s, b in
                                    (c.log.partial.items() if c.log else ())}})
         return {"listener": self.listener.fileno(), "containers": cs}
@@ -439,6 +621,10 @@ class Supervisor:
             c = Container(d["id"], d["pid"], d["start_time"], d["log"], d["exit"],
                           {int(fd): s for fd, s in d["pipes"].items()}, d["child"])
             c.status, c.lost = d["status"], d["lost"]
+            c.attach = dict(d.get("attach") or {})
+            for fd in set(c.attach.values()):
+                os.set_inheritable(fd, False)
+            c.out = {int(fd): bytearray(t.encode("latin-1")) for fd, t in (d.get("out") or {}).items()}
             self.containers[c.id] = c
             if c.child and c.status is None:
                 self.by_pid[c.pid] = c
@@ -458,6 +644,8 @@ class Supervisor:
                 self.by_fd[fd] = (c, stream)
                 self.ep.register(fd, select.EPOLLIN)
         for c in list(self.containers.values()):
+            for fd in list(c.out):
+                self._flush_attach(c, fd)
             self._maybe_finish(c)
 
     def _reexec(self) -> None:
@@ -468,7 +656,7 @@ class Supervisor:
             if c.log is not None and c.log.fd >= 0:
                 os.close(c.log.fd)
                 c.log.fd = -1
-            keep += list(c.pipes)
+            keep += list(c.pipes) + list(set(c.attach.values()))
             if c.pidfd is not None:
                 keep.append(c.pidfd)
         for conn in self.conns.values():
@@ -480,7 +668,9 @@ class Supervisor:
             os.set_inheritable(fd, True)
         env = dict(os.environ, **{STATE_ENV: str(mfd)})
         signal.set_wakeup_fd(-1)
-        os.execve(sys.executable, sys.orig_argv, env)
+        # The command we were started with: the program now installed at that path.
+        argv = [sys.executable, *sys.argv[1:]] if getattr(sys, "frozen", False) else sys.orig_argv
+        os.execve(sys.executable, argv, env)
 
 
 # ---------------------------------------------------------------- helpers
@@ -520,7 +710,7 @@ def _prepare_process() -> None:
 
 def main(argv: list[str] | None = None) -> int:
     import argparse
-    p = argparse.ArgumentParser(prog="mcd-supervisor",
+    p = argparse.ArgumentParser(prog="mcd supervisor",
                                 description="One supervisor for all of mcd's containers.")
     p.add_argument("--socket", required=True, help="control socket path")
     args = p.parse_args(argv)
@@ -530,6 +720,9 @@ def main(argv: list[str] | None = None) -> int:
         with os.fdopen(int(sfd), "rb") as f:
             state = json.loads(f.read())
     _prepare_process()
+    # Imported now, not at the first start: every launcher forked shares these pages, and
+    # no start pays for the import.
+    import mcd.runtime.launcher  # noqa: F401
     sup = Supervisor(args.socket, state=state)
     sup.run()
     return 0
