@@ -55,6 +55,8 @@ class Lifecycle(Control):
             launched = self.runtime.start(c.spec, paths, cg.self_join_files(), stdio,
                                           netns=net.netns if net else None,
                                           etc=net.etc if net else None)
+            if net is not None:
+                self.networks.started(c.id)     # peers that came meanwhile
             t3 = time.perf_counter_ns()
         except MCError as err:
             # Kept for ps/inspect, as Docker does: the container stays, with why it failed.

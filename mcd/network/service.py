@@ -114,6 +114,8 @@ class NetworkService:
         # One lock per container: attach, detach and a held release never overlap for it.
         # Taken after the manager's container lock, never before it.
         self._cid_locks: dict[str, threading.Lock] = {}
+        # Every rewrite of a hosts file: two at once on one file would mix their texts.
+        self._hosts_lock = threading.Lock()
 
     def _cid_lock(self, cid: str) -> threading.Lock:
         with self._lock:
@@ -483,11 +485,21 @@ class NetworkService:
         """Rewrite every attached container's hosts file on the network, in place."""
         if not network:
             return
-        with self._lock:
-            recs = [r for r in self._att.values() if r["network"] == network and r["id"] != skip
-                    and r.get("ip")]
-        for r in recs:
-            _rewrite_in_place(r["hosts_path"], self._hosts_text(r))
+        with self._hosts_lock:
+            with self._lock:
+                recs = [r for r in self._att.values() if r["network"] == network
+                        and r["id"] != skip and r.get("ip")]
+            for r in recs:
+                _rewrite_in_place(r["hosts_path"], self._hosts_text(r))
+
+    def started(self, cid: str) -> None:
+        """After the runtime wrote the container's files: its /etc/hosts once more, as of
+        now. A peer that attached between our ADD and that write was written over."""
+        with self._hosts_lock:
+            with self._lock:
+                rec = self._att.get(cid)
+            if rec is not None and rec.get("ip"):
+                _rewrite_in_place(rec["hosts_path"], self._hosts_text(rec))
 
 
 def _rewrite_in_place(path: str, text: str) -> None:

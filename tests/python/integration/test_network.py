@@ -479,3 +479,24 @@ def test_publish_all_maps_the_image_exposed_ports(netd, world, tmp_path):
              20, "the -P port")
     netd.mcctl("rm", "-f", c, check=0)
     assert leaks(netd) == {}
+
+
+def test_concurrent_starts_on_one_network_all_know_each_other(netd, world):
+    netd.mcctl("network", "create", "crowd", check=0)
+    names = [f"peer{i}" for i in range(4)]
+    procs = [subprocess.Popen([sys.executable, "-m", "mcctl", "run", "-d", "--name", n,
+                              "--network", "crowd", "minimal", "sleep", "600"],
+                             cwd=REPO, env=dict(os.environ, MCD_SOCKET=netd.socket),
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+             for n in names]
+    for p in procs:
+        out, err = p.communicate(timeout=120)
+        assert p.returncode == 0, err
+    ips = {n: netd.state(n)["network_settings"]["ip"] for n in names}
+    assert len(set(ips.values())) == 4
+    for n in names:
+        hosts = netd.mcctl("exec", n, "cat", "/etc/hosts", check=0).stdout
+        for other, ip in ips.items():
+            assert re.search(rf"^{re.escape(ip)}\t{other}$", hosts, re.M), (n, hosts)
+    netd.mcctl("rm", "-f", *names, check=0)
+    assert leaks(netd) == {}
