@@ -176,7 +176,7 @@ class Daemon:
         """The Docker Engine API (mcd.docker) on its own socket: same group, mode and
         SO_PEERCRED rule as the main socket, same server code, same manager."""
         cfg = self.cfg
-        from mcd.docker.api import DockerApi
+        from mcd.docker.api import DockerApi, server_error_body
         try:
             sock = bind_unix(cfg.docker_socket, mode=0o660 if gid is not None else 0o600, gid=gid)
         except OSError as err:
@@ -186,7 +186,8 @@ class Daemon:
             raise KernelError.from_oserror("bind", err, path=cfg.docker_socket,
                                            step="docker-socket") from err
         self.docker_server = HTTPServer(sock, DockerApi(self.manager), authorize=make_authorize(gid),
-                                        max_body=cfg.max_body, name="docker")
+                                        max_body=cfg.max_body, name="docker",
+                                        error_body=server_error_body)
         self.docker_server.start()
         log.info("Docker Engine API on %s", cfg.docker_socket)
 

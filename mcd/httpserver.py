@@ -247,8 +247,12 @@ class HTTPServer:
                  authorize: Callable[[Peer | None], bool] | None = None,
                  max_body: int = 1 << 20, header_timeout: float = 10.0,
                  body_timeout: float = 30.0, idle_timeout: float = 120.0, name: str = "http",
-                 max_connections: int = 1024):
+                 max_connections: int = 1024,
+                 error_body: Callable[[MCError], bytes] | None = None):
         self.sock = sock
+        # The body of an error the server answers itself (403, 408, 413, 503...): mcd's
+        # shape unless the listener speaks another API's (the Docker socket's).
+        self.error_body = error_body or (lambda err: (json.dumps(err.to_wire()) + "\n").encode())
         self.handler = handler
         self.authorize = authorize
         self.max_body = max_body
@@ -339,7 +343,7 @@ class HTTPServer:
 
     def _send_simple(self, conn: _Conn, err: MCError) -> None:
         """An error answer outside any handler (the request could not be read): then close."""
-        status, body = err.http_status, (json.dumps(err.to_wire()) + "\n").encode()
+        status, body = err.http_status, self.error_body(err)
         head = (f"HTTP/1.1 {status} {REASONS.get(status, 'Status')}\r\n"
                 f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n"
                 "Connection: close\r\n\r\n").encode()

@@ -75,6 +75,11 @@ _COMPILED = [(m, re.compile(_IMAGE_NAME_RX[h]), h) if h in _IMAGE_NAME_RX else (
 MAX_EXECS = 1024
 
 
+def server_error_body(err: MCError) -> bytes:
+    """What the HTTP server answers itself on this socket (403, 408, 413...): Docker's shape."""
+    return tr.error_body(err.message)
+
+
 def _json(obj, status: int = 200, **kw) -> Response:
     return Response(status=status, body=(json.dumps(obj) + "\n").encode(), **kw)
 
@@ -183,6 +188,9 @@ class DockerApi:
                                f"mini-container's Docker API (see docs/api.md)")
         except MCError as err:
             return _error(tr.error_status(err), err.message)
+        except Exception:   # a bug: logged with its traceback, answered in Docker's shape
+            log.exception("docker: %s %s failed", req.method, req.path)
+            return _error(500, "internal error (see the mcd log)")
 
     # ------------------------------------------------------------ system
     def _versions(self) -> dict:

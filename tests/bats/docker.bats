@@ -19,7 +19,9 @@ teardown_file() {
     rm -rf "$DOCKER_DIR"
 }
 
-dk() { timeout 60 "$DOCKER" "$@"; }
+# -k: the CLI forwards the TERM of a plain timeout to the container (sig-proxy) and may
+# then wait on; the KILL after it ends a hang for sure.
+dk() { timeout -k 5 60 "$DOCKER" "$@"; }
 
 @test "docker version negotiates with mcd's API" {
     run dk version --format '{{.Server.APIVersion}} {{.Server.MinAPIVersion}} {{.Server.Platform.Name}}'
@@ -126,4 +128,42 @@ dk() { timeout 60 "$DOCKER" "$@"; }
     [ "$status" -ne 0 ]
     [[ "$output" == *'no such container: "no-such-container"'* ]]
     [ -z "$(dk ps -aq)" ]
+}
+
+@test "create + start -a, attach, pause, rename, update, restart, exec -d, prune, images, info, system df" {
+    dk create --name sa minimal sh -c 'echo from-sa; exit 2' >/dev/null
+    run dk start -a sa
+    [ "$status" -eq 2 ]
+    [ "$output" = "from-sa" ]
+    dk run -d --name live minimal sh -c 'while [ ! -e /tmp/stop ]; do sleep 0.1; done; echo stopping' >/dev/null
+    dk pause live
+    run dk ps --format '{{.Status}}' --filter name=live
+    [[ "$output" == *"(Paused)"* ]]
+    dk unpause live
+    dk rename live alive
+    dk update --memory 64m --memory-swap 128m alive >/dev/null
+    run dk inspect -f '{{.Name}} {{.HostConfig.Memory}}' alive
+    [ "$output" = "/alive 67108864" ]
+    dk exec -d alive sh -c 'echo detached > /tmp/mark'
+    for _ in $(seq 1 100); do dk exec alive test -e /tmp/mark && break; sleep 0.1; done
+    run dk exec alive cat /tmp/mark
+    [ "$output" = "detached" ]
+    dk restart -t 0 alive >/dev/null
+    run dk inspect -f '{{.State.Status}} {{.RestartCount}}' alive
+    [[ "$output" == "running "* ]]
+    # attach: the running container's output from now on
+    dk exec -d alive sh -c 'sleep 1; echo to-attached > /proc/1/fd/1; touch /tmp/stop'
+    run dk attach --no-stdin --sig-proxy=false alive
+    [ "$status" -eq 0 ]
+    [[ "$output" == *"to-attached"*"stopping"* ]]
+    dk rm -f alive >/dev/null
+    run dk container prune -f
+    [[ "$output" == *"Deleted Containers"* ]]
+    [ -z "$(dk ps -aq)" ]
+    run dk images --format '{{.Repository}}:{{.Tag}}'
+    [[ "$output" == *"minimal:latest"* ]]
+    run dk info --format '{{.OSType}} {{.Driver}} {{.LoggingDriver}}'
+    [ "$output" = "linux overlay json-file" ]
+    run dk system df
+    [ "$status" -eq 0 ]
 }

@@ -9,6 +9,7 @@ import os
 import socket
 import shutil
 import threading
+import time
 
 import docker
 import pytest
@@ -192,3 +193,96 @@ def test_a_loaded_image_runs_with_its_config_and_is_listed_tagged_and_removed(dd
     dd.docker.images.remove(tag)
     with pytest.raises(docker.errors.ImageNotFound):
         dd.docker.images.get(image_id)
+
+
+def test_wait_conditions_lifecycle_verbs_logs_options_exec_detach_attach_and_prune(dd):
+    api = dd.docker.api
+    # wait next-exit registered before the start; removed for an auto-remove container.
+    # As the docker CLI does: the wait's response head arrives before the start is sent.
+    c = api.create_container("minimal", ["sh", "-c", "exit 4"])["Id"]
+    w = socket.socket(socket.AF_UNIX)
+    w.settimeout(30)
+    w.connect(dd.docker_socket)
+    w.sendall(f"POST /v1.45/containers/{c}/wait?condition=next-exit HTTP/1.1\r\nHost: d\r\n"
+              "Content-Length: 0\r\n\r\n".encode())
+    head = b""
+    while b"\r\n\r\n" not in head:
+        head += w.recv(1)
+    assert head.startswith(b"HTTP/1.1 200")
+    api.start(c)
+    body = b""
+    while not body.endswith(b"\r\n0\r\n\r\n"):      # the chunked body's end
+        body += w.recv(4096)
+    w.close()
+    assert json.loads(body.split(b"\r\n")[1]) == {"StatusCode": 4, "Error": None}
+    assert api.wait(c, condition="not-running", timeout=10)["StatusCode"] == 4   # at once
+    r = api.create_container("minimal", ["sh", "-c", "exit 5"],
+                             host_config=api.create_host_config(auto_remove=True))["Id"]
+    got2 = {}
+    t = threading.Thread(target=lambda: got2.update(api.wait(r, condition="removed", timeout=30)))
+    t.start()
+    api.start(r)
+    t.join(30)
+    assert got2["StatusCode"] == 5
+    wait_for(lambda: r not in [x["Id"] for x in api.containers(all=True)], 10, "auto-remove")
+
+    # pause / unpause / rename / update / restart
+    s = dd.docker.containers.run("minimal", ["sh", "-c", "echo one; sleep 0.2; echo two >&2; exec sleep 1000"],
+                                 detach=True, name="verbs")
+    wait_for(lambda: b"two" in s.logs(), 10, "both lines")
+    s.pause()
+    s.reload()
+    assert s.status == "paused"
+    with pytest.raises(docker.errors.APIError) as e:
+        s.exec_run(["true"])
+    assert e.value.status_code == 409 and "paused" in str(e.value)
+    s.unpause()
+    s.rename("verbs2")
+    s.reload()
+    assert s.name == "verbs2"
+    s.update(mem_limit="32m", memswap_limit="64m")
+    s.reload()
+    assert s.attrs["HostConfig"]["Memory"] == 32 << 20
+    with pytest.raises(docker.errors.APIError) as e:
+        s.update(blkio_weight=100)
+    assert e.value.status_code == 400 and "BlkioWeight" in str(e.value)
+    # logs: streams, tail, timestamps, since/until
+    assert s.logs(stdout=True, stderr=False) == b"one\n"
+    assert s.logs(stdout=False, stderr=True) == b"two\n"
+    assert s.logs(tail=1) == b"two\n"
+    ts = s.logs(timestamps=True).decode().splitlines()
+    assert ts[0].endswith(" one") and ts[0][:4].isdigit() and "T" in ts[0].split()[0]
+    assert s.logs(since=int(time.time()) + 60) == b""
+    # exec detached, then its record
+    eid = api.exec_create(s.id, ["sh", "-c", "exit 6"])["Id"]
+    api.exec_start(eid, detach=True)
+    wait_for(lambda: api.exec_inspect(eid)["Running"] is False, 10, "exec to end")
+    assert api.exec_inspect(eid)["ExitCode"] == 6
+    # attach to the running container: its output from now on
+    eid = api.exec_create(s.id, ["sh", "-c", "sleep 1; echo later > /proc/1/fd/1"])["Id"]
+    stream = api.attach(s.id, stream=True, logs=False, stdout=True, stderr=True)
+    api.exec_start(eid, detach=True)
+    first = next(iter(stream))
+    assert first == b"later\n"
+    stream.close()
+    # stats: streamed samples carry precpu from the previous one
+    gen = api.stats(s.id, stream=True, decode=True)
+    a, b = next(gen), next(gen)
+    assert b["precpu_stats"]["cpu_usage"]["total_usage"] == a["cpu_stats"]["cpu_usage"]["total_usage"]
+    gen.close()
+    s.restart(timeout=0)
+    s.reload()
+    assert s.status == "running"
+    info = dd.docker.info()
+    assert info["ContainersRunning"] == 1 and info["OSType"] == "linux"
+    df = dd.docker.df()
+    assert len(df["Containers"]) == 2 and df["Images"]
+    s.kill()
+    s.wait(timeout=30)
+    pruned = dd.docker.containers.prune()
+    assert sorted(pruned["ContainersDeleted"]) == sorted([c, s.id])
+    assert dd.docker.containers.list(all=True) == []
+    since = int(time.time()) - 60
+    history = [e["Action"] for e in dd.docker.events(since=since, until=int(time.time()) + 1,
+                                                      decode=True, filters={"container": c})]
+    assert history[:3] == ["create", "start", "die"] and history[-1] == "destroy", history

@@ -280,3 +280,49 @@ def test_an_image_gets_only_what_the_request_set_and_the_daemon_fills_the_rest()
     assert spec["process"] == {"args": [], "terminal": False, "env": ["A=1"]}
     spec, _ = tr.create_to_spec(dict(body, Entrypoint=["/bin/echo"], Cmd=["x"]), None, image=True)
     assert spec["process"]["entrypoint"] == ["/bin/echo"] and spec["process"]["args"] == ["x"]
+
+
+def test_errors_the_server_answers_itself_are_in_dockers_shape_on_the_docker_socket(tmp_path):
+    """A refused peer (the SO_PEERCRED rule) and an unreadable request, on a real socket."""
+    from mcd.docker.api import DockerApi, server_error_body
+    from mcd.httpserver import HTTPServer, bind_unix
+    path = str(tmp_path / "d.sock")
+    srv = HTTPServer(bind_unix(path), DockerApi(manager=None), authorize=lambda peer: False,
+                     error_body=server_error_body, name="docker-test")
+    srv.start()
+    try:
+        s = socket.socket(socket.AF_UNIX)
+        s.settimeout(10)
+        s.connect(path)     # the server answers a refused peer at once, before any request
+        data = b""
+        while True:
+            chunk = s.recv(4096)
+            if not chunk:
+                break
+            data += chunk
+        s.close()
+    finally:
+        srv.shutdown()
+    head, _, body = data.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 403")
+    assert set(json.loads(body)) == {"message"} and "may not use this socket" in json.loads(body)["message"]
+
+
+def test_routes_answer_without_a_manager_where_none_is_needed():
+    from mcd.docker.api import DockerApi
+    from mcd.httpserver import Request
+    api = DockerApi(manager=None)
+
+    def call(method, path):
+        return api(Request(method=method, target=path, path=path, query={}, headers={}, body=b""))
+
+    r = call("HEAD", "/_ping")
+    assert r.status == 200 and r.headers["API-Version"] == MAX_API
+    r = call("GET", "/v1.44/version")
+    assert json.loads(r.body)["MinAPIVersion"] == MIN_API
+    r = call("GET", "/v1.45/plugins")
+    assert r.status == 404 and set(json.loads(r.body)) == {"message"}
+    r = call("PUT", "/containers/create")
+    assert r.status == 405
+    r = call("GET", "/v1.40/version")
+    assert r.status == 400 and "too old" in json.loads(r.body)["message"]
