@@ -318,9 +318,9 @@ def lookup(args: list[str], env: list[str], cwd: str) -> str:
     if "/" in name:
         cands = [name if name.startswith("/") else os.path.join(cwd, name)]
     else:
-        path = next((e[5:] for e in env if e.startswith("PATH=")),
-                    "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin")
-        cands = [os.path.join(d or ".", name) for d in path.split(":")]
+        # No PATH in the process's env: nothing is searched (as runc: no default PATH).
+        path = next((e[5:] for e in env if e.startswith("PATH=")), "")
+        cands = [os.path.join(d or ".", name) for d in path.split(":")] if path else []
     for c in cands:
         if os.path.isfile(c) and os.access(c, os.X_OK):
             return c
@@ -340,23 +340,33 @@ def join_keyring(cid: str) -> None:
                  ctypes.c_char_p(f"_ses.mcrt.{cid}"[:64].encode()))
 
 
+def set_limits(proc: dict) -> None:
+    """rlimits and the OOM score: before `start` for an init (so a limit the host refuses
+    fails create, as with runc), just before execve for exec."""
+    for rl in proc.get("rlimits") or []:
+        with step("setrlimit", rl["type"]):
+            soft = resource.RLIM_INFINITY if rl["soft"] >= 2 ** 63 else rl["soft"]
+            hard = resource.RLIM_INFINITY if rl["hard"] >= 2 ** 63 else rl["hard"]
+            try:
+                resource.setrlimit(C.RLIMITS[rl["type"]], (soft, hard))
+            except ValueError:      # Python's word for EPERM/EINVAL from setrlimit
+                raise StepFailed("setrlimit", f"{rl['type']} {soft}:{hard}", errno.EPERM) from None
+    if proc.get("oomScoreAdj") is not None:
+        with step("oom_score_adj", "/proc/self/oom_score_adj"):
+            with open("/proc/self/oom_score_adj", "w") as f:
+                f.write(str(proc["oomScoreAdj"]))
+
+
 def finalize_and_exec(proc: dict, bpf: bytes | None, cap_last: int, preserve: int,
-                      sync_fd: int, exe: str) -> None:
+                      sync_fd: int, exe: str, limits_done: bool = False) -> None:
     """rlimits, oom score, ids, capabilities, no_new_privs, seccomp, execve."""
     caps = proc.get("capabilities") or {}
     user = proc.get("user") or {}
     uid, gid = user.get("uid", 0) or 0, user.get("gid", 0) or 0
     env = list(proc.get("env") or [])
     cwd = proc.get("cwd") or "/"
-    for rl in proc.get("rlimits") or []:
-        with step("setrlimit", rl["type"]):
-            soft = resource.RLIM_INFINITY if rl["soft"] >= 2 ** 63 else rl["soft"]
-            hard = resource.RLIM_INFINITY if rl["hard"] >= 2 ** 63 else rl["hard"]
-            resource.setrlimit(C.RLIMITS[rl["type"]], (soft, hard))
-    if proc.get("oomScoreAdj") is not None:
-        with step("oom_score_adj", "/proc/self/oom_score_adj"):
-            with open("/proc/self/oom_score_adj", "w") as f:
-                f.write(str(proc["oomScoreAdj"]))
+    if not limits_done:
+        set_limits(proc)
     with step("mkdir cwd", cwd):
         os.makedirs(cwd, 0o755, exist_ok=True)
     nnp = bool(proc.get("noNewPrivileges"))
@@ -520,6 +530,7 @@ def container_init(plan: dict, cfg: dict, sync, fds: dict) -> None:
                 os.setresgid(0, 0, 0)
                 os.setresuid(0, 0, 0)
         exe = lookup(proc["args"], proc.get("env") or [], proc.get("cwd") or "/")
+        set_limits(proc)
         send(sync, b"R")
         with step("open exec fifo", "exec.fifo"):
             fifo = os.open(C_FIFO, os.O_WRONLY | os.O_CLOEXEC, dir_fd=fds["statedir"])
@@ -530,7 +541,8 @@ def container_init(plan: dict, cfg: dict, sync, fds: dict) -> None:
         sync = None
         if hooks.get("startContainer"):
             run_hooks(hooks["startContainer"], hook_state(plan, cfg, "running"), "startContainer")
-        finalize_and_exec(proc, plan["bpf"], plan["cap_last"], plan["preserve_fds"], -1, exe)
+        finalize_and_exec(proc, plan["bpf"], plan["cap_last"], plan["preserve_fds"], -1, exe,
+                          limits_done=True)
     except BaseException as err:    # noqa: B036 - every failure must reach the caller
         if sync is None:
             report(_Closed(), err)
