@@ -70,7 +70,7 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         msg = "interrupted"
     except Exception as err:    # noqa: BLE001 - the one-line contract
-        if type(err).__module__ == "mcd.errors":    # mcd's runtime code: already one line
+        if type(err).__module__ in ("mcd.errors", "mcwire.errors"):    # mcd's runtime code: already one line
             msg = str(err)
         elif debug:
             raise

@@ -92,7 +92,7 @@ def open_cgroup(cid: str, dirs: dict[str, str], driver: str):
 def to_resources(res: dict, field: str = "linux.resources"):
     """linux.resources -> (mcd Resources, the names of the fields given)."""
     from mcd.errors import InvalidArgument
-    from mcd.spec import Resources
+    from mcwire.spec import Resources
     mem, cpu, pids = res.get("memory") or {}, res.get("cpu") or {}, res.get("pids") or {}
     kw = {}
     names = {}

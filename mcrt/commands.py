@@ -679,7 +679,7 @@ def cmd_features(ns, log) -> int:
     from mcrt import SPEC_VERSION
     from mcrt import config as C
     from mcrt.seccomp import ACTIONS, ARCHES, OPS
-    from mcd.units import CAPABILITIES
+    from mcwire.units import CAPABILITIES
     out = {
         "ociVersionMin": "1.0.0", "ociVersionMax": SPEC_VERSION,
         "hooks": list(C.HOOK_KINDS),

@@ -202,7 +202,7 @@ def check_process(proc: dict, where: str) -> None:
         _typed(user["umask"], int, f"{where}.user.umask")
     for g in user.get("additionalGids") or []:
         _typed(g, int, f"{where}.user.additionalGids")
-    from mcd.units import CAPABILITIES
+    from mcwire.units import CAPABILITIES
     caps = proc.get("capabilities") or {}
     if not isinstance(caps, dict):
         raise refuse(f"{where}.capabilities", "expected an object")
@@ -261,6 +261,18 @@ def check_mount(m, field: str) -> None:
     kind = m.get("type") or ("bind" if flags & MS_BIND else "")
     if not kind:
         raise refuse(f"{field}.type", "required (or a bind/rbind option)")
+    dest_norm = os.path.normpath(dest)
+    # proc@/proc, sysfs@/sys and tmpfs@/dev are the container's own three filesystems (as
+    # in every runc-spec config); every other mount goes through the project's one rule
+    # for what may land on or under them (mcwire.mountdest).
+    if (dest_norm, kind) not in (("/proc", "proc"), ("/sys", "sysfs"), ("/dev", "tmpfs")):
+        from mcwire.errors import InvalidArgument
+        from mcwire.mountdest import check_mount_destination
+        try:
+            check_mount_destination(dest, "bind" if (kind in ("bind", "none") or flags & MS_BIND)
+                                    else kind)
+        except InvalidArgument as err:
+            raise refuse(f"{field}.destination", str(err)) from None
     if kind == "bind" or flags & MS_BIND:
         src = m.get("source")
         if not isinstance(src, str) or not src.startswith("/"):

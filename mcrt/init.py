@@ -35,7 +35,7 @@ import termios
 from mcd.runtime import net, rootfs, security
 from mcd.runtime import syscalls as sc
 from mcd.runtime.rootfs import StepFailed, resolve, step
-from mcd.units import CAPABILITIES
+from mcwire.units import CAPABILITIES
 from mcrt import config as C
 
 JOIN_ORDER = ("ipc", "uts", "network", "cgroup", "pid", "mount", "user")
