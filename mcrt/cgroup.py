@@ -60,6 +60,12 @@ def dirs_for(path: str, layout) -> dict[str, str]:
                 continue
             rel = path if path.startswith("/") else os.path.join(layout.own.get(c, "/"), path)
             out[c] = os.path.normpath(mnt + "/" + rel)
+        # systemd's named hierarchy: runc makes the container a cgroup there too (and the
+        # cgroup mount shows it); it carries no limits.
+        named = os.path.join(layout.root, "systemd")
+        if os.path.ismount(named):
+            rel = path if path.startswith("/") else os.path.join(layout.own.get("cpu", "/"), path)
+            out["name=systemd"] = os.path.normpath(named + "/" + rel)
         return out
     rel = path if path.startswith("/") else os.path.join(layout.own.get("", "/"), path)
     return {"": os.path.normpath(layout.unified + "/" + rel)}

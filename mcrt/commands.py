@@ -136,6 +136,7 @@ def _create(ns, log, *, for_run: bool = False) -> tuple[S.Container, int]:
             S.write_atomic(c.bpf_file, bpf)
         try:
             os.mkfifo(c.fifo, 0o622)
+            os.chmod(c.fifo, 0o622)     # past the umask: a user-namespaced init writes it
         except OSError as err:
             raise from_oserror(f"container {cid}: mkfifo", err, c.fifo) from err
         fds["statedir"] = os.open(c.dir, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
@@ -153,32 +154,38 @@ def _create(ns, log, *, for_run: bool = False) -> tuple[S.Container, int]:
         sock, a_pid = init.fork_init(plan, cfg, fds)
         for k in list(fds):
             os.close(fds.pop(k))
-        kind, payload, _ = init.recv(sock)
-        _reap(a_pid)
-        a_pid = 0
-        if kind != b"P":
-            raise McrtError(f"container {cid}: start init: {init.describe(payload) if kind == b'E' else 'the helper exited'}",
-                            container=cid)
-        init_pid = payload["pid"]
-        start_time = S.proc_start(init_pid)
-        c.data = {"id": cid, "pid": init_pid, "start_time": start_time[0] if start_time else 0,
-                  "bundle": bundle, "rootfs": cfg["root"]["path"], "created": S.now_rfc3339(),
-                  "ociVersion": cfg.get("ociVersion", "1.0.2"),
-                  "annotations": cfg.get("annotations") or {}, "cgroup": cgroup.to_state(),
-                  "userns": "user" in nstypes}
-        kind, payload, _ = init.recv(sock)
-        if kind == b"N":
-            hooks = cfg.get("hooks") or {}
-            st = _hook_state(c, "creating", init_pid)
-            for kind_ in ("prestart", "createRuntime"):
-                if hooks.get(kind_):
-                    try:
-                        init.run_hooks(hooks[kind_], st, kind_)
-                    except (init.Refused, StepFailed) as err:
-                        raise McrtError(f"container {cid}: {err}", container=cid) from None
-            init.send(sock, b"G", {"pid": init_pid})
+        # A says "P" (B's host pid) while B may already say "N" (namespaces made): either
+        # order. B waits for "G" after "N", so "R" (ready) comes last.
+        hooks = cfg.get("hooks") or {}
+        got_n = False
+        while True:
             kind, payload, _ = init.recv(sock)
-        if kind != b"R":
+            if kind == b"P":
+                init_pid = payload["pid"]
+                _reap(a_pid)
+                a_pid = 0
+                start_time = S.proc_start(init_pid)
+                c.data = {"id": cid, "pid": init_pid,
+                          "start_time": start_time[0] if start_time else 0,
+                          "bundle": bundle, "rootfs": cfg["root"]["path"],
+                          "created": S.now_rfc3339(), "ociVersion": cfg.get("ociVersion", "1.0.2"),
+                          "annotations": cfg.get("annotations") or {},
+                          "cgroup": cgroup.to_state(), "userns": "user" in nstypes}
+            elif kind == b"N":
+                got_n = True
+            else:
+                break
+            if got_n and init_pid:
+                got_n = False
+                st = _hook_state(c, "creating", init_pid)
+                for kind_ in ("prestart", "createRuntime"):
+                    if hooks.get(kind_):
+                        try:
+                            init.run_hooks(hooks[kind_], st, kind_)
+                        except (init.Refused, StepFailed) as err:
+                            raise McrtError(f"container {cid}: {err}", container=cid) from None
+                init.send(sock, b"G", {"pid": init_pid})
+        if kind != b"R" or not init_pid:
             why = init.describe(payload) if kind == b"E" else "the init exited during setup"
             raise McrtError(f"container {cid}: {why}", container=cid)
         c.save()

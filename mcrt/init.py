@@ -43,6 +43,8 @@ PR_CAP_AMBIENT_RAISE = 2
 KEYCTL_JOIN_SESSION_KEYRING = 1
 _NR_KEYCTL = {"x86_64": 250, "aarch64": 219}
 RLIM_INF = 2 ** 64 - 1
+# runc's /dev links (mcd's list less /dev/core, which runc does not make).
+DEV_LINKS = tuple(link for link in rootfs.DEV_LINKS if link[0] != "core")
 
 
 # ------------------------------------------------------------------ the wire
@@ -182,12 +184,7 @@ def _mount_cgroup(rootfd: int, dest: str, flags: int, plan: dict) -> None:
                 os.close(dfd)
         elif name in by_mount:
             _bind(rootfd, by_mount[name], target, C.MS_BIND | base | ro, 0)
-    if ro:
-        fd = resolve(rootfd, dest)
-        try:
-            sc.mount(None, sc.fd_path(fd), None, C.MS_REMOUNT | base | C.MS_RDONLY, display=dest)
-        finally:
-            os.close(fd)
+    # The tmpfs itself stays writable, as runc leaves it; the hierarchies are read-only.
 
 
 def do_mounts(rootfd: int, mounts: list, plan: dict) -> bool:
@@ -226,7 +223,7 @@ def default_devices(rootfd: int) -> None:
                     os.mknod(name, 0o666 | stat.S_IFCHR, os.makedev(major, minor), dir_fd=dev)
                 except FileExistsError:
                     pass
-        for name, target in rootfs.DEV_LINKS:
+        for name, target in DEV_LINKS:
             with step("symlink", "/dev/" + name):
                 try:
                     os.symlink(target, name, dir_fd=dev)
@@ -256,6 +253,42 @@ def make_devices(rootfd: int, devices: list) -> None:
                 os.chmod(name, mode, dir_fd=pfd)
             finally:
                 os.close(pfd)
+
+
+def mask_paths(rootfd: int, masked: list[str]) -> None:
+    """As mcd's rootfs.mask_paths, but a file is covered by the container's own /dev/null
+    (runc's choice), so no host devtmpfs mount shows up in the container's mount table."""
+    files = []
+    for path in masked:
+        with step("mask", path):
+            try:
+                fd = resolve(rootfd, path)
+            except Exception:   # noqa: BLE001 - absent: nothing to hide (mcd's rule too)
+                continue
+            try:
+                if stat.S_ISDIR(os.fstat(fd).st_mode):
+                    rootfs.mask_paths(rootfd, [path])
+                else:
+                    files.append(path)
+            finally:
+                os.close(fd)
+    if not files:
+        return
+    try:
+        null = resolve(rootfd, "/dev/null")
+    except Exception:   # noqa: BLE001 - no /dev/null of its own: mcd's way (the host's)
+        rootfs.mask_paths(rootfd, files)
+        return
+    try:
+        for path in files:
+            with step("mask", path):
+                fd = resolve(rootfd, path)
+                try:
+                    sc.mount(sc.fd_path(null), sc.fd_path(fd), None, sc.MS_BIND, display=path)
+                finally:
+                    os.close(fd)
+    finally:
+        os.close(null)
 
 
 def write_sysctls(rootfd: int, sysctl: dict) -> None:
@@ -340,6 +373,24 @@ def join_keyring(cid: str) -> None:
                  ctypes.c_char_p(f"_ses.mcrt.{cid}"[:64].encode()))
 
 
+def with_home(env: list[str], uid: int) -> list[str]:
+    """HOME from the container's /etc/passwd when the config sets none ("/" failing
+    that), as runc does."""
+    if any(e.startswith("HOME=") for e in env):
+        return env
+    home = "/"
+    try:
+        with open("/etc/passwd") as f:
+            for line in f:
+                parts = line.rstrip("\n").split(":")
+                if len(parts) >= 6 and parts[2] == str(uid):
+                    home = parts[5] or "/"
+                    break
+    except OSError:
+        pass
+    return env + [f"HOME={home}"]
+
+
 def set_limits(proc: dict) -> None:
     """rlimits and the OOM score: before `start` for an init (so a limit the host refuses
     fails create, as with runc), just before execve for exec."""
@@ -363,7 +414,7 @@ def finalize_and_exec(proc: dict, bpf: bytes | None, cap_last: int, preserve: in
     caps = proc.get("capabilities") or {}
     user = proc.get("user") or {}
     uid, gid = user.get("uid", 0) or 0, user.get("gid", 0) or 0
-    env = list(proc.get("env") or [])
+    env = with_home(list(proc.get("env") or []), uid)
     cwd = proc.get("cwd") or "/"
     if not limits_done:
         set_limits(proc)
@@ -442,6 +493,7 @@ def container_init(plan: dict, cfg: dict, sync, fds: dict) -> None:
     try:
         security.set_dumpable(False)
         os.setsid()
+        os.umask(0)     # device nodes and mount points get exactly the modes asked
         for path in plan["cgroup_join"]:
             with step("join cgroup", path):
                 with open(path, "w") as f:
@@ -504,7 +556,7 @@ def container_init(plan: dict, cfg: dict, sync, fds: dict) -> None:
         hooks = cfg.get("hooks") or {}
         if hooks.get("createContainer"):
             run_hooks(hooks["createContainer"], hook_state(plan, cfg, "created"), "createContainer")
-        rootfs.mask_paths(rootfd, lin.get("maskedPaths") or [])
+        mask_paths(rootfd, lin.get("maskedPaths") or [])
         rootfs.readonly_paths(rootfd, lin.get("readonlyPaths") or [])
         pivot(rootfd, plan["no_pivot"])
         os.close(rootfd)
@@ -522,6 +574,11 @@ def container_init(plan: dict, cfg: dict, sync, fds: dict) -> None:
                 fcntl.ioctl(0, termios.TIOCSCTTY, 0)
         if "console" in fds:
             os.close(fds["console"])
+        with step("open exec fifo", "exec.fifo"):
+            # O_PATH now (it does not block, and the state dir is still searchable by us);
+            # reopened for writing through /proc/self/fd below, after the user namespace.
+            fifo_path = os.open(C_FIFO, os.O_PATH | os.O_CLOEXEC, dir_fd=fds["statedir"])
+            os.close(fds.pop("statedir"))
         userns = fds.get("userns")
         if userns is not None:
             with step("setns", "user"):
@@ -532,13 +589,13 @@ def container_init(plan: dict, cfg: dict, sync, fds: dict) -> None:
         exe = lookup(proc["args"], proc.get("env") or [], proc.get("cwd") or "/")
         set_limits(proc)
         send(sync, b"R")
+        sync.close()
+        sync = None     # from here on, failures go to the container's stderr
         with step("open exec fifo", "exec.fifo"):
-            fifo = os.open(C_FIFO, os.O_WRONLY | os.O_CLOEXEC, dir_fd=fds["statedir"])
+            fifo = os.open(f"/proc/self/fd/{fifo_path}", os.O_WRONLY | os.O_CLOEXEC)
             os.write(fifo, b"0")
             os.close(fifo)
-            os.close(fds["statedir"])
-        sync.close()
-        sync = None
+            os.close(fifo_path)
         if hooks.get("startContainer"):
             run_hooks(hooks["startContainer"], hook_state(plan, cfg, "running"), "startContainer")
         finalize_and_exec(proc, plan["bpf"], plan["cap_last"], plan["preserve_fds"], -1, exe,
