@@ -10,6 +10,12 @@
 set -euo pipefail
 out="${1:?usage: make-debian-image.sh OUT.tar [TAG]}"
 tag="${2:-debian:12-mc}"
+# podman would file a bare name under localhost/; Docker (and mcctl) read "debian:12-mc" as
+# docker.io/library/debian:12-mc, so the archive gets that full name.
+case "${tag%%/*}" in
+    *.*|*:*|localhost) [[ "$tag" == */* ]] || tag="docker.io/library/$tag" ;;
+    *) [[ "$tag" == */* ]] && tag="docker.io/$tag" || tag="docker.io/library/$tag" ;;
+esac
 [ "$(id -u)" = 0 ] || { echo "make-debian-image: needs root (debootstrap)" >&2; exit 1; }
 for tool in debootstrap podman; do
     command -v "$tool" >/dev/null || { echo "make-debian-image: missing $tool" >&2; exit 1; }
@@ -29,6 +35,7 @@ debootstrap --variant=minbase bookworm "$work/root" "$mirror" > "$work/debootstr
 echo "make-debian-image: debootstrap done in $((SECONDS - t0)) s" >&2
 rm -rf "$work/root/var/cache/apt/archives/"*.deb "$work/root/var/lib/apt/lists/"*
 tar -C "$work/root" --numeric-owner -cf - . \
-    | "${pm[@]}" import --change 'CMD ["bash"]' - "$tag" >/dev/null
-"${pm[@]}" save --format docker-archive -o "$out" "$tag"
+    | "${pm[@]}" import -q --change 'CMD ["bash"]' - "$tag" >/dev/null
+"${pm[@]}" save -q --format docker-archive -o "$work/image.tar" "$tag"
+mv -f "$work/image.tar" "$out"
 echo "make-debian-image: $out ($(du -h "$out" | cut -f1)) holds $tag" >&2
