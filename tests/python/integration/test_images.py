@@ -16,6 +16,7 @@ import pytest
 
 import imagefixtures as fx
 from conftest import REPO
+from test_network import netd, world  # noqa: F401 - fixtures: a daemon in its own netns
 
 pytestmark = pytest.mark.skipif(not (shutil.which("umoci") and shutil.which("skopeo")),
                                 reason="umoci and skopeo build the test images")
@@ -235,3 +236,20 @@ def test_image_containers_survive_a_daemon_restart(daemon, oci_image):
     r = daemon.mcctl("exec", "keeps", "cat", "/data/c", check=0)
     assert r.stdout == "c from layer 3\n"
     daemon.mcctl("rm", "-f", "keeps", check=0)
+
+
+def test_publish_all_publishes_the_image_exposed_ports(world, netd, oci_image):
+    """-P: the image's ExposedPorts (8080/tcp) on a free host port, reachable from the
+    namespace that stands for the host (test_network's world, never the machine's own)."""
+    from conftest import wait_for
+    netd.mcctl("image", "load", "-i", oci_image["layout"], check=0)
+    iid = json.loads(netd.mcctl("images", "--format", "json", check=0).stdout)[0]["id"]
+    netd.mcctl("run", "-d", "--name", "pub", "-P", "--entrypoint", "httpd", iid,
+               "-f", "-p", "8080", "-h", "/", check=0)
+    line = netd.mcctl("port", "pub", check=0).stdout.strip()
+    assert line.startswith("8080/tcp -> 0.0.0.0:"), line
+    host_port = int(line.rsplit(":", 1)[1])
+    assert host_port > 0
+    wait_for(lambda: world.curl(f"http://127.0.0.1:{host_port}/etc/new").stdout
+             == "added in layer 2\n", 20, "the -P port answering")
+    netd.mcctl("rm", "-f", "pub", check=0)
