@@ -150,4 +150,3 @@ def test_insecure_registries_in_the_config_file(tmp_path):
     p.write_text('insecure_registries = ["http://x/y"]\n')
     with pytest.raises(InvalidArgument, match="host\\[:port\\]"):
         load(str(p), {})
-
