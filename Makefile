@@ -15,9 +15,12 @@ APT_DEV      := python3-venv python3-dev bats chromium chromium-driver tmux
 APT_PACKAGE  := rpm fakeroot lintian man-db binutils cpio systemd zsh
 APT_VM       := qemu-system-x86 debootstrap e2fsprogs
 APT_BENCH    := runc crun podman hyperfine bubblewrap strace
+# mcrt's clients and reference: runc beside it (linux tier), podman/conmon and containerd
+# with its runc v2 shim driving it (integration and bats tiers).
+APT_CLIENTS  := runc crun podman conmon containerd
 
 .PHONY: help dev demo test check test-linux test-integration test-bats test-browser test-vm \
-        dist deb rpm man completions bench clean distclean apt-runtime apt-dev apt-package apt-vm apt-bench
+        dist deb rpm man completions bench clean distclean apt-runtime apt-dev apt-package apt-vm apt-bench apt-clients
 
 help:
 	@echo "make dev          .venv with mcctl and mcd (installs missing system packages)"
@@ -44,6 +47,7 @@ apt-dev:     ; $(call apt_ensure,$(APT_RUNTIME) $(APT_DEV))
 apt-package: ; $(call apt_ensure,$(APT_PACKAGE))
 apt-vm:      ; $(call apt_ensure,$(APT_VM))
 apt-bench:   ; $(call apt_ensure,$(APT_BENCH))
+apt-clients: ; $(call apt_ensure,$(APT_CLIENTS))
 
 # --- the development environment ---------------------------------------------------------
 $(VENV)/.installed: pyproject.toml
@@ -64,12 +68,15 @@ check: dev
 	bash scripts/pytest-tier.sh tests/python/unit
 
 test-linux: dev
+	$(MAKE) --no-print-directory apt-clients
 	bash scripts/pytest-tier.sh tests/python/linux
 
 test-integration: dev
+	$(MAKE) --no-print-directory apt-clients
 	bash scripts/pytest-tier.sh tests/python/integration
 
 test-bats: dev dist
+	$(MAKE) --no-print-directory apt-clients
 	bash tests/bats/run.sh
 
 test-browser: dev

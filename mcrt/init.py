@@ -357,9 +357,13 @@ def lookup(args: list[str], env: list[str], cwd: str) -> str:
     for c in cands:
         if os.path.isfile(c) and os.access(c, os.X_OK):
             return c
+    # runc's words: podman and containerd map them to exit codes 127 and 126.
     if "/" in name:
-        raise Refused(f"exec: {name!r}: no such executable file")
-    raise Refused(f"exec: {name!r}: executable file not found in $PATH")
+        c = cands[0]
+        if not os.path.exists(c):
+            raise Refused(f'exec: "{name}": stat {c}: no such file or directory')
+        raise Refused(f'exec: "{name}": permission denied')
+    raise Refused(f'exec: "{name}": executable file not found in $PATH')
 
 
 def join_keyring(cid: str) -> None:

@@ -98,7 +98,7 @@ def remove_cgroup_parent(parent: str, root: str = "/sys/fs/cgroup") -> list[str]
         top = os.path.join(base, parent)
         if not os.path.isdir(top):
             continue
-        for dirpath, dirs, _files in sorted(os.walk(top, topdown=False)):
+        for dirpath, _dirs, _files in os.walk(top, topdown=False):
             try:
                 os.rmdir(dirpath)
             except OSError:
