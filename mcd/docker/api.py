@@ -21,7 +21,7 @@ import time
 
 from mcd.docker import MAX_API, MIN_API, streams
 from mcd.docker import translate as tr
-from mcd.errors import Conflict, InvalidArgument, MCError, NotFound, NotRunning
+from mcd.errors import Conflict, InvalidArgument, MCError, NotFound, PermissionDenied
 from mcd.httpserver import Request, Response
 
 log = logging.getLogger("mcd.docker")
@@ -59,6 +59,13 @@ ROUTES = [
     ("GET", "/images/json", "image_list"),
     ("GET", "/images/{name}/json", "image_inspect"),
     ("POST", "/images/create", "image_pull"),
+    ("GET", "/networks", "network_list"),
+    ("POST", "/networks/create", "network_create"),
+    ("POST", "/networks/prune", "network_prune"),
+    ("GET", "/networks/{ref}", "network_inspect"),
+    ("DELETE", "/networks/{ref}", "network_delete"),
+    ("POST", "/networks/{ref}/connect", "network_connect"),
+    ("POST", "/networks/{ref}/disconnect", "network_connect"),
     ("DELETE", "/images/{name}", "image_delete"),
     ("POST", "/images/{name}/tag", "image_tag"),
 ]
@@ -139,6 +146,27 @@ def _now_rfc3339() -> str:
     ns = time.time_ns()
     return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(ns // 1_000_000_000)) + \
         ".%09dZ" % (ns % 1_000_000_000)
+
+
+def _network_json(n: dict, containers: dict | None = None) -> dict:
+    """mcd's network view -> Docker's network object."""
+    ipam = [{"Subnet": n["subnet"], **({"Gateway": n["gateway"]} if n.get("gateway") else {})}] \
+        if n.get("subnet") else []
+    return {"Name": n["name"], "Id": n["id"], "Created": n.get("created") or tr.ZERO_TIME,
+            "Scope": "local", "Driver": n.get("driver") or "bridge", "EnableIPv6": False,
+            "IPAM": {"Driver": "default", "Options": None, "Config": ipam},
+            "Internal": bool(n.get("internal")), "Attachable": False, "Ingress": False,
+            "ConfigFrom": {"Network": ""}, "ConfigOnly": False,
+            "Containers": containers if containers is not None else {},
+            "Options": {"com.docker.network.bridge.name": n["bridge"]} if n.get("bridge") else {},
+            "Labels": n.get("labels") or {}}
+
+
+# Docker always lists these two; in mcd they are modes, not networks.
+_PSEUDO_NETWORKS = [{"name": "host", "id": hashlib.sha256(b"mini-container-network:host").hexdigest(),
+                     "driver": "host"},
+                    {"name": "none", "id": hashlib.sha256(b"mini-container-network:none").hexdigest(),
+                     "driver": "null"}]
 
 
 class ExecInstance:
@@ -678,6 +706,91 @@ class DockerApi:
                         return
 
         return Response(200, content_type="application/json", stream=gen())
+
+    # ------------------------------------------------------------ networks
+    def network_list(self, req):
+        filters = tr.parse_filters(req.query.get("filters"))
+        for k in filters:
+            if k not in ("name", "id", "driver", "label"):
+                raise InvalidArgument(f"invalid filter '{k}' (supported: name, id, driver, label)")
+        out = []
+        for n in self.m.networks.list() + _PSEUDO_NETWORKS:
+            d = _network_json(n)
+            if "name" in filters and not any(v in d["Name"] for v in filters["name"]):
+                continue
+            if "id" in filters and not any(d["Id"].startswith(v) for v in filters["id"]):
+                continue
+            if "driver" in filters and d["Driver"] not in filters["driver"]:
+                continue
+            if "label" in filters and not all(
+                    (lambda k, sep, v: k in d["Labels"] and (not sep or d["Labels"][k] == v))(*lb.partition("="))
+                    for lb in filters["label"]):
+                continue
+            out.append(d)
+        return _json(out)
+
+    def _network(self, ref):
+        for p in _PSEUDO_NETWORKS:
+            if ref in (p["name"], p["id"]) or (len(ref) >= 6 and p["id"].startswith(ref)):
+                return p, {}
+        n = self.m.networks.inspect_network(ref)
+        containers = {}
+        for name, att in (n.get("attachments") or {}).items():
+            try:
+                cid = self.m.get(name).id
+            except NotFound:
+                continue
+            containers[cid] = {"Name": name, "EndpointID": "", "MacAddress": att.get("mac") or "",
+                               "IPv4Address": f"{att['ip']}/{n['subnet'].split('/')[1]}"
+                               if att.get("ip") and n.get("subnet") else "",
+                               "IPv6Address": ""}
+        return n, containers
+
+    def network_inspect(self, req, ref):
+        n, containers = self._network(ref)
+        return _json(_network_json(n, containers))
+
+    def network_create(self, req):
+        body = req.json()
+        if not isinstance(body, dict) or not body.get("Name"):
+            raise InvalidArgument("network create: Name is required")
+        driver = body.get("Driver") or "bridge"
+        if driver != "bridge":
+            tr._refuse("Driver", driver, "bridge networks only")
+        for k, v in body.items():
+            if k not in ("Name", "Driver", "Internal", "IPAM", "Labels", "CheckDuplicate",
+                         "Attachable", "Scope") and not tr._zero(v):
+                tr._refuse(k, v)
+        ipam = body.get("IPAM") or {}
+        if (ipam.get("Driver") or "default") != "default" or not tr._zero(ipam.get("Options")):
+            tr._refuse("IPAM", ipam, "the default IPAM driver, no options")
+        configs = ipam.get("Config") or []
+        if len(configs) > 1:
+            tr._refuse("IPAM.Config", configs, "one subnet per network")
+        cfg = configs[0] if configs else {}
+        for k, v in cfg.items():
+            if k not in ("Subnet", "Gateway") and not tr._zero(v):
+                tr._refuse(f"IPAM.Config.{k}", v)
+        net = self.m.networks.create_network(body["Name"], cfg.get("Subnet") or None,
+                                             cfg.get("Gateway") or None,
+                                             bool(body.get("Internal")), body.get("Labels") or None)
+        return _json({"Id": net["id"], "Warning": ""}, 201)
+
+    def network_delete(self, req, ref):
+        if any(ref in (p["name"], p["id"]) for p in _PSEUDO_NETWORKS):
+            raise PermissionDenied(f"{ref} is a pre-defined network and cannot be removed")
+        self.m.networks.remove_network(ref)
+        return _empty(204)
+
+    def network_prune(self, req):
+        if tr.parse_filters(req.query.get("filters")):
+            raise InvalidArgument("network prune: filters are not supported")
+        return _json({"NetworksDeleted": self.m.networks.prune() or None})
+
+    def network_connect(self, req, ref):
+        self._network(ref)      # 404 first, as dockerd
+        raise InvalidArgument("network connect/disconnect: not supported by mini-container: "
+                              "a container joins one network, at create (--network)")
 
     # ------------------------------------------------------------ exec
     def exec_create(self, req, ref):

@@ -108,10 +108,9 @@ _CONFIG_HANDLED = {"Hostname", "User", "AttachStdin", "AttachStdout", "AttachStd
 _HOST_HANDLED = {"Binds", "Tmpfs", "Memory", "MemorySwap", "NanoCpus", "CpuShares", "CpuQuota",
                  "CpuPeriod", "CpusetCpus", "PidsLimit", "ReadonlyRootfs", "CapAdd", "CapDrop",
                  "SecurityOpt", "RestartPolicy", "AutoRemove", "NetworkMode", "PortBindings",
-                 "LogConfig", "ConsoleSize", "Init", "ContainerIDFile", "MemorySwappiness"}
-# What `mcd` can enforce for NetworkMode; "default" is mcd's default (an empty network
-# namespace with loopback) until bridge networks exist.
-_NETWORK_MODES = {"default": "none", "": "none", "none": "none", "host": "host"}
+                 "LogConfig", "ConsoleSize", "Init", "ContainerIDFile", "MemorySwappiness",
+                 "PublishAllPorts", "Dns", "ExtraHosts"}
+_ENDPOINT_HANDLED = {"Aliases", "IPAMConfig", "DNSNames"}
 
 
 def _refuse(field: str, value, why: str = "") -> None:
@@ -278,24 +277,9 @@ def create_to_spec(body, name: str | None, image: bool = False) -> tuple[dict, b
     auto_remove = bool(host.get("AutoRemove"))
     if auto_remove and policy != "no":
         raise InvalidArgument("conflicting options: cannot combine AutoRemove with a restart policy")
-    # Network
-    mode = host.get("NetworkMode") or "default"
-    if mode not in _NETWORK_MODES:
-        _refuse("HostConfig.NetworkMode", mode, "networks available: default (none), none, host")
-    if _NETWORK_MODES[mode] == "host":
-        from mcwire.units import DEFAULT_NAMESPACES
-        linux["namespaces"] = [n for n in DEFAULT_NAMESPACES if n != "network"]
-    # Said explicitly: a spec without a mode gets mcd's default network (issue 13).
-    spec["networking"] = {"mode": _NETWORK_MODES[mode]}
-    if not _zero(host.get("PortBindings")):
-        _refuse("HostConfig.PortBindings", host["PortBindings"], "published ports need networks")
-    eps = ((body.get("NetworkingConfig") or {}).get("EndpointsConfig") or {})
-    for net, ep in eps.items():
-        # Clients send an empty endpoint for the NetworkMode; settings in one are refused.
-        if net not in _NETWORK_MODES and net != "bridge":
-            _refuse("NetworkingConfig.EndpointsConfig", net, "networks available: none, host")
-        if not _zero(ep):
-            _refuse(f"NetworkingConfig.EndpointsConfig.{net}", ep)
+    # Network: "default" is the daemon's default network (mcd's --default-network);
+    # "bridge" is Docker's name for it, which mcd resolves the same way.
+    spec["networking"] = networking(host, body.get("NetworkingConfig"))
     log_type = ((host.get("LogConfig") or {}).get("Type")) or "json-file"
     if log_type != "json-file" or not _zero((host.get("LogConfig") or {}).get("Config")):
         _refuse("HostConfig.LogConfig", host.get("LogConfig"), "logging driver json-file only")
@@ -304,6 +288,92 @@ def create_to_spec(body, name: str | None, image: bool = False) -> tuple[dict, b
     if linux:
         spec["linux"] = linux
     return spec, auto_remove
+
+
+def networking(host: dict, netconf) -> dict:
+    """HostConfig's NetworkMode, PortBindings, PublishAllPorts, Dns, ExtraHosts and the
+    endpoint settings of NetworkingConfig -> mcd's spec.networking."""
+    mode = host.get("NetworkMode") or "default"
+    if not isinstance(mode, str) or mode.startswith("container:") or ":" in mode:
+        _refuse("HostConfig.NetworkMode", mode, "a container joins one network: default, "
+                "bridge, none, host or a network's name")
+    out: dict = {"mode": "" if mode == "default" else mode}
+    ports = []
+    for key, binds in (_typed("HostConfig.PortBindings", host.get("PortBindings"), dict) or {}).items():
+        cport, _, proto = str(key).partition("/")
+        if not cport.isdigit():
+            raise InvalidArgument(f"HostConfig.PortBindings: {key!r} is not PORT[/tcp|/udp]")
+        if "-" in cport:
+            _refuse("HostConfig.PortBindings", key, "port ranges")
+        for b in binds or [{}]:
+            b = b or {}
+            hport = str(b.get("HostPort") or "0")
+            if not hport.isdigit():
+                _refuse("HostConfig.PortBindings", key, "host port ranges")
+            ports.append({"container_port": int(cport), "host_port": int(hport),
+                          "host_ip": b.get("HostIp") or "", "protocol": proto or "tcp"})
+    if ports:
+        out["ports"] = ports
+    if host.get("PublishAllPorts"):
+        out["publish_all"] = True
+    dns = _typed("HostConfig.Dns", host.get("Dns"), list)
+    if dns:
+        out["dns"] = dns
+    extra = _typed("HostConfig.ExtraHosts", host.get("ExtraHosts"), list) or []
+    if extra:
+        from mcwire.units import parse_add_host
+        out["extra_hosts"] = [parse_add_host(h if h.count(":") == 1 else h.replace("=", ":", 1))
+                              for h in extra]
+    eps = (netconf or {}).get("EndpointsConfig") or {} if isinstance(netconf, dict) else {}
+    for net, ep in eps.items():
+        ep = ep or {}
+        if _zero(ep):
+            continue        # clients send an empty endpoint for the network they name
+        if net not in (mode, out["mode"]) and not (mode == "default" and net in ("bridge", "default")):
+            _refuse("NetworkingConfig.EndpointsConfig", net, f"a container joins one network "
+                    f"(NetworkMode {mode}); connect is not supported")
+        for k, v in ep.items():
+            if k not in _ENDPOINT_HANDLED and not _zero(v):
+                _refuse(f"NetworkingConfig.EndpointsConfig.{net}.{k}", v)
+        if ep.get("Aliases"):
+            out["aliases"] = list(ep["Aliases"])
+        ipam = ep.get("IPAMConfig") or {}
+        for k, v in ipam.items():
+            if k != "IPv4Address" and not _zero(v):
+                _refuse(f"NetworkingConfig.EndpointsConfig.{net}.IPAMConfig.{k}", v)
+        if ipam.get("IPv4Address"):
+            out["ip"] = ipam["IPv4Address"]
+    return out
+
+
+def ports_view(mappings) -> dict:
+    """The network service's port mappings -> NetworkSettings.Ports."""
+    out: dict = {}
+    for m in mappings or []:
+        out.setdefault(f"{m['containerPort']}/{m['protocol']}", []).append(
+            {"HostIp": m.get("hostIP") or "0.0.0.0", "HostPort": str(m["hostPort"])})
+    return out
+
+
+def network_settings(view: dict) -> dict:
+    ns = view.get("network_settings") or {}
+    spec = view.get("spec") or {}
+    mode = ((spec.get("networking") or {}).get("mode")) or ns.get("network") or ""
+    nets = {}
+    if ns.get("network"):
+        nets[ns["network"]] = {"IPAMConfig": None, "Links": None,
+                               "Aliases": ns.get("aliases") or None,
+                               "MacAddress": ns.get("mac") or "", "NetworkID": "",
+                               "EndpointID": "", "Gateway": ns.get("gateway") or "",
+                               "IPAddress": ns.get("ip") or "", "IPPrefixLen": 0,
+                               "IPv6Gateway": "", "GlobalIPv6Address": "",
+                               "GlobalIPv6PrefixLen": 0, "DriverOpts": None, "DNSNames": None}
+    elif mode in ("none", "host"):
+        nets[mode] = {"IPAddress": "", "Gateway": "", "MacAddress": ""}
+    return {"Bridge": "", "SandboxID": "", "SandboxKey": ns.get("netns") or "",
+            "Ports": ports_view(ns.get("ports")), "Networks": nets,
+            "IPAddress": ns.get("ip") or "", "Gateway": ns.get("gateway") or "",
+            "MacAddress": ns.get("mac") or "", "IPPrefixLen": 0}
 
 
 # ---------------------------------------------------------------- views
@@ -357,15 +427,18 @@ def list_entry(summary: dict, spec: dict | None) -> dict:
     spec = spec or {}
     template = summary.get("template") or ""
     image_id = summary.get("image") or template
-    network = "host" if "network" not in ((spec.get("linux") or {}).get("namespaces")
-                                          or ["network"]) else "none"
+    network = summary.get("network") or ((spec.get("networking") or {}).get("mode")) or "none"
     return {
         "Id": summary["id"], "Names": ["/" + summary["name"]], "Image": template,
         "ImageID": image_id, "Command": summary.get("command") or "",
-        "Created": _epoch(summary.get("created_at")), "Ports": [],
+        "Created": _epoch(summary.get("created_at")),
+        "Ports": [{"IP": m.get("hostIP") or "0.0.0.0", "PrivatePort": m["containerPort"],
+                   "PublicPort": m["hostPort"], "Type": m["protocol"]}
+                  for m in summary.get("ports") or []],
         "Labels": spec.get("labels") or {}, "State": docker_state(summary["status"]),
         "Status": status_text(summary), "HostConfig": {"NetworkMode": network},
-        "NetworkSettings": {"Networks": {}}, "Mounts": _mounts(spec),
+        "NetworkSettings": {"Networks": {network: {}} if network else {}},
+        "Mounts": _mounts(spec),
     }
 
 
@@ -463,8 +536,15 @@ def inspect(view: dict, exec_ids: list[str] = ()) -> dict:
             "Tmpfs": {m["destination"]: ",".join(m.get("options") or [])
                       for m in spec.get("mounts") or [] if m.get("type") == "tmpfs"} or None,
             "LogConfig": {"Type": "json-file", "Config": {}},
-            "NetworkMode": "host" if "network" not in ns else "none",
-            "PortBindings": {}, "RestartPolicy": {"Name": policy, "MaximumRetryCount": retries},
+            "NetworkMode": ((spec.get("networking") or {}).get("mode")) or
+            ("host" if "network" not in ns else "default"),
+            "PortBindings": {f"{p['container_port']}/{p.get('protocol', 'tcp')}":
+                             [{"HostIp": p.get("host_ip") or "",
+                               "HostPort": str(p["host_port"]) if p.get("host_port") else ""}]
+                             for p in (spec.get("networking") or {}).get("ports") or []},
+            "PublishAllPorts": bool((spec.get("networking") or {}).get("publish_all")),
+            "Dns": (spec.get("networking") or {}).get("dns") or [],
+            "RestartPolicy": {"Name": policy, "MaximumRetryCount": retries},
             "AutoRemove": bool(view.get("auto_remove")),
             "ReadonlyRootfs": bool((spec.get("root") or {}).get("readonly")),
             "Memory": res.get("memory") or 0, "MemorySwap": res.get("memory_swap") or 0,
@@ -488,8 +568,7 @@ def inspect(view: dict, exec_ids: list[str] = ()) -> dict:
             "StopSignal": spec.get("stop_signal") or "SIGTERM",
             "StopTimeout": spec.get("stop_timeout"),
         },
-        "NetworkSettings": {"Bridge": "", "SandboxID": "", "Ports": {}, "Networks": {},
-                            "IPAddress": "", "Gateway": "", "MacAddress": ""},
+        "NetworkSettings": network_settings(view),
     }
 
 

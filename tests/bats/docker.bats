@@ -121,9 +121,15 @@ dk() { timeout -k 5 60 "$DOCKER" "$@"; }
     run dk run --rm no-such-image true
     [ "$status" -eq 125 ]
     [[ "$output" == *"pull access denied"* ]]
-    run dk network ls
+    run dk volume ls
     [ "$status" -ne 0 ]
     [[ "$output" == *"page not found"* ]]
+    # This daemon has no default network (--default-network none): -p has nothing to use.
+    run dk run --rm -p 8080:80 minimal true
+    [ "$status" -eq 125 ]
+    [[ "$output" == *"has no default network"* ]]
+    run dk network ls --format '{{.Name}} {{.Driver}}'
+    [ "$output" = "$(printf 'host host\nnone null')" ]
     run dk rm no-such-container
     [ "$status" -ne 0 ]
     [[ "$output" == *'no such container: "no-such-container"'* ]]

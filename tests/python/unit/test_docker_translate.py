@@ -105,9 +105,10 @@ def test_fields_map_onto_the_spec():
 @pytest.mark.parametrize("host,needle", [
     ({"Privileged": True}, "HostConfig.Privileged"),
     ({"Devices": [{"PathOnHost": "/dev/kvm"}]}, "HostConfig.Devices"),
-    ({"PortBindings": {"80/tcp": [{"HostPort": "8080"}]}}, "PortBindings"),
-    ({"NetworkMode": "bridge"}, "NetworkMode"),
-    ({"Dns": ["1.1.1.1"]}, "HostConfig.Dns"),
+    ({"PortBindings": {"80/tcp": [{"HostPort": "8080-8090"}]}}, "host port ranges"),
+    ({"NetworkMode": "container:web"}, "NetworkMode"),
+    ({"Links": ["db:db"]}, "HostConfig.Links"),
+    ({"DnsSearch": ["example.org"]}, "HostConfig.DnsSearch"),
     ({"LogConfig": {"Type": "syslog", "Config": {}}}, "LogConfig"),
     ({"SecurityOpt": ["apparmor=x"]}, "SecurityOpt"),
     ({"Binds": ["myvolume:/data"]}, "named volumes"),
@@ -144,7 +145,7 @@ def test_tags_and_digests_name_no_template(image):
 
 # ---------------------------------------------------------------- views
 
-SUMMARY = {"id": "a" * 64, "name": "web", "template": "minimal", "command": "sleep 9",
+SUMMARY = {"id": "a" * 64, "name": "web", "network": "host", "ports": [], "template": "minimal", "command": "sleep 9",
            "status": "running", "exit_code": None, "created_at": "2026-01-01T00:00:00.000000Z",
            "started_at": "2026-01-01T00:00:01.000000Z", "finished_at": None, "restart_count": 0,
            "pid": 42, "oom_killed": False}
@@ -271,6 +272,33 @@ def test_session_frames_output_and_closes_stdin_on_half_close():
         data = data[8 + n:]
     assert frames == {1: b"out", 2: b"err"}
     theirs.close()
+
+
+def test_networking_maps_onto_the_spec_and_back():
+    body = with_host(NetworkMode="mynet", PortBindings={"80/tcp": [{"HostIp": "", "HostPort": "8080"}],
+                                                        "53/udp": [{"HostPort": ""}]},
+                     PublishAllPorts=True, Dns=["10.0.0.2"], ExtraHosts=["db:10.0.0.9"])
+    body["NetworkingConfig"] = {"EndpointsConfig": {"mynet": {"Aliases": ["www"],
+                                                              "IPAMConfig": {"IPv4Address": "10.77.0.9"}}}}
+    spec, _ = tr.create_to_spec(body, "x")
+    s = ContainerSpec.from_dict(spec)
+    nw = s.networking
+    assert nw.mode == "mynet" and nw.publish_all and nw.dns == ["10.0.0.2"]
+    assert [(p.container_port, p.host_port, p.protocol) for p in nw.ports] == [(80, 8080, "tcp"), (53, 0, "udp")]
+    assert nw.aliases == ["www"] and nw.ip == "10.77.0.9"
+    assert nw.extra_hosts == [{"name": "db", "ip": "10.0.0.9"}]
+    assert tr.create_to_spec(CLI_BODY, None)[0]["networking"] == {"mode": ""}   # the default
+    with pytest.raises(InvalidArgument, match="connect is not supported"):
+        b = with_host(NetworkMode="a")
+        b["NetworkingConfig"] = {"EndpointsConfig": {"b": {"Aliases": ["x"]}}}
+        tr.create_to_spec(b, None)
+    view = {"spec": spec, "network_settings": {
+        "network": "mynet", "ip": "10.77.0.9", "gateway": "10.77.0.1", "mac": "aa", "netns": "/n",
+        "aliases": ["www"], "ports": [{"hostPort": 8080, "containerPort": 80, "protocol": "tcp",
+                                       "hostIP": "0.0.0.0"}]}}
+    ns = tr.network_settings(view)
+    assert ns["Ports"] == {"80/tcp": [{"HostIp": "0.0.0.0", "HostPort": "8080"}]}
+    assert ns["Networks"]["mynet"]["IPAddress"] == "10.77.0.9" and ns["IPAddress"] == "10.77.0.9"
 
 
 def test_an_image_gets_only_what_the_request_set_and_the_daemon_fills_the_rest():

@@ -1,0 +1,73 @@
+"""The Docker API's networking: docker-py against a private mcd in the network namespaces
+of test_network.py's world (an outer namespace standing for the host, another for the
+internet); the machine's own namespace is never touched."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import docker
+import pytest
+from conftest import wait_for
+from test_network import NetDaemon, leaks, world  # noqa: F401 - world is a fixture
+
+pytestmark = pytest.mark.integration
+
+
+class DockerNetDaemon(NetDaemon):
+    @property
+    def docker_socket(self):
+        return os.path.join(self.base, "docker.sock")
+
+    def argv(self):
+        return super().argv() + ["--docker-socket", self.docker_socket]
+
+
+@pytest.fixture
+def dnet(world, tmpbase):  # noqa: F811
+    d = DockerNetDaemon(tmpbase, world).start()
+    d.docker = docker.DockerClient(base_url=f"unix://{d.docker_socket}", timeout=60)
+    yield d
+    d.docker.close()
+    left = d.cleanup()
+    assert not left, f"left behind: {json.dumps(left)}\n{d.log()}"
+    assert not leaks(d), leaks(d)
+
+
+def test_published_port_networks_and_network_settings(dnet, world):  # noqa: F811
+    names = {n.name: n.attrs["Driver"] for n in dnet.docker.networks.list()}
+    assert names == {"mcnet": "bridge", "host": "host", "none": "null"}
+    net = dnet.docker.networks.create("dnet1", ipam=docker.types.IPAMConfig(
+        pool_configs=[docker.types.IPAMPool(subnet="10.78.5.0/24")]))
+    assert net.attrs["IPAM"]["Config"][0]["Subnet"] == "10.78.5.0/24"
+    c = dnet.docker.containers.run("minimal", ["httpd", "-f", "-p", "8080"], detach=True,
+                                   name="web", ports={"8080/tcp": 18081})
+    wait_for(lambda: world.curl("http://127.0.0.1:18081/etc/hostname").stdout == "web\n", 20,
+             "the published port")
+    c.reload()
+    ns = c.attrs["NetworkSettings"]
+    assert ns["Ports"] == {"8080/tcp": [{"HostIp": "0.0.0.0", "HostPort": "18081"}]}
+    assert ns["Networks"]["mcnet"]["IPAddress"].startswith("10.77.")
+    assert c.attrs["HostConfig"]["PortBindings"] == {"8080/tcp": [{"HostIp": "", "HostPort": "18081"}]}
+    assert dnet.docker.api.containers()[0]["Ports"] == [
+        {"IP": "0.0.0.0", "PrivatePort": 8080, "PublicPort": 18081, "Type": "tcp"}]
+    # A second container on the user network, by name; inspect shows it attached.
+    d = dnet.docker.containers.run("minimal", ["sleep", "60"], detach=True, name="peer",
+                                   network="dnet1")
+    d.reload()
+    assert d.attrs["NetworkSettings"]["Networks"]["dnet1"]["IPAddress"].startswith("10.78.5.")
+    net.reload()
+    assert [v["Name"] for v in net.attrs["Containers"].values()] == ["peer"]
+    with pytest.raises(docker.errors.APIError) as e:
+        net.connect(c)
+    assert e.value.status_code == 400 and "not supported" in str(e.value)
+    with pytest.raises(docker.errors.APIError) as e:
+        net.remove()
+    assert e.value.status_code == 409
+    d.remove(force=True)
+    c.remove(force=True)
+    net.remove()
+    assert dnet.docker.networks.prune() == {"NetworksDeleted": None}
+    with pytest.raises(docker.errors.NotFound):
+        dnet.docker.networks.get("dnet1")
