@@ -120,16 +120,94 @@ def fairness(d: str) -> dict:
         sup.wait()
 
 
+def _daemon(base: str, supervised: bool) -> tuple[subprocess.Popen, str, str]:
+    import secrets
+    tag = "mcbench-" + secrets.token_hex(4)
+    root, sock = os.path.join(base, "root-" + tag), os.path.join(base, tag + ".sock")
+    argv = [sys.executable, "-m", "mcd", "--socket", sock, "--root", root, "--cgroup-parent", tag,
+            "--web-listen", "off", "--docker-socket", "off", "--default-network", "none"]
+    p = subprocess.Popen(argv + (["--supervisor"] if supervised else []),
+                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                         start_new_session=True)
+    mcctl = [sys.executable, "-m", "mcctl", "--socket", sock]
+    for _ in range(300):
+        if subprocess.run(mcctl + ["ps"], capture_output=True).returncode == 0:
+            break
+        time.sleep(0.1)
+    return p, root, tag
+
+
+def daemon_memory(counts: list[int], base: str) -> dict:
+    """Real containers (`minimal sleep`) on two private daemons: per-container monitors
+    vs --supervisor. The host-side cost per container: the monitors' PSS summed, or the
+    supervisor's PSS (it is the only container-side helper), divided by the count."""
+    from mcctl.client import Client
+    out = {}
+    for supervised in (False, True):
+        p, root, tag = _daemon(base, supervised)
+        sock = os.path.join(base, tag + ".sock")
+        client = Client(sock)
+        ids = []
+        sup_pid = None
+        res = out["supervisor" if supervised else "monitors"] = {}
+        try:
+            if supervised:
+                with SupervisorClient(os.path.join(root, "run", "supervisor.sock")) as c:
+                    sup_pid = c.call("ping")[0]["pid"]
+                res["idle"] = memory(sup_pid)
+            for n in counts:
+                while len(ids) < n:
+                    spec = {"process": {"args": ["sleep", "100000"]},
+                            "root": {"image": "minimal"}, "linux": {"namespaces": [
+                                "pid", "mount", "ipc", "uts", "network", "cgroup"]}}
+                    ids.append(client.post("/v1/containers", {"spec": spec, "start": True})["id"])
+                time.sleep(2.0)
+                if supervised:
+                    m = memory(sup_pid)
+                    helpers = [pid for pid in monitor_pids(Path(root))
+                               if Path(f"/proc/{pid}/comm").read_text().strip() == "mcd-monitor"]
+                    m["monitors_left"] = len(helpers)
+                    m["pss_per_container_kib"] = m["pss_kib"] / n
+                    m["rss_growth_per_100_kib"] = (m["rss_kib"] - res["idle"]["rss_kib"]) * 100 / n
+                else:
+                    m = pss_sum(monitor_pids(Path(root)))
+                    m["pss_per_container_kib"] = m["pss_kib"] / n
+                m["mcd"] = memory(p.pid)
+                res[n] = m
+        finally:
+            for cid in ids:
+                try:
+                    client.delete(f"/v1/containers/{cid}", force=True)
+                except Exception:       # noqa: BLE001 - best effort; the daemon is stopped next
+                    pass
+            p.terminate()
+            p.wait()
+            if sup_pid is not None:
+                os.kill(sup_pid, signal.SIGTERM)
+            for d in Path("/sys/fs/cgroup").glob(f"*/{tag}"):
+                try:
+                    d.rmdir()
+                except OSError:
+                    pass
+    return out
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--counts", default="0,100,500")
     ap.add_argument("--mcd-socket")
     ap.add_argument("--mcd-root")
     ap.add_argument("--monitors", type=int, default=100)
+    ap.add_argument("--daemons", action="store_true",
+                    help="real containers on two private daemons (monitors vs --supervisor)")
     args = ap.parse_args()
     counts = [int(x) for x in args.counts.split(",")]
     d = tempfile.mkdtemp(prefix="mcbench-sup-")
+    os.chmod(d, 0o755)
     try:
+        if args.daemons:
+            print(json.dumps(daemon_memory([c for c in counts if c], d), indent=2))
+            return
         result = {"supervisor": supervisor_memory(counts, d)}
         base = result["supervisor"][counts[0]]
         for n in counts[1:]:

@@ -102,8 +102,8 @@ class SupervisorHandle:
                 return
             info = None
             deadline = time.monotonic() + 10
-            while info is None and time.monotonic() < deadline:
-                info = _ping(self.path)
+            while info is None and time.monotonic() < deadline and _listening(self.path):
+                info = _ping(self.path)     # None while it re-executes (it keeps listening)
                 if info is None:
                     time.sleep(0.05)
             if info is not None and info.get("pid") == self.pid:
@@ -214,6 +214,21 @@ class SupervisorHandle:
         if self.launcher is not None:
             self.launcher.alive = False
             self.launcher.sock.close()
+
+
+def _listening(path: str) -> bool:
+    """False once nobody listens on the socket (refused, or no file): the supervisor is
+    dead. One that re-executes itself keeps its listening socket across execve."""
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET | socket.SOCK_CLOEXEC)
+    try:
+        s.connect(path)
+        return True
+    except (ConnectionRefusedError, FileNotFoundError):
+        return False
+    except OSError:
+        return True
+    finally:
+        s.close()
 
 
 def _raise_nofile() -> None:
