@@ -106,6 +106,12 @@ def test_containers_run_under_one_supervisor_with_no_monitor_each(sd):
     sd.mcctl("run", "-d", "--name", "x", "minimal", "sh", "-c", "echo bye; exit 7", check=0)
     wait_for(lambda: _status(sd, "x")["status"] == "stopped", 30, "x to exit")
     assert _status(sd, "x")["exit_code"] == 7 and _lines(sd, "x") == ["bye"]
+    # a terminal container: the supervisor reads its pty master
+    sd.mcctl("run", "-d", "-t", "--name", "tty", "minimal", "sh", "-c", "echo on-a-tty; exit 4",
+             check=0)
+    wait_for(lambda: _status(sd, "tty")["status"] == "stopped", 30, "tty to exit")
+    assert _status(sd, "tty")["exit_code"] == 4
+    assert [x.rstrip("\r") for x in _lines(sd, "tty")] == ["on-a-tty"]
     sd.mcctl("stop", "-t", "1", "c0", check=0)     # PID 1 ignores SIGTERM: SIGKILL after 1 s
     assert _status(sd, "c0")["exit_code"] == 128 + signal.SIGKILL
 
