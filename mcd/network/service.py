@@ -246,8 +246,12 @@ class NetworkService:
     def _record_path(self, cid: str) -> str:
         return os.path.join(self.att_dir, cid + ".json")
 
-    def _save(self, rec: dict) -> None:
-        atomic_write_json(self._record_path(rec["id"]), rec)
+    def _save(self, rec: dict, durable: bool = False) -> None:
+        """Atomic always (a temp file renamed over). Synced only for the record written
+        before ADD: a daemon killed later loses nothing of the page cache, and after a
+        host crash that first record is all a DEL needs (the container id releases the
+        leases; veths, namespaces and rules did not survive the reboot). ~7 ms a sync."""
+        atomic_write_json(self._record_path(rec["id"]), rec, durable=durable)
 
     def _ports(self, cid: str, name: str, spec) -> list[dict]:
         """Host ports: free ones picked for 0, every one checked against our other
@@ -311,7 +315,7 @@ class NetworkService:
                    "hostname": spec.hostname, "aliases": list(spec.networking.aliases),
                    "extra_hosts": list(spec.networking.extra_hosts)}
             # The record first: a daemon killed from here on finds it and cleans up.
-            self._save(rec)
+            self._save(rec, durable=True)
             self._att[cid] = rec
         try:
             netns.create(path)
