@@ -272,7 +272,7 @@ def test_published_port_on_localhost_and_the_outer_address(netd, world):
     assert world.curl("http://127.0.0.1:18080/").returncode != 0
 
 
-def test_bad_network_flags_refused_before_anything_exists(netd):
+def test_bad_network_flags_refused_before_anything_exists(netd, world):
     for args, why in ((["-p", "80/sctp"], "protocol must be tcp or udp"),
                       (["-p", "1.2.3:80:80"], "not an IPv4 address"),
                       (["--network", "nope"], 'no such network: "nope"'),
@@ -283,6 +283,23 @@ def test_bad_network_flags_refused_before_anything_exists(netd):
         assert r.returncode == 125 and why in r.stderr, (args, r.stderr)
     assert netd.client.get("/v1/containers", all=True) == []
     assert leaks(netd) == {}
+    # A port a host process listens on is refused at start, naming it; nothing is left.
+    listener = subprocess.Popen(["nsenter", f"--net={world.outer}", sys.executable, "-c",
+                                 "import socket,time; s=socket.socket(); "
+                                 "s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1); "
+                                 "s.bind(('0.0.0.0', 18085)); s.listen(); time.sleep(600)"])
+    try:
+        wait_for(lambda: "0.0.0.0:18085" in world.o("ss", "-ltn").stdout, 20, "the listener")
+        r = netd.run("-d", "--name", "busyport", "-p", "18085:80", "minimal", "sleep", "60",
+                     check=125)
+        assert r.stderr.strip() == ('mcctl: container "busyport": port 0.0.0.0:18085/tcp is '
+                                    'already in use on the host'), r.stderr
+        assert netd.state("busyport")["status"] == "created"
+        assert leaks(netd) == {}
+    finally:
+        listener.kill()
+        listener.wait(10)
+    netd.mcctl("rm", "busyport", check=0)
 
 
 def test_names_on_a_user_network_from_the_first_instruction(netd, world):
