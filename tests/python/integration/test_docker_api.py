@@ -286,3 +286,35 @@ def test_wait_conditions_lifecycle_verbs_logs_options_exec_detach_attach_and_pru
     history = [e["Action"] for e in dd.docker.events(since=since, until=int(time.time()) + 1,
                                                       decode=True, filters={"container": c})]
     assert history[:3] == ["create", "start", "die"] and history[-1] == "destroy", history
+
+
+@pytest.mark.skipif(not all(shutil.which(t) for t in ("umoci", "skopeo", "docker-registry")),
+                    reason="umoci, skopeo and docker-registry make the test registry")
+def test_pull_from_a_registry_named_in_the_reference_then_run(dd, tmp_path):
+    """Debian's docker-registry on 127.0.0.1 (imagefixtures.LocalRegistry); a Docker Hub
+    short name is not pulled at all, so nothing leaves the machine."""
+    import imagefixtures as fx
+    layout = fx.build_oci(str(tmp_path / "layout"), str(tmp_path / "work"))
+    reg = fx.LocalRegistry(str(tmp_path / "registry")).start()
+    try:
+        reg.push(f"oci:{layout}:t", "demo/three:v1")
+        ref = f"{reg.host}/demo/three"
+        lines = list(dd.docker.api.pull(ref, tag="v1", stream=True, decode=True))
+        assert lines[-1]["status"] == f"Status: Downloaded newer image for {ref}:v1", lines
+        assert any(m.get("status") == "Pull complete" for m in lines)
+        assert dd.docker.containers.run(f"{ref}:v1", ["cat", "/etc/new"], entrypoint=[],
+                                        user="0", remove=True) == b"added in layer 2\n"
+        # docker-py's run pulls a missing image itself, after create's 404
+        reg.push(f"oci:{layout}:t", "auto/pull:1")
+        out = dd.docker.containers.run(f"{reg.host}/auto/pull:1", ["true"], entrypoint=[],
+                                       user="0", remove=True)
+        assert out == b""
+        for hub in ("alpine", "docker.io/library/alpine"):
+            with pytest.raises(docker.errors.NotFound) as e:
+                dd.docker.images.pull(hub, tag="3.19")
+            assert "not from Docker Hub" in str(e.value)
+        with pytest.raises(docker.errors.APIError) as e:
+            dd.docker.images.pull(f"{reg.host}/demo/absent", tag="v1")
+        assert "absent" in str(e.value)
+    finally:
+        reg.stop()
