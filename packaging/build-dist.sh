@@ -3,6 +3,7 @@
 #   dist/mcctl            one-file mcctl (the single shell-friendly binary)
 #   dist/mcctl-dir/mcctl  one-dir mcctl (what the packages install)
 #   dist/mcd/mcd          one-dir daemon (+ mcd-selfcheck, run here, not packaged)
+#   dist/mcrt/mcrt        one-dir OCI runtime (runc's command line)
 # Reproducible-ish: SOURCE_DATE_EPOCH and a fixed hash seed; the work dirs in build/ are
 # PyInstaller's cache, so a rebuild after a code change takes seconds, not a minute.
 set -euo pipefail
@@ -14,7 +15,7 @@ export SOURCE_DATE_EPOCH="${SOURCE_DATE_EPOCH:-$(git log -1 --format=%ct 2>/dev/
 export PYTHONHASHSEED=0
 export PYTHONDONTWRITEBYTECODE=1
 
-for mod in mcctl.__main__ mcd.__main__; do
+for mod in mcctl.__main__ mcd.__main__ mcrt.__main__; do
     "$py" -c "import $mod" || { echo "build-dist: cannot import $mod" >&2; exit 1; }
 done
 
@@ -25,18 +26,21 @@ pyi() {  # spec, name
     echo "build-dist: $2 frozen in $((SECONDS - t0)) s"
 }
 
-rm -rf dist/mcctl dist/mcctl-dir dist/mcd
+rm -rf dist/mcctl dist/mcctl-dir dist/mcd dist/mcrt
 pyi mcctl.spec mcctl
 # PyInstaller wants distinct executable names within one spec; the bundle's binary is mcctl.
 mv dist/mcctl-dir/mcctl-onedir dist/mcctl-dir/mcctl
 pyi mcd.spec mcd
+pyi mcrt.spec mcrt
 
 # What only a frozen bundle can get wrong: imports by name, package data, libseccomp via ctypes.
 data_args=()
 while IFS= read -r f; do data_args+=("${f#mcd/}"); done < <(cd "$repo" && find mcd -type f ! -name '*.py' ! -name '*.pyc' ! -path '*/__pycache__/*' | sort)
 dist/mcd/mcd-selfcheck "${data_args[@]}"
 
-for bin in dist/mcctl dist/mcctl-dir/mcctl dist/mcd/mcd; do
+# mcrt's lazy imports, frozen: features loads the seccomp tables and mcwire's capabilities.
+dist/mcrt/mcrt features >/dev/null || { echo "build-dist: dist/mcrt/mcrt features failed" >&2; exit 1; }
+for bin in dist/mcctl dist/mcctl-dir/mcctl dist/mcd/mcd dist/mcrt/mcrt; do
     out="$("$bin" --version)" || { echo "build-dist: $bin --version failed" >&2; exit 1; }
     echo "build-dist: $bin --version: $out"
 done

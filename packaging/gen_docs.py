@@ -2,8 +2,8 @@
 description of the CLI. Used by gen-man.sh, gen-completions.sh and the unit test that
 checks the committed files match the parsers.
 
-    python packaging/gen_docs.py man DIR          -> DIR/mcctl.1, DIR/mcd.8
-    python packaging/gen_docs.py completions DIR  -> DIR/mcctl.bash, DIR/_mcctl
+    python packaging/gen_docs.py man DIR          -> DIR/mcctl.1, DIR/mcd.8, DIR/mcrt.8
+    python packaging/gen_docs.py completions DIR  -> DIR/mcctl.bash, DIR/_mcctl, DIR/mcrt.bash, DIR/_mcrt
 """
 
 from __future__ import annotations
@@ -62,6 +62,10 @@ def mcctl_parser() -> argparse.ArgumentParser:
     return importlib.import_module("mcctl.parser").build_parser()
 
 
+def mcrt_parser() -> argparse.ArgumentParser:
+    return importlib.import_module("mcrt.parser").build_parser()
+
+
 def mcd_parser() -> argparse.ArgumentParser:
     for name in ("mcd.__main__", "mcd.config"):
         try:
@@ -79,6 +83,7 @@ MAN_PAGES = {
     # file: (parser factory, prog, section, one-line description)
     "mcctl.1": (mcctl_parser, "mcctl", "1", "control mini-container containers and templates"),
     "mcd.8": (mcd_parser, "mcd", "8", "the mini-container daemon"),
+    "mcrt.8": (mcrt_parser, "mcrt", "8", "run OCI bundles with runc's command line"),
 }
 # The .TH line carries the date; it is metadata, not content (see write_if_changed).
 _TH = re.compile(r'^\.TH .*$', re.M)
@@ -110,15 +115,23 @@ def strip_date(text: str) -> str:
 
 # ------------------------------------------------------------------------ completions
 
-def render_completion(shell: str) -> str:
+def render_completion(what) -> str:
+    """what: a shell (mcctl's completion) or (prog, shell) for another command's."""
     import shtab
 
-    parser = mcctl_parser()
-    parser.prog = "mcctl"
-    return shtab.complete(parser, shell=shell, preamble=COMPLETION_PREAMBLE[shell])
+    prog, shell = ("mcctl", what) if isinstance(what, str) else what
+    if prog == "mcctl":
+        parser = mcctl_parser()
+        preamble = COMPLETION_PREAMBLE[shell]
+    else:
+        parser = mcrt_parser()
+        preamble = ""
+    parser.prog = prog
+    return shtab.complete(parser, shell=shell, preamble=preamble)
 
 
-COMPLETIONS = {"mcctl.bash": "bash", "_mcctl": "zsh"}
+COMPLETIONS = {"mcctl.bash": "bash", "_mcctl": "zsh",
+               "mcrt.bash": ("mcrt", "bash"), "_mcrt": ("mcrt", "zsh")}
 
 
 # ------------------------------------------------------------------------ files

@@ -35,12 +35,14 @@ rpm -qp --configfiles "$out" | grep -x /etc/mcd/mcd.toml >/dev/null || { echo "r
 check="$top/unpacked"
 mkdir -p "$check"
 (cd "$check" && rpm2cpio "$repo/$out" | cpio -idm --quiet)
-for f in usr/bin/mcctl usr/bin/mcd usr/lib/systemd/system/mcd.service usr/share/man/man1/mcctl.1.gz \
-         usr/share/man/man8/mcd.8.gz usr/share/bash-completion/completions/mcctl usr/share/zsh/site-functions/_mcctl; do
+for f in usr/bin/mcctl usr/bin/mcd usr/bin/mcrt usr/lib/systemd/system/mcd.service usr/share/man/man1/mcctl.1.gz \
+         usr/share/man/man8/mcd.8.gz usr/share/man/man8/mcrt.8.gz usr/share/bash-completion/completions/mcctl \
+         usr/share/bash-completion/completions/mcrt usr/share/zsh/site-functions/_mcctl usr/share/zsh/site-functions/_mcrt; do
     [ -e "$check/$f" ] || { echo "rpm: $f missing from the payload" >&2; exit 1; }
 done
 "$check/usr/bin/mcctl" --version >/dev/null
 "$check/usr/bin/mcd" --version >/dev/null
+"$check/usr/bin/mcrt" --version >/dev/null
 # Install into a scratch rpmdb root (no deps, no scriptlets: an empty root has neither),
 # verify every file's digest, mode and owner (rpm -V), erase, and require an empty tree.
 sroot="$top/rpmroot"
