@@ -1,6 +1,7 @@
 """Runs inside the frozen mcd bundle (dist/mcd/mcd-selfcheck) at build time, to prove
 what only the frozen environment can get wrong: every mcd and mcwire module imports, the package
-data is there, and pyseccomp finds libseccomp through ctypes and a filter really loads.
+data is there, pyseccomp finds libseccomp through ctypes and a filter really loads, and
+zstandard's extension (image layers) decompresses.
 Not installed by the packages."""
 
 import importlib
@@ -47,6 +48,16 @@ def main() -> int:
     _, status = os.waitpid(pid, 0)
     if os.waitstatus_to_exitcode(status) != 0:
         failures.append(f"seccomp filter did not load in the frozen bundle (child exit {os.waitstatus_to_exitcode(status)})")
+
+    # zstd-compressed image layers: the bundled zstandard extension round-trips a frame.
+    try:
+        import zstandard
+        data = b"mcd-selfcheck " * 100
+        frame = zstandard.ZstdCompressor().compress(data)
+        if zstandard.ZstdDecompressor().stream_reader(frame).read() != data:
+            failures.append("zstandard: a round trip changed the data")
+    except Exception as err:
+        failures.append(f"zstandard: {type(err).__name__}: {err}")
 
     for line in failures:
         print(f"mcd-selfcheck: {line}", file=sys.stderr)

@@ -131,6 +131,11 @@ def test_docker_archive_from_skopeo_and_a_save_load_round_trip(daemon, oci_image
     r = load(daemon, saved)
     assert r.stdout.strip() == "Loaded image: example/three:v1"
     assert daemon.client.get("/v1/images/inspect", ref="example/three:v1")["id"] == before["id"]
+    # `docker save | gzip` loads too (the outer archive compressed).
+    daemon.mcctl("image", "rm", "example/three:v1", check=0)
+    subprocess.run(["gzip", "-k", saved], check=True)
+    r = load(daemon, saved + ".gz")
+    assert r.stdout.strip() == "Loaded image: example/three:v1"
     # And from stdin.
     daemon.mcctl("image", "rm", "example/three:v1", check=0)
     with open(saved, "rb") as f:
@@ -253,3 +258,40 @@ def test_publish_all_publishes_the_image_exposed_ports(world, netd, oci_image):
     wait_for(lambda: world.curl(f"http://127.0.0.1:{host_port}/etc/new").stdout
              == "added in layer 2\n", 20, "the -P port answering")
     netd.mcctl("rm", "-f", "pub", check=0)
+
+
+@pytest.mark.skipif(not shutil.which("podman"), reason="podman makes the archives")
+def test_podman_save_archives_load(daemon, tmp_path):
+    """What `podman save` writes (docker-archive and oci-archive) of a `podman import` of
+    the busybox tree; podman on a private --root, removed at the end."""
+    tree = tmp_path / "tree"
+    fx.busybox_tree(str(tree))
+    (tree / "etc/os-release").write_text('ID=mcbusybox\n')
+    tarball = tmp_path / "tree.tar"
+    subprocess.run(["tar", "-C", str(tree), "--numeric-owner", "-cf", str(tarball), "."],
+                   check=True)
+    import tempfile
+    runroot = tempfile.mkdtemp(prefix="mc-pm-")     # podman wants a runroot under 50 chars
+    pm = ["podman", "--root", str(tmp_path / "pm-root"), "--runroot", runroot,
+          "--storage-driver", "vfs"]
+    try:
+        r = subprocess.run(pm + ["import", "-q", "--change", 'CMD ["cat", "/etc/os-release"]',
+                                 str(tarball), "docker.io/library/podbox:1"],
+                           capture_output=True, text=True)
+        assert r.returncode == 0, r.stderr
+        for fmt in ("docker-archive", "oci-archive"):
+            out = tmp_path / f"{fmt}.tar"
+            subprocess.run(pm + ["save", "-q", "--format", fmt, "-o", str(out),
+                                 "docker.io/library/podbox:1"], check=True, capture_output=True)
+            r = load(daemon, str(out))
+            if fmt == "docker-archive":
+                assert r.stdout.strip() == "Loaded image: podbox:1"
+                image = "podbox:1"
+            else:       # an oci-archive's ref.name is the tag alone: loaded untagged
+                image = r.stdout.split()[-1]
+            r = daemon.mcctl("run", "--rm", image, check=0)
+            assert r.stdout == "ID=mcbusybox\n"
+            daemon.mcctl("image", "rm", "-f", image, check=0)
+    finally:
+        subprocess.run(pm + ["system", "reset", "-f"], capture_output=True)
+        shutil.rmtree(runroot, ignore_errors=True)
