@@ -115,8 +115,18 @@ class Load:
                         tags[t] = img["id"]
                 st._write_tags(tags)
                 return out
-            except OSError as err:
-                raise KernelError.from_oserror("commit image", err, step="image store") from err
+            except BaseException as err:
+                # Layers this commit published before it failed belong to no image: gone
+                # again (every other published layer has its image: loads publish under
+                # this lock), so a failed load adds nothing.
+                try:
+                    st._gc_layers()
+                except OSError:
+                    pass
+                if isinstance(err, OSError):
+                    raise KernelError.from_oserror("commit image", err,
+                                                   step="image store") from err
+                raise
 
     def close(self) -> None:
         shutil.rmtree(self.dir, ignore_errors=True)
@@ -221,7 +231,15 @@ class ImageStore:
         lowerdir order). Missing layers are a NotFound naming the image."""
         rec = self.get(image_id)
         out = []
+        seen = set()
         for d in reversed(rec["layers"]):
+            # A layer twice in one image (empty layers often are) is stacked once, at its top
+            # place: overlayfs refuses a lowerdir twice (ELOOP), and the lower copy is wholly
+            # shadowed by the upper one (the same entries, the same whiteouts), so the
+            # merged tree is the same.
+            if d in seen:
+                continue
+            seen.add(d)
             if not self.layer_exists(d):
                 raise NotFound(f"image {image_id[7:19]}: layer {d} is missing from the store")
             out.append(os.path.join(self.links_dir, L.short_link(d)))

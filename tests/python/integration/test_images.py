@@ -295,3 +295,23 @@ def test_podman_save_archives_load(daemon, tmp_path):
     finally:
         subprocess.run(pm + ["system", "reset", "-f"], capture_output=True)
         shutil.rmtree(runroot, ignore_errors=True)
+
+
+def test_an_image_with_the_same_layer_twice_runs(daemon, oci_image, tmp_path):
+    """Empty layers repeat in real images (one diff ID, several places); overlayfs refuses a
+    lowerdir twice, so it is stacked once, where it is highest."""
+    import tarfile
+    layout = str(tmp_path / "dup")
+    shutil.copytree(oci_image["layout"], layout)
+    empty = str(tmp_path / "empty.tar")
+    with tarfile.open(empty, "w") as tf:
+        ti = tarfile.TarInfo("data/twice")
+        ti.size = 0
+        tf.addfile(ti)
+    for _ in range(2):
+        fx.run("umoci", "raw", "add-layer", "--image", f"{layout}:t", empty)
+    image_id = load(daemon, layout).stdout.split()[-1]
+    info = daemon.client.get("/v1/images/inspect", ref=image_id)
+    assert info["layers"] == 5 and len(set(info["rootfs"]["diff_ids"])) == 4
+    r = daemon.mcctl("run", "--rm", "--entrypoint", "ls", image_id, "/data", check=0)
+    assert r.stdout.split() == ["c", "hard1", "hard2", "sym", "twice"]

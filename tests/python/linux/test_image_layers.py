@@ -198,3 +198,23 @@ def test_a_full_disk_mid_load_leaves_nothing(tmp_path):
     out = json.loads(r.stdout)
     assert out["error"] and "layer 1/3" in out["error"] and "No space left" in out["error"]
     assert out["tmp"] == [] and out["layers"] == [] and out["images"] == [] and out["links"] == []
+
+
+def test_a_commit_that_fails_after_publishing_layers_takes_them_back(tmp_path, monkeypatch):
+    store = ImageStore(str(tmp_path / "images"))
+    raw = tar_bytes(("f", "f", b"x"))
+    ld = Load(store, "t")
+    ld.add_layer(io.BytesIO(raw), diff_id=digest(raw), what="t")
+    ld.add_image(_image([raw]), ["t:1"], "t")
+
+    def fail(*a, **kw):
+        raise OSError(28, "No space left on device")
+    # Stands in for a disk that fills exactly between the layer renames and the image's
+    # write: a real full disk cannot be timed to land there (the tmpfs test above covers
+    # one that fills while a layer unpacks).
+    monkeypatch.setattr(store, "_publish_image", fail)
+    with pytest.raises(Exception, match="No space left"):
+        ld.commit()
+    ld.close()
+    assert os.listdir(store.layers_dir) == [] and os.listdir(store.links_dir) == []
+    assert store.ids() == [] and os.listdir(store.tmp) == []
