@@ -98,8 +98,8 @@ def prepare(spec_data: dict, templates, images) -> tuple[dict, dict | None]:
 
     cfg = images.config(image_id).get("config") or {}
     from_image = []
-    img_ep = cfg.get("Entrypoint") or []
-    img_cmd = cfg.get("Cmd") or []
+    img_ep = _str_list(cfg.get("Entrypoint"), "Entrypoint", ref)
+    img_cmd = _str_list(cfg.get("Cmd"), "Cmd", ref)
     if entrypoint is not None:
         ep = entrypoint
         cmd = list(proc.get("args") or [])
@@ -149,6 +149,14 @@ def prepare(spec_data: dict, templates, images) -> tuple[dict, dict | None]:
     meta = {"id": image_id, "ref": name, "from_image": from_image,
             "exposed_ports": sorted((cfg.get("ExposedPorts") or {}).keys())}
     return spec_data, meta
+
+
+def _str_list(value, key: str, ref: str) -> list[str]:
+    if value is None:
+        return []
+    if not isinstance(value, list) or not all(isinstance(a, str) for a in value):
+        raise InvalidArgument(f"image {ref}: config {key} is not a list of strings")
+    return list(value)
 
 
 def _parses(ref: str) -> bool:
