@@ -19,13 +19,13 @@ APT_BENCH    := runc crun podman hyperfine bubblewrap strace
 # with its runc v2 shim driving it (integration and bats tiers).
 APT_CLIENTS  := runc crun podman conmon containerd
 
-.PHONY: help dev demo test check test-linux test-integration test-bats test-browser test-vm \
+.PHONY: help dev demo test check test-linux test-integration test-fuzz test-bats test-browser test-vm \
         dist deb rpm man completions bench clean distclean apt-runtime apt-dev apt-package apt-vm apt-bench apt-clients
 
 help:
 	@echo "make dev          .venv with mcctl and mcd (installs missing system packages)"
 	@echo "make demo         set up and run a real container (needs root)"
-	@echo "make test         everything: unit, linux, integration, bats, browser, VM lane (root)"
+	@echo "make test         everything: unit, linux, integration, fuzz, bats, browser, VM lane (root)"
 	@echo "make check        the fast host tier: unit tests, generated files up to date"
 	@echo "make dist         frozen binaries in dist/"
 	@echo "make deb | rpm    distro packages in dist/"
@@ -75,6 +75,11 @@ test-integration: dev
 	$(MAKE) --no-print-directory apt-clients
 	bash scripts/pytest-tier.sh tests/python/integration
 
+# The API fuzzed from its own OpenAPI schema (schemathesis) against a private daemon in a
+# network namespace of its own; bounded (MC_FUZZ_EXAMPLES per operation, default 40).
+test-fuzz: dev
+	bash scripts/pytest-tier.sh tests/python/fuzz
+
 test-bats: dev dist
 	$(MAKE) --no-print-directory apt-clients
 	bash tests/bats/run.sh
@@ -89,7 +94,7 @@ test-vm: dev deb
 # Everything, as CI runs it (root). Stops at the first failing tier. dist comes before the
 # integration tier, which runs the frozen binaries too; under `make test` their absence fails.
 test: export MC_REQUIRE_DIST = 1
-test: check test-linux dist test-integration test-bats test-browser test-vm
+test: check test-linux dist test-integration test-fuzz test-bats test-browser test-vm
 	@echo "make test: all tiers passed"
 
 # --- build artefacts ---------------------------------------------------------------------------

@@ -74,9 +74,17 @@ class Request:
         if not self.body.strip():
             return {}
         try:
-            return json.loads(self.body)
+            data = json.loads(self.body)
         except (ValueError, UnicodeDecodeError) as err:
             raise InvalidArgument(f"request body is not valid JSON: {err}") from None
+        try:
+            # JSON may escape a lone UTF-16 surrogate ("\udbeb"), which is no character:
+            # refused here, not as a UnicodeEncodeError wherever the string is next written.
+            json.dumps(data, ensure_ascii=False).encode()
+        except UnicodeEncodeError:
+            raise InvalidArgument("request body: a string holds a lone UTF-16 surrogate "
+                                  "(not a character)") from None
+        return data
 
     def take_fds(self) -> list[int]:
         """Claim the received fds: the server will no longer close them after the handler."""

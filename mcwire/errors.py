@@ -188,12 +188,17 @@ class SetupError(MCError):
 
 
 class CommandNotFound(SetupError):
+    """The container's command is not in its rootfs: the request named it, so 400 (as
+    dockerd answers a start whose executable is not found), and the CLI exits 127."""
     code = "COMMAND_NOT_FOUND"
+    http_status = 400
     exit_code = ExitStatus.NOT_FOUND
 
 
 class CommandNotExecutable(SetupError):
+    """The container's command cannot be executed (permissions, format): 400, exit 126."""
     code = "COMMAND_NOT_EXECUTABLE"
+    http_status = 400
     exit_code = ExitStatus.CANNOT_INVOKE
 
 

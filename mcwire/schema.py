@@ -48,7 +48,8 @@ CONSTRAINTS = {
     ("ContainerSpec", "restart_policy"): {"type": "string", "pattern": RESTART_POLICY_PATTERN},
     ("ContainerSpec", "stop_timeout"): {"type": "integer", "minimum": 0, "maximum": 3600},
     ("ContainerSpec", "labels"): {"type": "object", "additionalProperties": {"type": "string"}},
-    ("Process", "args"): {"type": "array", "items": {"type": "string", "pattern": _NO_NUL}},
+    ("Process", "args"): {"type": "array", "items": {"type": "string", "pattern": _NO_NUL},
+                          "prefixItems": [{"minLength": 1}]},
     ("Process", "env"): {"type": "array", "items": {
         "type": "string", "pattern": "^[A-Za-z_][A-Za-z0-9_]*=[^\\x00]*$"}},
     ("Process", "cwd"): {"type": "string", "pattern": _ABS_PATH},

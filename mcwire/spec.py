@@ -161,6 +161,8 @@ class Process(_Strict):
     def __post_init__(self):
         if not self.args:
             raise InvalidArgument("process.args: a command is required")
+        if self.args[0] == "":
+            raise InvalidArgument("process.args: the command (the first argument) is empty")
         for a in self.args:
             if not isinstance(a, str) or "\0" in a:
                 raise InvalidArgument(f"process.args: invalid argument {a!r}")

@@ -64,6 +64,8 @@ def prepare(spec_data: dict, templates, images) -> tuple[dict, dict | None]:
     ref = root["image"]
     if not isinstance(ref, str):
         raise InvalidArgument("root.image: expected an image reference or id")
+    if not isinstance(spec_data.get("process", {}), dict):
+        raise InvalidArgument("ContainerSpec.process: expected an object")
     spec_data = dict(spec_data)
     root = dict(root)
     proc = dict(spec_data.get("process") or {})

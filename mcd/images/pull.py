@@ -20,6 +20,7 @@ import base64
 import hashlib
 import json
 import os
+import re
 import time
 
 from mcd.errors import InvalidArgument
@@ -77,11 +78,18 @@ class Credentials:
         return True
 
 
+# A registry as login and logout take it: a host name or IPv4 address, or [IPv6], and a port.
+REGISTRY_RE = re.compile(r"([A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?)*"
+                         r"|\[[0-9A-Fa-f:.]+\])(:[0-9]{1,5})?")
+
+
 def registry_of(text: str) -> str:
     """'localhost:5000', 'docker.io' from a login argument (a host or a full reference)."""
     text = text.strip().removeprefix("https://").removeprefix("http://").split("/")[0]
     if not text:
         raise InvalidArgument("login: a registry is required")
+    if not REGISTRY_RE.fullmatch(text):
+        raise InvalidArgument(f"login: {text!r} is not a registry (HOST[:PORT])")
     return "docker.io" if text in ("index.docker.io", "registry-1.docker.io") else text
 
 

@@ -97,7 +97,8 @@ def debootstrap_like_tar(path: str) -> list[str]:
 
 TESTS = os.path.dirname(os.path.abspath(__file__))
 TIER_MARKS = {"linux": ("root",), "integration": ("root", "integration"),
-              "browser": ("root", "integration", "browser")}
+              "browser": ("root", "integration", "browser"),
+              "fuzz": ("root", "integration", "fuzz")}
 
 
 def pytest_collection_modifyitems(config, items):
