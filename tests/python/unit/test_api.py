@@ -372,3 +372,29 @@ def test_events_and_stats_answer_a_list_when_not_streaming(api_server):
     client, _m, _ = api_server
     assert client.get("/v1/events", stream=False) == []
     assert client.get("/v1/stats") == []
+
+
+@pytest.mark.parametrize("body, needle", [
+    # Found by the fuzz tier (tests/python/fuzz): each was a 500.
+    (b'{"spec": {"process": {"args": ["\\udbeb"]}}}', "lone UTF-16 surrogate"),
+    (b'{"spec": {"process": {"args": [""]}}}', "the command (the first argument) is empty"),
+    (b'{"spec": {"root": {"image": "x"}, "process": [null, null]}}',
+     "ContainerSpec.process: expected an object"),
+])
+def test_fuzz_findings_are_400s(api_server, body, needle):
+    client, _m, path = api_server
+    out = _raw(path, b"POST /v1/containers HTTP/1.1\r\nContent-Type: application/json\r\n"
+               b"Content-Length: %d\r\nConnection: close\r\n\r\n%s" % (len(body), body))
+    assert out.startswith(b"HTTP/1.1 400"), out[:300]
+    assert needle.encode() in out
+    assert client.get("/v1/containers", all=True) == []
+
+
+def test_a_registry_is_a_host_and_port():
+    from mcd.images.pull import registry_of
+    assert registry_of("https://localhost:5000/x") == "localhost:5000"
+    assert registry_of("[::1]:5000") == "[::1]:5000"
+    for bad in ("A\x06", "a b", "x:y"):
+        with pytest.raises(MCError) as e:
+            registry_of(bad)
+        assert e.value.http_status == 400
