@@ -416,6 +416,12 @@ class DockerApi:
             if master is not None:
                 with self._lock:
                     self._ttys[c.id] = session
+                try:
+                    from mcd.runtime.logs import LogWriter
+                    session.log = LogWriter(self.m.store.log_path(c.id))
+                except OSError as err:
+                    log.warning("container %s: its terminal output is not logged: %s",
+                                c.name, os.strerror(err.errno) if err.errno else err)
 
                 def forget(cid=c.id, s=session):
                     with self._lock:

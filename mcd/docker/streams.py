@@ -133,6 +133,9 @@ class Session:
         self.detached = False
         self.closed = threading.Event()
         self.on_done = None                      # called once the copy loops ended
+        # With the pty master here the monitor sees no output: the container's log is
+        # written from this copy loop instead (write/flush/close, mcd.runtime.logs).
+        self.log = None
 
     # -- set-up, from the thread that starts the process
     def child_fds(self, tty_master: bool = True):
@@ -267,6 +270,11 @@ class Session:
                     if fd != self.master:
                         _close(fd)
                     continue
+                if self.log is not None and fd == self.master:
+                    try:
+                        self.log.write("stdout", data)
+                    except OSError:
+                        pass    # a full disk must not stop the terminal
                 if client and not self.detached:
                     payload = data if self.tty else frame(sources[fd], data)
                     try:
@@ -285,6 +293,12 @@ class Session:
         if self.master is not None:
             _close(self.master)
             self.master = None
+        if self.log is not None:
+            try:
+                self.log.close()        # flushes what it can; never raises for a full disk
+            except OSError:
+                pass
+            self.log = None
 
 
 def _peer_gone(sock: socket.socket) -> bool:

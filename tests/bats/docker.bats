@@ -98,6 +98,11 @@ dk() { timeout -k 5 60 "$DOCKER" "$@"; }
         "$DOCKER" run -it --rm minimal sh -c 'trap "echo got-INT; exit 9" INT; echo armed; while :; do sleep 0.1; done'
     [ "$status" -eq 9 ]
     [[ "$output" == *"got-INT"* ]]
+    # Without a TTY the CLI's signal proxy turns its own SIGINT into a kill request.
+    run python3 "$BATS_TEST_DIRNAME/pty_drive.py" --expect armed --signal INT -- \
+        "$DOCKER" run --rm minimal sh -c 'trap "echo got-INT; exit 9" INT; echo armed; while :; do sleep 0.1; done'
+    [ "$status" -eq 9 ]
+    [[ "$output" == *"got-INT"* ]]
 }
 
 @test "docker exec -it through a pty; detach keys leave the container running" {
@@ -111,6 +116,9 @@ dk() { timeout -k 5 60 "$DOCKER" "$@"; }
     [ "$status" -eq 0 ]
     run dk inspect -f '{{.State.Status}}' det
     [ "$output" = "running" ]
+    # What the terminal showed is in the log, as dockerd keeps it.
+    run dk logs det
+    [[ "$output" == *"BusyBox"* ]]
     dk rm -f tt det >/dev/null
 }
 
