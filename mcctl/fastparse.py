@@ -15,7 +15,7 @@ builds the argparse parser, which then gives the answer, or the error, it always
 The test suite parses a corpus of command lines both ways and requires the same
 namespace whenever this module answers at all.
 
-Regenerate the table after changing mcctl/parser.py:
+Regenerate the table after changing mcctl/parser.py (`make man` does it too):
     python -m mcctl.fastparse > mcctl/argtable.py
 """
 

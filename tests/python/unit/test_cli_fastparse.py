@@ -37,7 +37,7 @@ def answer(ns):
 
 def test_the_table_is_the_parsers():
     assert fastparse.describe(build_parser()) == TABLE, \
-        "mcctl/argtable.py is stale: python -m mcctl.fastparse > mcctl/argtable.py"
+        "mcctl/argtable.py is stale: run `make man` (or python -m mcctl.fastparse > mcctl/argtable.py)"
 
 
 COMMON = [
