@@ -3,7 +3,7 @@
 # regenerate the table and plots in docs/benchmarks.md. Needs root.
 #   MCBENCH_ROUNDS / MCBENCH_BLOCK / MCBENCH_WARMUP   start/exec latency sampling (10 / 3 / 3)
 #   MCBENCH_COUNTS=0,100,500   MCBENCH_THROUGHPUT_N=100   MCBENCH_IDLE_SECONDS=10
-#   MCBENCH_SKIP=start,daemon-share,exec,population    MCBENCH_NO_DOCS=1 (keep docs/ as is)
+#   MCBENCH_SKIP=start,daemon-share,exec,population,docker-api    MCBENCH_NO_DOCS=1 (keep docs/ as is)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 if [ "$(id -u)" != 0 ]; then
@@ -21,6 +21,10 @@ trap '"$PY" bench/harness.py cleanup || echo "bench: cleanup failed, rerun: $PY 
 trap 'exit 130' INT TERM
 rc=0
 "$PY" bench/harness.py run --out "$out" "$@" || rc=$?
+# docker run --rm through mcd's Docker API beside a private dockerd (docs/api.md, "Speed").
+if [[ ",${MCBENCH_SKIP:-}," != *",docker-api,"* ]]; then
+  "$PY" bench/docker_api_bench.py --out "$out/docker-api.json" || rc=$?
+fi
 ln -sfn "$(basename "$out")" bench/results/latest
 if [ -f "$out/results.json" ] && [ -z "${MCBENCH_NO_DOCS:-}" ]; then
   "$PY" bench/report.py "$out/results.json" --docs docs
