@@ -161,10 +161,14 @@ class Daemon:
     def _supervisor(self):
         """With ``supervisor = true``: the one supervisor under the run dir, found or
         started (mcd.supervisor); None (a monitor per container) if it cannot be had."""
-        if not self.cfg.supervisor:
-            return None
         from mcd.supervisor.handle import SupervisorHandle
         handle = SupervisorHandle(self.cfg.effective_run_dir)
+        if not self.cfg.supervisor:
+            # Off, but one may still hold containers from when it was on: their exit
+            # records come from it, and their pipes are kept as when it is on.
+            if os.path.exists(handle.path) and handle.attach_existing():
+                return handle
+            return None
         try:
             handle.ensure()
         except (OSError, subprocess.SubprocessError) as err:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -143,7 +144,8 @@ class SupervisorHandle:
             if _ping(self.path) is None:
                 self._start()
             self.pid = _ping(self.path)["pid"]
-            self._connect_launcher()
+            if self.launcher is not None:       # not when only holding a previous one's
+                self._connect_launcher()
 
     def _handover(self) -> None:
         with SupervisorClient(self.path) as c:
@@ -153,6 +155,31 @@ class SupervisorHandle:
                            log=rec["log"], exit=rec["exit"], streams=rec["streams"])
                 except SupervisorError as err:
                     log.error("supervisor takeover: container %s: %s", cid, err)
+
+    def attach_existing(self) -> bool:
+        """With the switch off: if a supervisor still holds containers (the switch was on
+        before), keep its pipes and ask it for their exit records, but start nothing
+        through it. False when there is none."""
+        info = _ping(self.path)
+        if info is None:
+            return False
+        if not info.get("count"):
+            log.info("supervisor pid %s holds no container and is switched off: stopping it",
+                     info["pid"])
+            try:
+                os.kill(info["pid"], signal.SIGTERM)
+            except ProcessLookupError:
+                pass
+            return False
+        self.pid = info["pid"]
+        log.info("supervisor pid %s still holds %s containers: keeping them, new containers "
+                 "get a monitor each", self.pid, info.get("count"))
+        if self._keeper_thread is None:
+            _raise_nofile()
+            self._keeper_thread = threading.Thread(target=self._keep, name="supervisor-keeper",
+                                                   daemon=True)
+            self._keeper_thread.start()
+        return True
 
     def _start(self) -> None:
         os.makedirs(os.path.dirname(self.path), mode=0o711, exist_ok=True)

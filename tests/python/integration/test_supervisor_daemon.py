@@ -198,3 +198,21 @@ def test_monitors_of_the_previous_version_are_still_adopted(sd):
     sd.start()
     wait_for(lambda: _status(sd, "old")["status"] == "stopped", 30, "old's exit")
     assert _status(sd, "old")["exit_code"] == 9
+
+
+def test_switching_the_supervisor_off_keeps_what_it_holds_truthful(sd):
+    sup = sd.sup_pid()
+    sd.mcctl("run", "-d", "--name", "held", "minimal", "sh", "-c", WRITER.format(n=200, code=5),
+             check=0)
+    sd.stop()
+    sd.supervised = False
+    sd.start()
+    # new containers get a monitor; the held one still reports its real exit
+    sd.mcctl("run", "-d", "--name", "mon", "minimal", "sleep", "1000", check=0)
+    assert len([p for p in procs_mentioning(sd.root) if _comm(p) == "mcd-monitor"]) == 1
+    wait_for(lambda: _status(sd, "held")["status"] == "stopped", 60, "held's exit")
+    assert _status(sd, "held")["exit_code"] == 5 and _complete(sd, "held", 200)
+    # holding nothing any more, it is stopped at the next daemon start with the switch off
+    sd.stop()
+    sd.start()
+    wait_for(lambda: _zombie(sup), 30, "the idle supervisor to stop")
