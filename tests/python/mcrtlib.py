@@ -54,6 +54,7 @@ def write_conformance(tier: str) -> None:
     with open(tmp, "w") as f:
         json.dump(data, f, indent=1, sort_keys=True)
     os.replace(tmp, ARTIFACT)
+    _RECORDS.clear()     # the next module (tier) in this pytest process starts afresh
 
 
 def busybox_rootfs(dest: str, cache_root: str) -> str:
@@ -104,3 +105,27 @@ def remove_cgroup_parent(parent: str, root: str = "/sys/fs/cgroup") -> list[str]
             except OSError:
                 left.append(dirpath)
     return left
+
+
+# A private containerd for the integration tests and bench/mcrt_bench.py. Only what they
+# need: no CRI (kubelet's plugin; nothing here speaks CRI), and the
+# snapshotters that need a kernel module or a special filesystem are off.
+CONTAINERD_CONFIG = """version = 2
+root = "{d}/root"
+state = "{d}/state"
+disabled_plugins = ["io.containerd.grpc.v1.cri", "io.containerd.snapshotter.v1.btrfs",
+  "io.containerd.snapshotter.v1.zfs", "io.containerd.snapshotter.v1.devmapper",
+  "io.containerd.snapshotter.v1.aufs", "io.containerd.tracing.processor.v1.otlp"]
+[grpc]
+  address = "{d}/c.sock"
+[ttrpc]
+  address = "{d}/c.sock.ttrpc"
+[plugins."io.containerd.internal.v1.opt"]
+  path = "{d}/opt"
+# The entry a Kubernetes RuntimeClass `handler: mcrt` selects (read by the CRI plugin).
+[plugins."io.containerd.grpc.v1.cri".containerd.runtimes.mcrt]
+  runtime_type = "io.containerd.runc.v2"
+[plugins."io.containerd.grpc.v1.cri".containerd.runtimes.mcrt.options]
+  BinaryName = "{mcrt}"
+  Root = "{mcrt_root}"
+"""

@@ -24,7 +24,7 @@ import uuid
 import pytest
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-from mcrtlib import busybox_rootfs, conformance, mcrt_binary, remove_cgroup_parent, write_conformance  # noqa: E402
+from mcrtlib import CONTAINERD_CONFIG, busybox_rootfs, conformance, mcrt_binary, remove_cgroup_parent, write_conformance  # noqa: E402
 
 pytestmark = pytest.mark.integration
 
@@ -254,27 +254,6 @@ class Containerd:
         self.log.close()
 
 
-# Only what this test needs: no CRI (kubelet's plugin; nothing here speaks CRI), and the
-# snapshotters that need a kernel module or a special filesystem are off.
-CONTAINERD_CONFIG = """version = 2
-root = "{d}/root"
-state = "{d}/state"
-disabled_plugins = ["io.containerd.grpc.v1.cri", "io.containerd.snapshotter.v1.btrfs",
-  "io.containerd.snapshotter.v1.zfs", "io.containerd.snapshotter.v1.devmapper",
-  "io.containerd.snapshotter.v1.aufs", "io.containerd.tracing.processor.v1.otlp"]
-[grpc]
-  address = "{d}/c.sock"
-[ttrpc]
-  address = "{d}/c.sock.ttrpc"
-[plugins."io.containerd.internal.v1.opt"]
-  path = "{d}/opt"
-# The entry a Kubernetes RuntimeClass `handler: mcrt` selects (read by the CRI plugin).
-[plugins."io.containerd.grpc.v1.cri".containerd.runtimes.mcrt]
-  runtime_type = "io.containerd.runc.v2"
-[plugins."io.containerd.grpc.v1.cri".containerd.runtimes.mcrt.options]
-  BinaryName = "{mcrt}"
-  Root = "{mcrt_root}"
-"""
 
 
 @pytest.fixture(scope="module")
