@@ -34,20 +34,13 @@ def _write_pid_file(path: str, pid: int) -> None:
 
 
 def parse_signal(text: str) -> int:
-    t = text.upper()
-    if t.isdigit():
-        n = int(t)
-        if not 0 < n < 65:
-            raise McrtError(f"invalid signal {text!r}")
-        return n
-    if not t.startswith("SIG"):
-        t = "SIG" + t
+    """Names (TERM, SIGKILL) and numbers, by mcd's one rule (mcd.runtime.interface)."""
+    from mcd.runtime.interface import signal_number
+    from mcwire.errors import InvalidArgument
     try:
-        return int(getattr(signal.Signals, t))
-    except AttributeError:
-        if t.startswith("SIGRTMIN+") and t[9:].isdigit():
-            return int(signal.SIGRTMIN) + int(t[9:])
-        raise McrtError(f"invalid signal {text!r}") from None
+        return signal_number(text)
+    except InvalidArgument as err:
+        raise McrtError(f"invalid signal {text!r}: {err}") from None
 
 
 def _hook_state(c: S.Container, status: str, pid: int | None = None) -> dict:
@@ -422,19 +415,17 @@ def cmd_kill(ns, log) -> int:
         return 0
     if st == "stopped":
         raise McrtError(f"container {c.id} is not running", container=c.id)
+    # The init, named by pid and start time and signalled through a pidfd: mcd's runtime
+    # (LinuxRuntime.adopt/signal), so a reused pid is never signalled.
+    from mcd.runtime.linux import LinuxRuntime
+    rt = LinuxRuntime()
+    proc = rt.adopt(c.pid, c.data.get("start_time"))
     try:
-        fd = os.pidfd_open(c.pid)
-    except ProcessLookupError:
-        raise McrtError(f"container {c.id} is not running", container=c.id) from None
-    try:
-        # The pidfd pins this very process: recheck its identity, then signal through it.
-        if not c.alive():
+        if proc is None or rt.has_exited(proc):
             raise McrtError(f"container {c.id} is not running", container=c.id)
-        signal.pidfd_send_signal(fd, sig)
-    except ProcessLookupError:
-        raise McrtError(f"container {c.id} is not running", container=c.id) from None
+        rt.signal(proc, sig)
     finally:
-        os.close(fd)
+        rt.release(proc)
     return 0
 
 

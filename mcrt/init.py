@@ -30,9 +30,8 @@ import socket
 import stat
 import struct
 import subprocess
-import termios
 
-from mcd.runtime import net, rootfs, security
+from mcd.runtime import net, rootfs, security, steps
 from mcd.runtime import syscalls as sc
 from mcd.runtime.rootfs import StepFailed, resolve, step
 from mcwire.units import CAPABILITIES
@@ -48,23 +47,21 @@ DEV_LINKS = tuple(link for link in rootfs.DEV_LINKS if link[0] != "core")
 
 
 # ------------------------------------------------------------------ the wire
+# mcd's handshake (mcd.runtime.steps): one SOCK_SEQPACKET datagram per message, kind + JSON,
+# fds by SCM_RIGHTS. mcrt's kinds: P (B's host pid, from A), N (namespaces made), G (go on,
+# from mcrt), R (ready, blocked before the fifo), E (a failure {"step","path","errno"}).
 
 def send(sock, kind: bytes, payload: dict | None = None, fds=()) -> None:
-    msg = kind + json.dumps(payload or {}).encode()
-    if fds:
-        socket.send_fds(sock, [msg], list(fds))
-    else:
-        sock.send(msg)
+    steps.send_msg(sock, kind, payload or {}, list(fds))
 
 
 def recv(sock):
-    msg, fds, _f, _a = socket.recv_fds(sock, 65536, 4)
-    if not msg:
-        return b"", {}, fds
-    return msg[:1], json.loads(msg[1:] or b"{}"), fds
+    return steps.recv_msg(sock)
 
 
 def report(sock, err: BaseException) -> None:
+    """steps.report_failure's message; once nobody listens (after create returned), the
+    container's stderr is the place."""
     if isinstance(err, StepFailed):
         payload = {"step": err.step, "path": err.path, "errno": err.errno}
     elif isinstance(err, OSError):
@@ -452,11 +449,9 @@ def finalize_and_exec(proc: dict, bpf: bytes | None, cap_last: int, preserve: in
                 sc.prctl(sc.PR_CAP_AMBIENT, PR_CAP_AMBIENT_RAISE, bit, what="cap_ambient")
     umask = user.get("umask")
     os.umask(0o022 if umask is None else umask)
-    for sig in (signal.SIGPIPE, signal.SIGXFSZ, signal.SIGINT, signal.SIGTERM, signal.SIGHUP,
-                signal.SIGQUIT, signal.SIGCHLD, signal.SIGUSR1, signal.SIGUSR2, signal.SIGTTOU,
-                signal.SIGTTIN, signal.SIGTSTP):
+    steps.reset_signals()
+    for sig in (signal.SIGTTOU, signal.SIGTTIN, signal.SIGTSTP):
         signal.signal(sig, signal.SIG_DFL)
-    signal.pthread_sigmask(signal.SIG_SETMASK, [])
     first_closed = 3 + max(preserve, 0)
     for fd in range(3, first_closed):
         try:
@@ -498,10 +493,7 @@ def container_init(plan: dict, cfg: dict, sync, fds: dict) -> None:
         security.set_dumpable(False)
         os.setsid()
         os.umask(0)     # device nodes and mount points get exactly the modes asked
-        for path in plan["cgroup_join"]:
-            with step("join cgroup", path):
-                with open(path, "w") as f:
-                    f.write("0")
+        steps.join_cgroups(plan["cgroup_join"])
         new = 0
         for ns in lin.get("namespaces") or []:
             t = ns["type"]
@@ -571,11 +563,7 @@ def container_init(plan: dict, cfg: dict, sync, fds: dict) -> None:
                 os.close(fd)
         if pty is not None:
             with step("set controlling tty"):
-                for fd in (0, 1, 2):
-                    os.dup2(pty[1], fd)
-                if pty[1] > 2:
-                    os.close(pty[1])
-                fcntl.ioctl(0, termios.TIOCSCTTY, 0)
+                steps.set_controlling_tty(pty[1])
         if "console" in fds:
             os.close(fds["console"])
         with step("open exec fifo", "exec.fifo"):
@@ -664,10 +652,7 @@ def exec_process(plan: dict, proc: dict, ns_fds: list, fds: dict):
     if a == 0:
         try:
             ours.close()
-            for path in plan["cgroup_join"]:
-                with step("join cgroup", path):
-                    with open(path, "w") as f:
-                        f.write("0")
+            steps.join_cgroups(plan["cgroup_join"])
             for kind, path, fd in ns_fds:
                 _setns(fd, kind, path)
                 os.close(fd)
@@ -700,11 +685,8 @@ def _exec_child(plan: dict, proc: dict, sync, fds: dict) -> None:
             send_console(fds["console"], master)
             os.close(master)
             os.close(fds["console"])
-            for fd in (0, 1, 2):
-                os.dup2(slave, fd)
-            if slave > 2:
-                os.close(slave)
-            fcntl.ioctl(0, termios.TIOCSCTTY, 0)
+            with step("set controlling tty"):
+                steps.set_controlling_tty(slave)
         exe = lookup(proc["args"], proc.get("env") or [], proc.get("cwd") or "/")
         finalize_and_exec(proc, plan["bpf"], plan["cap_last"], plan["preserve_fds"],
                           sync.fileno(), exe)
