@@ -208,3 +208,18 @@ def test_bearer_token_challenge(daemon, token_registry, layout):
     assert ["repository:tok/img:pull"] in [q["scope"] for q in tokens.requests]
     r = daemon.mcctl("run", "--rm", "--entrypoint", "cat", ref, "/data/c", check=0)
     assert r.stdout == "c from layer 3\n"
+
+
+def test_an_unreachable_registry_and_an_unknown_image_are_one_line(daemon, registry):
+    import socket
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]       # nothing listens here once closed
+    r = daemon.mcctl("pull", f"127.0.0.1:{port}/x/y:1")
+    errors = [ln for ln in r.stderr.splitlines() if ln.startswith("mcctl:")]
+    assert r.returncode == 125 and len(errors) == 1
+    assert f"cannot reach registry 127.0.0.1:{port}: " in errors[0] and "refused" in errors[0]
+    r = daemon.mcctl("pull", f"{registry.host}/no/such:1")
+    errors = [ln for ln in r.stderr.splitlines() if ln.startswith("mcctl:")]
+    assert r.returncode == 125 and len(errors) == 1 and "not found" in errors[0], r.stderr
+    assert "Traceback" not in r.stderr
