@@ -59,6 +59,8 @@ ROUTES = [
     ("GET", "/images/json", "image_list"),
     ("GET", "/images/{name}/json", "image_inspect"),
     ("POST", "/images/create", "image_pull"),
+    ("POST", "/images/prune", "image_prune"),
+    ("POST", "/build/prune", "build_prune"),
     ("GET", "/networks", "network_list"),
     ("POST", "/networks/create", "network_create"),
     ("POST", "/networks/prune", "network_prune"),
@@ -73,7 +75,8 @@ ROUTES = [
 _COMPILED = [(m, re.compile("^" + re.sub(r"\{(\w+)\}", r"(?P<\1>[^/]+)", p) + "$"), h)
              for m, p, h in ROUTES]
 # {name} in /images/{name}/json may hold slashes (docker.io/library/x).
-_IMAGE_NAME_RX = {"image_inspect": r"^/images/(?P<name>.+)/json$",
+_IMAGE_NAME_RX = {  # the fixed routes above come first: /images/prune is not an image
+"image_inspect": r"^/images/(?P<name>.+)/json$",
                   "image_tag": r"^/images/(?P<name>.+)/tag$",
                   "image_delete": r"^/images/(?P<name>.+)$"}
 _COMPILED = [(m, re.compile(_IMAGE_NAME_RX[h]), h) if h in _IMAGE_NAME_RX else (m, rx, h)
@@ -1116,6 +1119,23 @@ class DockerApi:
         except Conflict as err:
             raise Conflict(f"conflict: unable to remove: {err.message}") from None
         return _json([{"Untagged": f"{t['name']}:latest"}, {"Deleted": _template_id(t["name"])}])
+
+    def image_prune(self, req):
+        """Untagged images no container uses; with dangling=false every unused image (the
+        image store's prune). Templates are not images here: kept."""
+        filters = tr.parse_filters(req.query.get("filters"))
+        for k in filters:
+            if k != "dangling":
+                raise InvalidArgument(f"invalid filter '{k}' (supported: dangling)")
+        every = (filters.get("dangling") or ["true"])[0].lower() in ("false", "0")
+        store = self._store()
+        deleted = store.prune(all=every, users=self.m.image_users)["deleted"] if store else []
+        return _json({"ImagesDeleted": [{"Deleted": d} for d in deleted] or None,
+                      "SpaceReclaimed": 0})
+
+    def build_prune(self, req):
+        # mini-container builds nothing, so there is never a build cache to remove.
+        return _json({"CachesDeleted": None, "SpaceReclaimed": 0})
 
     def image_tag(self, req, name):
         repo = req.query.get("repo")

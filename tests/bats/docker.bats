@@ -185,4 +185,9 @@ dk() { timeout -k 5 60 "$DOCKER" "$@"; }
     [ "$output" = "linux overlay json-file" ]
     run dk system df
     [ "$status" -eq 0 ]
+    dk create --name leftover minimal true >/dev/null
+    run dk system prune -f
+    [ "$status" -eq 0 ]
+    [[ "$output" == *"Deleted Containers"* ]]
+    [ -z "$(dk ps -aq)" ]
 }
