@@ -551,7 +551,7 @@ class Supervisor:
         import pickle
 
         from mcd.runtime import launcher
-        theirs = None
+        ours = theirs = None
         try:
             kind, plan = pickle.loads(msg)
             if kind != "start":
@@ -566,6 +566,8 @@ class Supervisor:
         except Exception as err:   # noqa: BLE001 - a bad job loses one start, not the supervisor
             from mcd.runtime.forkserver import _report
             _report(fds, err)
+            if ours is not None and ours.fileno() not in self.conns:
+                ours.close()
         finally:
             if theirs is not None:
                 theirs.close()

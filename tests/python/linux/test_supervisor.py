@@ -260,3 +260,21 @@ def test_adopt_refuses_a_pid_that_is_not_the_named_process(work):
     finally:
         os.close(r)
         os.close(w)
+
+
+def test_a_bad_start_job_is_answered_on_its_result_socket_and_the_supervisor_stays(work):
+    import socket
+    d, procs, pids = work
+    sock = os.path.join(d, "s.sock")
+    procs.append(_start(sock))
+    ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+    try:
+        with SupervisorClient(sock) as c:
+            socket.send_fds(c.sock, [b"\x80not a pickle"], [theirs.fileno()])
+            theirs.close()
+            ours.settimeout(10)
+            msg = ours.recv(65536)
+            assert msg[:1] == b"E"          # the launcher's failure message, not a bare EOF
+            assert c.call("ping")[0]["count"] == 0
+    finally:
+        ours.close()
