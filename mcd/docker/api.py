@@ -585,8 +585,13 @@ class DockerApi:
             if not session.wait_ready(sock):
                 with self._lock:
                     if self._pending.get(c.id) is session:
-                        del self._pending[c.id]
-                return
+                        del self._pending[c.id]     # the client left before any start
+                        return
+                # A start took the session just as the client left: its process has our
+                # pipe ends (or pty master), which must still be drained and closed.
+                session.wait_started()
+                if session.error is not None:
+                    return
             session.run(sock, leftover)
 
         return _hijack_response(req, tty, run)
@@ -599,7 +604,9 @@ class DockerApi:
         m = self.m
 
         def run(sock, leftover):
-            entries = m.logs(c, tail=None if replay or not follow else 0, follow=follow)
+            # The follow also ends when the client hangs up, not only with the container.
+            entries = m.logs(c, tail=None if replay or not follow else 0, follow=follow,
+                             stop=lambda: streams.peer_gone(sock))
             try:
                 for e in entries:
                     name = e.get("stream", "stdout")

@@ -177,10 +177,15 @@ class Session:
         self._close_stdin()
         self._ready.set()
 
+    def wait_started(self) -> None:
+        """Until the start that took this session handed over (or failed): a start does
+        not block, so this is short."""
+        self._ready.wait()
+
     def wait_ready(self, sock: socket.socket) -> bool:
         """Until the process started (True) or the client hung up / the start failed."""
         while not self._ready.wait(0.5):
-            if _peer_gone(sock):
+            if peer_gone(sock):
                 return False
         return self.error is None
 
@@ -301,7 +306,8 @@ class Session:
             self.log = None
 
 
-def _peer_gone(sock: socket.socket) -> bool:
+def peer_gone(sock: socket.socket) -> bool:
+    """The client closed its side for good (not just its stdin, which is POLLRDHUP)."""
     p = select.poll()
-    p.register(sock, 0)     # not POLLRDHUP: a client that closed only its stdin is still there
+    p.register(sock, 0)     # a client that closed only its stdin is still there
     return any(ev & (select.POLLHUP | select.POLLERR) for _fd, ev in p.poll(0))

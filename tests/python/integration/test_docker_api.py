@@ -318,3 +318,26 @@ def test_pull_from_a_registry_named_in_the_reference_then_run(dd, tmp_path):
         assert "absent" in str(e.value)
     finally:
         reg.stop()
+
+
+def test_an_attached_client_that_goes_away_does_not_block_the_container(dd):
+    """Far more output than a pipe holds, and the attached client hangs up after the first
+    bytes: the container still runs to its end and its log has everything."""
+    api = dd.docker.api
+    cid = api.create_container("minimal", ["sh", "-c", "seq 1 200000; echo end"])["Id"]
+    s = socket.socket(socket.AF_UNIX)
+    s.settimeout(30)
+    s.connect(dd.docker_socket)
+    s.sendall(f"POST /v1.45/containers/{cid}/attach?stream=1&stdout=1&stderr=1 HTTP/1.1\r\n"
+              "Host: d\r\nConnection: Upgrade\r\nUpgrade: tcp\r\nContent-Length: 0\r\n\r\n".encode())
+    head = b""
+    while b"\r\n\r\n" not in head:
+        head += s.recv(1)
+    assert head.startswith(b"HTTP/1.1 101") and b"multiplexed-stream" in head
+    api.start(cid)
+    first = s.recv(8)
+    assert first[:1] == b"\x01"                       # a stdout frame
+    s.close()
+    assert api.wait(cid, timeout=60)["StatusCode"] == 0
+    assert api.logs(cid, tail=1) == b"end\n"
+    api.remove_container(cid)
