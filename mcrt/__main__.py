@@ -47,14 +47,16 @@ class Log:
 
 def main(argv: list[str] | None = None) -> int:
     from mcrt.errors import McrtError
-    from mcrt.parser import build_parser
+    from mcrt.parser import build_parser, command_of
 
     argv = sys.argv[1:] if argv is None else argv
     log = Log()
     debug = "--debug" in argv
     try:
         # The global flags first, so an error in the rest still reaches --log.
-        ns = build_parser().parse_args(argv)
+        wanted = command_of(argv)
+        full = wanted is None or "-h" in argv or "--help" in argv
+        ns = build_parser(None if full else wanted).parse_args(argv)
         log = Log(ns.log, ns.log_format, ns.debug)
         if ns.version:
             from mcrt.parser import version_text

@@ -19,9 +19,40 @@ DEFAULT_ALLOWED = ("c *:* m", "b *:* m", "c 1:3 rwm", "c 1:5 rwm", "c 1:7 rwm", 
                    "c 1:9 rwm", "c 5:0 rwm", "c 5:1 rwm", "c 5:2 rwm", "c 136:* rwm")
 
 
-def _layout():
-    from mcd.runtime.cgroups import detect
-    return detect(systemctl=None)
+V1_CONTROLLERS = ("cpu", "cpuacct", "cpuset", "memory", "pids", "freezer", "devices", "blkio")
+
+
+def _layout(root: str = "/sys/fs/cgroup"):
+    """Where the hierarchies are mounted and where this process sits in them: the part of
+    mcd's cgroups.detect() that an OCI runtime needs (the caller names the cgroup; there
+    is no parent of ours to place, no systemd delegation to find). Read from
+    /proc/self/mountinfo and /proc/self/cgroup in one pass each, on every create."""
+    from types import SimpleNamespace
+    v1, unified = {}, None
+    with open("/proc/self/mountinfo") as f:
+        for line in f:
+            left, _, right = line.partition(" - ")
+            mnt = left.split()[4]
+            if not mnt.startswith(root + "/") and mnt != root:
+                continue
+            fstype, _src, opts = right.split()[:3]
+            if fstype == "cgroup2":
+                if unified is None or mnt == root:
+                    unified = mnt
+            elif fstype == "cgroup":
+                for opt in opts.split(","):
+                    if opt in V1_CONTROLLERS:
+                        v1[opt] = mnt
+    own = {}
+    with open("/proc/self/cgroup") as f:
+        for line in f:
+            _n, ctrls, path = line.rstrip("\n").split(":", 2)
+            for c in ctrls.split(",") if ctrls else [""]:
+                own[c] = path
+    driver = "v1" if any(c in v1 for c in ("cpu", "memory", "pids")) else "v2"
+    if driver == "v2" and unified is None:
+        raise McrtError(f"no cgroup filesystem is mounted under {root}")
+    return SimpleNamespace(driver=driver, v1_mounts=v1, unified=unified, own=own, root=root)
 
 
 def expand_systemd(path: str, cid: str) -> str:

@@ -361,8 +361,7 @@ def cmd_run(ns, log) -> int:
 
 def cmd_state(ns, log) -> int:
     c = _load(ns, ns.id)
-    cg = _cgroup(c)
-    sys.stdout.write(json.dumps(c.oci_state(c.status(cg)), indent=2) + "\n")
+    sys.stdout.write(json.dumps(c.oci_state(c.status()), indent=2) + "\n")
     return 0
 
 
@@ -378,8 +377,7 @@ def cmd_list(ns, log) -> int:
             c = S.Container(ns.root, name).load()
         except McrtError:
             continue
-        st = c.oci_state(c.status(_cgroup(c)))
-        out.append(st)
+        out.append(c.oci_state(c.status()))
     if ns.quiet:
         sys.stdout.write("".join(s["id"] + "\n" for s in out))
     elif ns.format == "json":

@@ -21,7 +21,31 @@ def _id(p, help_="the container id"):
     p.add_argument("id", metavar="ID", help=help_)
 
 
-def build_parser() -> argparse.ArgumentParser:
+# Global options that take a value: main() skips them when it looks for the command.
+GLOBAL_WITH_VALUE = ("--root", "--log", "--log-format", "--rootless", "--criu")
+COMMANDS = ("create", "run", "start", "state", "kill", "delete", "exec", "ps", "pause", "resume",
+            "update", "list", "features", "spec")
+
+
+def command_of(argv: list[str]) -> str | None:
+    """The command word in argv (after the global options), or None."""
+    i = 0
+    while i < len(argv):
+        a = argv[i]
+        if a in GLOBAL_WITH_VALUE:
+            i += 2
+            continue
+        if a.startswith("-"):
+            i += 1
+            continue
+        return a if a in COMMANDS else None
+    return None
+
+
+def build_parser(only: str | None = None) -> argparse.ArgumentParser:
+    """The whole parser (man page, completions, --help), or with ``only`` just that
+    command's subparser: podman and the shim call mcrt several times per container, and
+    building all fourteen subparsers is a good part of a call's start-up."""
     p = _Parser(prog="mcrt", description=(
         "mcrt runs OCI bundles with mini-container's runtime, with runc's command line: "
         "podman (--runtime), containerd (BinaryName / ctr --runc-binary) and CRI-O can use it."))
@@ -37,7 +61,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--rootless", default="auto", help="accepted for runc compatibility: only 'auto' "
                    "or 'false' (mcrt runs as root)")
     p.add_argument("--criu", default="", help=argparse.SUPPRESS)
-    sub = p.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    real = p.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+
+    class _Sub:
+        def add_parser(self, name, **kw):
+            if only is not None and name != only:
+                return _Skip()
+            return real.add_parser(name, **kw)
+    sub = _Sub()
 
     c = sub.add_parser("create", help="create a container: its init waits before the user process")
     _create_flags(c)
@@ -139,3 +170,10 @@ def _create_flags(c) -> None:
 def version_text(libseccomp: str) -> str:
     return (f"mcrt version {VERSION}\ncommit: mini-container {VERSION}\nspec: {SPEC_VERSION}\n"
             f"python: mcd.runtime\nlibseccomp: {libseccomp}\n")
+
+
+class _Skip:
+    """Stands in for a subparser that this call does not need."""
+
+    def add_argument(self, *a, **kw):
+        return None

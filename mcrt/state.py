@@ -132,12 +132,28 @@ class Container:
         got = proc_start(self.pid) if self.pid else None
         return bool(got) and got[0] == self.data.get("start_time") and got[1] not in ("Z", "X")
 
+    def frozen(self) -> bool:
+        """Read straight from the freezer (v1) or cgroup.events (v2): `state`, which podman
+        and the shim call most, needs no cgroup driver for it."""
+        cg = self.data.get("cgroup") or {}
+        dirs = cg.get("dirs") or {}
+        try:
+            if cg.get("driver") == "v1":
+                if "freezer" not in dirs:
+                    return False
+                with open(os.path.join(dirs["freezer"], "freezer.state")) as f:
+                    return f.read().strip() == "FROZEN"
+            with open(os.path.join(dirs.get("", ""), "cgroup.events")) as f:
+                return "frozen 1" in f.read()
+        except OSError:
+            return False
+
     def status(self, cgroup=None) -> str:
         if not self.alive():
             return "stopped"
         if os.path.exists(self.fifo):
             return "created"
-        if cgroup is not None and cgroup.frozen():
+        if cgroup.frozen() if cgroup is not None else self.frozen():
             return "paused"
         return "running"
 
