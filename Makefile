@@ -20,7 +20,7 @@ APT_BENCH    := runc crun podman hyperfine bubblewrap strace
 APT_CLIENTS  := runc crun podman conmon containerd
 
 .PHONY: help dev demo test check test-linux test-integration test-fuzz test-bats test-browser test-vm \
-        dist deb rpm man completions bench clean distclean apt-runtime apt-dev apt-package apt-vm apt-bench apt-clients
+        dist deb rpm man completions bench clean distclean apt-runtime apt-dev apt-package apt-vm apt-bench apt-clients mcrt-conformance
 
 help:
 	@echo "make dev          .venv with mcctl and mcd (installs missing system packages)"
@@ -31,6 +31,7 @@ help:
 	@echo "make deb | rpm    distro packages in dist/"
 	@echo "make man | completions   regenerate man/ and completions/ from the parser"
 	@echo "make bench        benchmarks side by side with runc, crun, podman"
+	@echo "make mcrt-conformance   docs/mcrt-conformance.md from the last mcrt test run"
 
 # --- system packages: installed only when missing --------------------------------------
 define apt_ensure
@@ -118,6 +119,10 @@ rpm: dist
 bench: dev dist
 	$(MAKE) --no-print-directory apt-bench
 	bash bench/run.sh
+
+# docs/mcrt-conformance.md from what the last mcrt test run proved (test-artifacts/).
+mcrt-conformance: dev
+	.venv/bin/python scripts/gen-mcrt-conformance.py
 
 clean:
 	rm -rf build dist *.egg-info .pytest_cache test-artifacts

@@ -108,7 +108,9 @@ class Setup:
         def argv(n):
             cid = f"b{tag}{n}"
             extra = ["--runc-binary", binary] if binary else []
-            return [shutil.which("ctr"), "--address", self.ctr_sock, "run", "--rm", *extra, "--env", "PATH=/bin",
+            return [shutil.which("ctr"), "--address", self.ctr_sock, "run", "--rm", *extra,
+                    "--runc-root", str(self.dir / "containerd/runc-root"),
+                    "--fifo-dir", str(self.dir / "containerd/fifo"), "--env", "PATH=/bin",
                     "--cgroup", f"/{self.parent}/{cid}", "--rootfs", self.rootfs, cid, "/bin/true"]
         return argv
 

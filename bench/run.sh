@@ -21,6 +21,11 @@ trap '"$PY" bench/harness.py cleanup || echo "bench: cleanup failed, rerun: $PY 
 trap 'exit 130' INT TERM
 rc=0
 "$PY" bench/harness.py run --out "$out" "$@" || rc=$?
+# mcrt against runc and crun under podman and ctr (its own interleaved run; docs/mcrt.md).
+case ",${MCBENCH_SKIP:-}," in
+  *,mcrt,*) ;;
+  *) "$PY" bench/mcrt_bench.py --out "$out" ${MCBENCH_NO_DOCS:+} $([ -z "${MCBENCH_NO_DOCS:-}" ] && echo --docs docs) || rc=$? ;;
+esac
 # docker run --rm through mcd's Docker API beside a private dockerd (docs/api.md, "Speed").
 if [[ ",${MCBENCH_SKIP:-}," != *",docker-api,"* ]]; then
   "$PY" bench/docker_api_bench.py --out "$out/docker-api.json" || rc=$?

@@ -63,6 +63,8 @@ pm() {
         --cgroup-manager cgroupfs --runtime "$MCRT" "$@"
 }
 c() { ctr --address "$T/ctd/c.sock" "$@"; }
+# ctr run with the runtime's state and ctr's fifos under our temp dir (not /run/containerd/...).
+crun_() { c run --runc-root "$T/ctd/runc-root" --fifo-dir "$T/ctd/fifo" "$@"; }
 
 @test "podman --runtime mcrt run --rm: output and exit code" {
     run pm run --rm --cgroup-parent "/$CG" localhost/mcrt-bats sh -c 'echo hello; exit 3'
@@ -90,21 +92,21 @@ c() { ctr --address "$T/ctd/c.sock" "$@"; }
 }
 
 @test "ctr run --runc-binary mcrt (runc v2 shim): output and exit code" {
-    run c run --rm --runc-binary "$MCRT" --env PATH=/bin --cgroup "/$CG/b1" --rootfs "$T/rootfs" b1 sh -c 'echo via-shim; exit 6'
+    run crun_ --rm --runc-binary "$MCRT" --env PATH=/bin --cgroup "/$CG/b1" --rootfs "$T/rootfs" b1 sh -c 'echo via-shim; exit 6'
     [ "$status" -eq 6 ]
     [ "$output" = "via-shim" ]
 }
 
 @test "ctr: exec, kill, memory limit; a failing create says why" {
-    c run -d --runc-binary "$MCRT" --env PATH=/bin --memory-limit 50331648 --cgroup "/$CG/b2" --rootfs "$T/rootfs" b2 sleep 100
-    run c t exec --exec-id e1 b2 sh -c 'echo e; exit 5'
+    crun_ -d --runc-binary "$MCRT" --env PATH=/bin --memory-limit 50331648 --cgroup "/$CG/b2" --rootfs "$T/rootfs" b2 sleep 100
+    run c t exec --fifo-dir "$T/ctd/fifo" --exec-id e1 b2 sh -c 'echo e; exit 5'
     [ "$status" -eq 5 ]
     [ "$(cat /sys/fs/cgroup/memory/$CG/b2/memory.limit_in_bytes)" = "50331648" ]
     c t kill -s SIGKILL b2
     for _ in $(seq 1 100); do c t ls | grep -q "b2.*STOPPED" && break; sleep 0.05; done
     c t rm b2
     c c rm b2
-    run c run --rm --runc-binary "$MCRT" --cgroup "/$CG/b3" --rootfs "$T/rootfs" b3 /no/such/program
+    run crun_ --rm --runc-binary "$MCRT" --cgroup "/$CG/b3" --rootfs "$T/rootfs" b3 /no/such/program
     [ "$status" -ne 0 ]
     [[ "$output" == *"/no/such/program"* ]]
 }

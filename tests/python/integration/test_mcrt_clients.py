@@ -232,6 +232,12 @@ class Containerd:
         with open(os.path.join(self.dir, "containerd.log")) as f:
             return f.read()[-3000:]
 
+    def private(self) -> list[str]:
+        """The runtime's state root and ctr's stdio fifos under our dir, not ctr's defaults
+        (/run/containerd/runc/<namespace>, /run/containerd/fifo)."""
+        return ["--runc-root", os.path.join(self.dir, "runc-root"),
+                "--fifo-dir", os.path.join(self.dir, "fifo")]
+
     def ctr(self, *args, check=False, timeout=60):
         p = subprocess.run(["ctr", "--address", self.sock, *args], capture_output=True,
                            text=True, timeout=timeout)
@@ -269,8 +275,8 @@ def containerd(base):
 
 def _ctr_run(c, base, cid, *cmd, runtime_binary=None, extra=()):
     binary = ["--runc-binary", runtime_binary] if runtime_binary else []
-    return c.ctr("run", "--rm", *binary, "--env", "PATH=/bin", "--cgroup", f"/{base['parent']}/{cid}",
-                 *extra, "--rootfs", base["rootfs"], cid, *cmd)
+    return c.ctr("run", "--rm", *binary, *c.private(), "--env", "PATH=/bin",
+                 "--cgroup", f"/{base['parent']}/{cid}", *extra, "--rootfs", base["rootfs"], cid, *cmd)
 
 
 def test_ctr_run_with_mcrt_like_runc(containerd, base):
@@ -295,11 +301,11 @@ def test_ctr_error_reaches_the_caller(containerd, base):
 
 def test_ctr_exec_kill_pause_memory(containerd, base):
     cid = "c" + uuid.uuid4().hex[:8]
-    containerd.ctr("run", "-d", "--runc-binary", mcrt_binary(), "--env", "PATH=/bin",
+    containerd.ctr("run", "-d", "--runc-binary", mcrt_binary(), *containerd.private(), "--env", "PATH=/bin",
                    "--memory-limit", str(48 << 20), "--cgroup", f"/{base['parent']}/{cid}",
                    "--rootfs", base["rootfs"], cid, "sleep", "100", check=True)
     try:
-        e = containerd.ctr("tasks", "exec", "--exec-id", "e1", cid, "sh", "-c", "echo in; exit 4")
+        e = containerd.ctr("tasks", "exec", "--fifo-dir", os.path.join(containerd.dir, "fifo"), "--exec-id", "e1", cid, "sh", "-c", "echo in; exit 4")
         assert (e.returncode, e.stdout) == (4, "in\n"), e.stderr
         with open(f"/sys/fs/cgroup/memory/{base['parent']}/{cid}/memory.limit_in_bytes") as f:
             assert f.read().strip() == str(48 << 20)
