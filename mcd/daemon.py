@@ -180,7 +180,7 @@ class Daemon:
         """The Docker Engine API (mcd.docker) on its own socket: same group, mode and
         SO_PEERCRED rule as the main socket, same server code, same manager."""
         cfg = self.cfg
-        from mcd.docker.api import DockerApi, server_error_body
+        from mcd.docker.api import DockerApi, server_error_body, stream_body
         try:
             sock = bind_unix(cfg.docker_socket, mode=0o660 if gid is not None else 0o600, gid=gid)
         except OSError as err:
@@ -191,7 +191,7 @@ class Daemon:
                                            step="docker-socket") from err
         self.docker_server = HTTPServer(sock, DockerApi(self.manager), authorize=make_authorize(gid),
                                         max_body=cfg.max_body, name="docker",
-                                        error_body=server_error_body)
+                                        error_body=server_error_body, stream_body=stream_body)
         self.docker_server.start()
         log.info("Docker Engine API on %s", cfg.docker_socket)
 

@@ -68,6 +68,9 @@ class Request:
     peer: Peer | None = None
     sock: socket.socket | None = None
     received_ns: int = 0    # perf_counter_ns() when the head was read: for Server-Timing
+    # A body the handler reads itself (HTTPServer's stream_body routes: large uploads,
+    # chunked ones): a BodyReader, and then .body is b"".
+    body_stream: "BodyReader | None" = None
 
     def json(self):
         """The body as JSON (an empty body is an empty object)."""
@@ -250,17 +253,85 @@ def _close_fds(fds):
             pass
 
 
+class BodyReader:
+    """read(n) over a request body of known length or in chunked transfer encoding, off the
+    connection, each read bounded by the body timeout. read() returns b"" at its end."""
+
+    def __init__(self, conn: "_Conn", length: int | None, timeout: float):
+        self.conn, self.left, self.timeout = conn, length, timeout
+        self.chunked = length is None
+        self.chunk_left = 0
+        self.done = length == 0
+
+    def _line(self) -> bytes:
+        conn = self.conn
+        while b"\r\n" not in conn.buf:
+            if len(conn.buf) > MAX_HEADER_BYTES:
+                raise InvalidArgument("malformed chunked body")
+            conn.deadline = time.monotonic() + self.timeout
+            data = conn._recv()
+            if not data:
+                raise ClientGone("client closed the connection mid-body")
+            conn.buf += data
+        i = conn.buf.find(b"\r\n")
+        line = bytes(conn.buf[:i])
+        del conn.buf[:i + 2]
+        return line
+
+    def _take(self, n: int) -> bytes:
+        conn = self.conn
+        if not conn.buf:
+            conn.deadline = time.monotonic() + self.timeout
+            data = conn._recv(min(n, 1 << 20))
+            if not data:
+                raise ClientGone("client closed the connection mid-body")
+            conn.buf += data
+        out = bytes(conn.buf[:n])
+        del conn.buf[:len(out)]
+        return out
+
+    def read(self, n: int = 1 << 16) -> bytes:
+        if self.done:
+            return b""
+        if not self.chunked:
+            out = self._take(min(n, self.left))
+            self.left -= len(out)
+            self.done = self.left == 0
+            return out
+        if self.chunk_left == 0:
+            size = self._line().split(b";")[0].strip()
+            try:
+                self.chunk_left = int(size, 16)
+            except ValueError:
+                raise InvalidArgument("malformed chunked body") from None
+            if self.chunk_left == 0:
+                while self._line():         # trailers, up to the empty line
+                    pass
+                self.done = True
+                return b""
+        out = self._take(min(n, self.chunk_left))
+        self.chunk_left -= len(out)
+        if self.chunk_left == 0:
+            if self._line() != b"":
+                raise InvalidArgument("malformed chunked body")
+        return out
+
+
 class HTTPServer:
     def __init__(self, sock: socket.socket, handler: Callable[[Request], Response], *,
                  authorize: Callable[[Peer | None], bool] | None = None,
                  max_body: int = 1 << 20, header_timeout: float = 10.0,
                  body_timeout: float = 30.0, idle_timeout: float = 120.0, name: str = "http",
                  max_connections: int = 1024,
-                 error_body: Callable[[MCError], bytes] | None = None):
+                 error_body: Callable[[MCError], bytes] | None = None,
+                 stream_body: Callable[[str, str], bool] | None = None):
         self.sock = sock
         # The body of an error the server answers itself (403, 408, 413, 503...): mcd's
         # shape unless the listener speaks another API's (the Docker socket's).
         self.error_body = error_body or (lambda err: (json.dumps(err.to_wire()) + "\n").encode())
+        # stream_body(method, path): routes whose handler reads the body itself (any size,
+        # chunked too) from Request.body_stream; the connection closes after the answer.
+        self.stream_body = stream_body
         self.handler = handler
         self.authorize = authorize
         self.max_body = max_body
@@ -421,7 +492,11 @@ class HTTPServer:
             if not sep:
                 raise InvalidArgument("malformed header line")
             headers[k.strip().lower()] = v.strip()
-        if "chunked" in headers.get("transfer-encoding", "").lower():
+        parsed = urllib.parse.urlsplit(target)
+        streamed = self.stream_body is not None and \
+            self.stream_body(method.upper(), urllib.parse.unquote(parsed.path))
+        chunked = "chunked" in headers.get("transfer-encoding", "").lower()
+        if chunked and not streamed:
             raise LengthRequired("chunked request bodies are not supported; send Content-Length")
         try:
             length = int(headers.get("content-length", "0"))
@@ -429,20 +504,23 @@ class HTTPServer:
                 raise ValueError
         except ValueError:
             raise InvalidArgument("invalid Content-Length") from None
-        if length > self.max_body:
+        if length > self.max_body and not streamed:
             raise PayloadTooLarge(f"request body of {length} bytes exceeds the limit of {self.max_body}")
         body = b""
-        if length:
+        body_stream = None
+        if streamed:
+            body_stream = BodyReader(conn, None if chunked else length, self.body_timeout)
+            headers["connection"] = "close"     # the handler may leave some of it unread
+        elif length:
             conn.deadline = time.monotonic() + self.body_timeout
             body = conn.read_exact(length)
         if version == "HTTP/1.0" and headers.get("connection", "").lower() != "keep-alive":
             headers["connection"] = "close"
-        parsed = urllib.parse.urlsplit(target)
         query = {k: v[-1] for k, v in urllib.parse.parse_qs(parsed.query, keep_blank_values=True).items()}
         fds, conn.fds = conn.fds, []
         return Request(method=method.upper(), target=target, path=urllib.parse.unquote(parsed.path),
                        query=query, headers=headers, body=body, fds=fds, peer=peer, sock=conn.sock,
-                       received_ns=received_ns)
+                       received_ns=received_ns, body_stream=body_stream)
 
     def _write_response(self, conn: _Conn, req: Request, resp: Response) -> bool:
         status_line = f"HTTP/1.1 {resp.status} {REASONS.get(resp.status, 'Status')}\r\n"

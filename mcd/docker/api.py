@@ -60,6 +60,7 @@ ROUTES = [
     ("GET", "/images/{name}/json", "image_inspect"),
     ("POST", "/images/create", "image_pull"),
     ("POST", "/images/prune", "image_prune"),
+    ("POST", "/images/load", "image_load"),
     ("POST", "/build/prune", "build_prune"),
     ("GET", "/networks", "network_list"),
     ("POST", "/networks/create", "network_create"),
@@ -83,6 +84,16 @@ _COMPILED = [(m, re.compile(_IMAGE_NAME_RX[h]), h) if h in _IMAGE_NAME_RX else (
              for m, rx, h in _COMPILED]
 
 MAX_EXECS = 1024
+
+
+def stream_body(method: str, path: str) -> bool:
+    """For HTTPServer(stream_body=): the routes whose handler reads its (large, possibly
+    chunked) body itself: docker load."""
+    try:
+        _v, rest = tr.split_version(path)
+    except InvalidArgument:
+        return False
+    return method == "POST" and rest.rstrip("/") == "/images/load"
 
 
 def server_error_body(err: MCError) -> bytes:
@@ -1126,6 +1137,49 @@ class DockerApi:
         except Conflict as err:
             raise Conflict(f"conflict: unable to remove: {err.message}") from None
         return _json([{"Untagged": f"{t['name']}:latest"}, {"Deleted": _template_id(t["name"])}])
+
+    def image_load(self, req):
+        """docker load: the archive (docker save or an OCI layout tar) streams in, chunked
+        as the CLI sends it, is spooled into the image store's tmp dir (an archive is read
+        out of order) and loaded as `mcctl image load` loads it: all or nothing."""
+        import uuid
+        from mcd.images import archive
+        store = self._store()
+        if store is None:
+            raise NotFound("page not found: no image store")
+        if req.body_stream is None:
+            raise InvalidArgument("images/load: expected the archive as the request body")
+        spool = os.path.join(store.tmp, f"docker-load-{uuid.uuid4().hex[:12]}")
+        try:
+            size = 0
+            with open(spool, "wb") as f:
+                while True:
+                    chunk = req.body_stream.read(1 << 20)
+                    if not chunk:
+                        break
+                    f.write(chunk)
+                    size += len(chunk)
+            if not size:
+                raise InvalidArgument("images/load: empty archive")
+            with store.load("docker load") as ld:
+                archive.load(ld, spool)
+                images = ld.commit()
+        except OSError as err:
+            from mcd.errors import KernelError
+            raise KernelError.from_oserror("image load", err) from err
+        finally:
+            try:
+                os.unlink(spool)
+            except FileNotFoundError:
+                pass
+        lines = []
+        for img in images:
+            if img["tags"]:
+                lines += [f"Loaded image: {t}\n" for t in img["tags"]]
+            else:
+                lines.append(f"Loaded image ID: {img['id']}\n")
+        body = "".join(json.dumps({"stream": line}) + "\n" for line in lines)
+        return Response(200, body=body.encode(), content_type="application/json")
 
     def image_prune(self, req):
         """Untagged images no container uses; with dangling=false every unused image (the

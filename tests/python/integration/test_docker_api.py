@@ -341,3 +341,38 @@ def test_an_attached_client_that_goes_away_does_not_block_the_container(dd):
     assert api.wait(cid, timeout=60)["StatusCode"] == 0
     assert api.logs(cid, tail=1) == b"end\n"
     api.remove_container(cid)
+
+
+@pytest.mark.skipif(not (shutil.which("umoci") and shutil.which("skopeo")),
+                    reason="umoci and skopeo build the test archive")
+def test_docker_load_streams_a_chunked_archive_in(dd, tmp_path):
+    """docker load -i: the CLI sends the archive with chunked transfer encoding; docker-py
+    with a Content-Length beyond the API's 1 MiB body limit. Both load whole."""
+    import subprocess
+
+    import imagefixtures as fx
+    from conftest import REPO
+    layout = fx.build_oci(str(tmp_path / "layout"), str(tmp_path / "work"))
+    arch = str(tmp_path / "img.tar")
+    subprocess.run(["skopeo", "copy", f"oci:{layout}:t", f"docker-archive:{arch}:loaded/img:v1"],
+                   check=True, capture_output=True)
+    assert os.path.getsize(arch) > 1 << 20
+    cli = subprocess.run(["bash", os.path.join(REPO, "tests/bats/docker-cli.sh")], check=True,
+                         capture_output=True, text=True).stdout.strip()
+    env = dict(os.environ, DOCKER_HOST=f"unix://{dd.docker_socket}",
+               DOCKER_CONFIG=str(tmp_path / "dockercfg"))
+    r = subprocess.run([cli, "load", "-i", arch], env=env, capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0 and r.stdout.strip() == "Loaded image: loaded/img:v1", r.stderr
+    assert dd.docker.containers.run("loaded/img:v1", ["cat", "/etc/new"], entrypoint=[],
+                                    user="0", remove=True) == b"added in layer 2\n"
+    dd.docker.images.remove("loaded/img:v1")
+    with open(arch, "rb") as f:
+        loaded = dd.docker.images.load(f.read())
+    assert [i.tags for i in loaded] == [["loaded/img:v1"]]
+    # A truncated archive loads nothing, in one line.
+    with open(arch, "rb") as f:
+        half = f.read(os.path.getsize(arch) // 2)
+    dd.docker.images.remove("loaded/img:v1")
+    with pytest.raises(docker.errors.APIError):
+        dd.docker.images.load(half)
+    assert "loaded/img:v1" not in {t for i in dd.docker.images.list() for t in i.tags}

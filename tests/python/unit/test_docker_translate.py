@@ -354,3 +354,53 @@ def test_routes_answer_without_a_manager_where_none_is_needed():
     assert r.status == 405
     r = call("GET", "/v1.40/version")
     assert r.status == 400 and "too old" in json.loads(r.body)["message"]
+
+
+def test_a_streamed_body_reads_chunked_and_sized_uploads_and_other_routes_keep_the_limit(tmp_path):
+    from mcd.httpserver import HTTPServer, Response, bind_unix
+    got = []
+
+    def handler(req):
+        if req.body_stream is None:
+            return Response(200, body=b"plain:%d" % len(req.body), content_type="text/plain")
+        data = b""
+        while True:
+            chunk = req.body_stream.read(7)
+            if not chunk:
+                break
+            data += chunk
+        got.append(data)
+        return Response(200, body=b"streamed:%d" % len(data), content_type="text/plain")
+
+    path = str(tmp_path / "s.sock")
+    srv = HTTPServer(bind_unix(path), handler, max_body=16, name="stream-test",
+                     stream_body=lambda method, p: p == "/images/load")
+    srv.start()
+
+    def send(raw: bytes) -> bytes:
+        s = socket.socket(socket.AF_UNIX)
+        s.settimeout(10)
+        s.connect(path)
+        s.sendall(raw)
+        out = b""
+        while True:
+            chunk = s.recv(4096)
+            if not chunk:
+                break
+            out += chunk
+        s.close()
+        return out
+
+    try:
+        r = send(b"POST /images/load HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
+                 b"5\r\nhello\r\n1a;ext=1\r\n" + b"z" * 26 + b"\r\n0\r\nTrailer: t\r\n\r\n")
+        assert r.startswith(b"HTTP/1.1 200") and r.endswith(b"streamed:31")
+        assert got[-1] == b"hello" + b"z" * 26
+        r = send(b"POST /images/load HTTP/1.1\r\nHost: x\r\nContent-Length: 40\r\n\r\n" + b"y" * 40)
+        assert r.endswith(b"streamed:40")
+        r = send(b"POST /other HTTP/1.1\r\nHost: x\r\nContent-Length: 40\r\n\r\n" + b"y" * 40)
+        assert r.startswith(b"HTTP/1.1 413")
+        r = send(b"POST /other HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n")
+        assert r.startswith(b"HTTP/1.1 411")
+    finally:
+        srv.shutdown()
