@@ -22,7 +22,7 @@ from mcd.httpserver import Request, Response
 from mcd.routing import Answer, Field, Link, Query, Route, Router, openapi
 from mcwire import API_VERSION, __version__
 from mcd.images.api import IMAGE_ROUTES, IMAGE_SCHEMAS, ImageRoutes
-from mcwire.schema import NAME_PATTERN, RESTART_POLICY_PATTERN
+from mcwire.schema import IPV4, NAME_PATTERN, RESTART_POLICY_PATTERN
 
 log = logging.getLogger("mcd.api")
 
@@ -144,12 +144,15 @@ ROUTES = [
     Route("POST", "/v1/networks", "create_network", "Create a bridge network",
           (Answer(201, "Network", description="created"),),
           body=(Field("name", str, required=True, schema={"type": "string", "pattern": NAME_PATTERN}),
-                Field("subnet", str, default=None, description="an IPv4 CIDR (default: a free /24)"),
-                Field("gateway", str, default=None, description="an IPv4 address in the subnet"),
+                Field("subnet", str, default=None, description="an IPv4 CIDR (default: a free /24)",
+                      schema={"type": "string", "pattern": f"^{IPV4}/([0-9]|[12][0-9]|3[0-2])$"}),
+                Field("gateway", str, default=None, description="an IPv4 address in the subnet "
+                      "(needs subnet)", schema={"type": "string", "pattern": f"^{IPV4}$"}),
                 Field("internal", bool, default=False, description="no way out of the network"),
                 Field("labels", dict, default=None,
                       schema={"type": "object", "additionalProperties": {"type": "string"}})),
-          body_required=True, links=(
+          body_required=True, body_rules=(("dependentRequired", {"gateway": ["subnet"]}),),
+          links=(
               Link(201, "inspect_network", "ref", "$response.body#/name"),
               Link(201, "remove_network", "ref", "$response.body#/name"))),
     Route("POST", "/v1/networks/prune", "prune_networks", "Remove every unused network made by create",

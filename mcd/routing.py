@@ -133,6 +133,7 @@ class Route:
     links: tuple[Link, ...] = ()
     fds: str = ""                     # what file descriptors ride on the request, if any
     path_types: tuple = ()            # (name, component) for a path parameter not in PATH_PARAMS
+    body_rules: tuple = ()            # (keyword, value): JSON Schema rules across body fields
     regex: re.Pattern = field(init=False, repr=False, compare=False)
 
     def __post_init__(self):
@@ -202,6 +203,7 @@ class Route:
             required = [f.name for f in self.body if f.required]
             if required:
                 schema["required"] = required
+            schema.update(dict(self.body_rules))
             op["requestBody"] = {"required": self.body_required, "content": {
                 "application/json": {"schema": schema}}}
         return op

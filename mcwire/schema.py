@@ -25,6 +25,13 @@ NAME_PATTERN = "^" + S.NAME_RE.pattern + "$"
 _HOSTNAME = "^(" + S.HOSTNAME_RE.pattern + ")?$"
 RESTART_POLICY_PATTERN = "^(no|always|unless-stopped|on-failure(:0*[1-9][0-9]*)?)$"
 _CPU_LIST = "^\\d+(-\\d+)?(,\\d+(-\\d+)?)*$"
+# An image as a request names it: an ID (or its prefix), or a reference in the grammar
+# mcd.images.reference parses ([registry/]name[:tag][@digest], lowercase path components).
+_COMPONENT = "[a-z0-9]+((\\.|_|__|-+)[a-z0-9]+)*"
+_IMAGE_NAME = (f"(([a-zA-Z0-9-]+(\\.[a-zA-Z0-9-]+)*|\\[[0-9a-fA-F:]+\\])(:[0-9]+)?/)?"
+               f"{_COMPONENT}(/{_COMPONENT})*")
+IMAGE_TAG_PATTERN = f"{_IMAGE_NAME}(:[A-Za-z0-9_][A-Za-z0-9_.-]{{0,127}})?"
+IMAGE_REF_PATTERN = f"(sha256:)?[0-9a-f]{{12,64}}|{IMAGE_TAG_PATTERN}(@sha256:[0-9a-f]{{64}})?"
 _OCTET = "(25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])"
 IPV4 = f"{_OCTET}(\\.{_OCTET}){{3}}"
 
@@ -49,7 +56,7 @@ CONSTRAINTS = {
     ("ContainerSpec", "stop_timeout"): {"type": "integer", "minimum": 0, "maximum": 3600},
     ("ContainerSpec", "labels"): {"type": "object", "additionalProperties": {"type": "string"}},
     ("Process", "args"): {"type": "array", "items": {"type": "string", "pattern": _NO_NUL},
-                          "prefixItems": [{"minLength": 1}]},
+                          "prefixItems": [{"type": "string", "pattern": _NO_NUL, "minLength": 1}]},
     ("Process", "env"): {"type": "array", "items": {
         "type": "string", "pattern": "^[A-Za-z_][A-Za-z0-9_]*=[^\\x00]*$"}},
     ("Process", "cwd"): {"type": "string", "pattern": _ABS_PATH},
@@ -61,7 +68,7 @@ CONSTRAINTS = {
     ("User", "gid"): _id(),
     ("User", "additional_gids"): {"type": "array", "items": _id()},
     ("Root", "template"): {"type": "string"},
-    ("Root", "image"): {"type": "string", "pattern": _NO_NUL},
+    ("Root", "image"): {"type": "string", "pattern": f"^({IMAGE_REF_PATTERN})?$"},
     ("Mount", "destination"): {"type": "string", "pattern": _ABS_PATH},
     ("Mount", "type"): {"type": "string", "enum": ["bind", "tmpfs"]},
     ("Mount", "source"): {"type": "string", "pattern": _NO_NUL},
@@ -138,6 +145,7 @@ def spec_schemas() -> dict:
             else:
                 props[f.name] = {}
         out[cls.__name__] = {"type": "object", "additionalProperties": False, "properties": props}
+    out["Mount"]["required"] = ["destination"]      # its default ("") is refused
     out["ExecProcess"] = {**out["Process"], "description": "Fields not given are the "
                           "container's own (env is merged by variable name)."}
     # A create request may also give an entrypoint (prepended to args; with an image it

@@ -14,9 +14,14 @@ import uuid
 
 from mcd.errors import InvalidArgument, PermissionDenied
 from mcd.routing import Answer, Field, Query, Route
+from mcwire.schema import IMAGE_REF_PATTERN, IMAGE_TAG_PATTERN
 
-_REF = Query("ref", str, None, "an image reference (name[:tag], name@digest) or id",
-             pattern="[^\\x00]+", required=True)
+_IMAGE = {"type": "string", "pattern": f"^({IMAGE_REF_PATTERN})$"}
+_REGISTRY = {"type": "string", "pattern": "^(https?://)?(([a-zA-Z0-9]([a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?"
+             "(\\.[a-zA-Z0-9]([a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?)*|\\[[0-9A-Fa-f:.]+\\])(:[0-9]{1,5})?)"
+             "(/[^\\x00]*)?$"}
+_REF = Query("ref", str, None, "an image reference ([registry/]name[:tag][@digest]) or id",
+             pattern=IMAGE_REF_PATTERN, required=True)
 
 
 def _schema(name: str) -> dict:
@@ -60,18 +65,21 @@ IMAGE_ROUTES = [
           (Answer(200, {"type": "array", "items": {"type": "object"}}),), query=(_REF,)),
     Route("POST", "/v1/images/tag", "tag_image", "Tag an image",
           (Answer(201, "ImageTagged", description="tagged"),),
-          body=(Field("ref", str, required=True), Field("tag", str, required=True)),
+          body=(Field("ref", str, required=True, schema=_IMAGE),
+                Field("tag", str, required=True,
+                      schema={"type": "string", "pattern": f"^({IMAGE_TAG_PATTERN})$"})),
           body_required=True),
     Route("POST", "/v1/images/remove", "remove_image", "Remove or untag an image",
           (Answer(200, "ImageRemoved"),),
-          body=(Field("ref", str, required=True), Field("force", bool, default=False)),
+          body=(Field("ref", str, required=True, schema=_IMAGE), Field("force", bool, default=False)),
           body_required=True),
     Route("POST", "/v1/images/prune", "prune_images", "Remove untagged images no container uses",
           (Answer(200, "ImagesPruned"),),
           body=(Field("all", bool, default=False, description="every image no container uses"),)),
     Route("POST", "/v1/images/save", "save_images", "Write images as an archive to the passed fd",
           (Answer(200, "ImagesSaved"),),
-          body=(Field("refs", list, required=True, schema={**_STRS, "minItems": 1}),
+          body=(Field("refs", list, required=True, schema={"type": "array", "items": _IMAGE,
+                                                           "minItems": 1}),
                 Field("format", str, default=None,
                       schema={"type": "string", "enum": ["docker", "oci", "both"]})),
           body_required=True, fds="where the archive is written (one fd)"),
@@ -80,17 +88,19 @@ IMAGE_ROUTES = [
     Route("POST", "/v1/images/pull", "pull_image",
           "Pull an image from a registry; NDJSON progress, then done or error",
           (Answer(200, "PullLine", "application/x-ndjson"),),
-          body=(Field("ref", str, required=True),), body_required=True),
+          body=(Field("ref", str, required=True, schema=_IMAGE),), body_required=True),
     Route("POST", "/v1/auth/login", "registry_login",
           "Check and store registry credentials (root only)",
           (Answer(200, _obj({"registry": {"type": "string"}, "status": {"type": "string"}},
                             extra=False)),),
-          body=(Field("registry", str, required=True), Field("username", str, required=True),
-                Field("password", str, required=True)), body_required=True),
+          body=(Field("registry", str, required=True, schema=_REGISTRY),
+                Field("username", str, required=True, schema={"type": "string", "minLength": 1}),
+                Field("password", str, required=True, schema={"type": "string", "minLength": 1})),
+          body_required=True),
     Route("POST", "/v1/auth/logout", "registry_logout", "Forget a registry's credentials",
           (Answer(200, _obj({"registry": {"type": "string"}, "removed": {"type": "boolean"}},
                             extra=False)),),
-          body=(Field("registry", str, required=True),), body_required=True),
+          body=(Field("registry", str, required=True, schema=_REGISTRY),), body_required=True),
 ]
 
 

@@ -79,7 +79,9 @@ class Credentials:
 
 
 # A registry as login and logout take it: a host name or IPv4 address, or [IPv6], and a port.
-REGISTRY_RE = re.compile(r"([A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?)*"
+# (DNS labels of at most 63 characters: a longer one fails in the IDNA codec, not as OSError.)
+REGISTRY_RE = re.compile(r"([A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+                         r"(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*"
                          r"|\[[0-9A-Fa-f:.]+\])(:[0-9]{1,5})?")
 
 
@@ -88,7 +90,8 @@ def registry_of(text: str) -> str:
     text = text.strip().removeprefix("https://").removeprefix("http://").split("/")[0]
     if not text:
         raise InvalidArgument("login: a registry is required")
-    if not REGISTRY_RE.fullmatch(text):
+    port = text.rpartition("]")[2].rpartition(":")[2] if ":" in text.rpartition("]")[2] else ""
+    if not REGISTRY_RE.fullmatch(text) or len(text) > 253 or (port and int(port) > 65535):
         raise InvalidArgument(f"login: {text!r} is not a registry (HOST[:PORT])")
     return "docker.io" if text in ("index.docker.io", "registry-1.docker.io") else text
 

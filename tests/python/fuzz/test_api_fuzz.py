@@ -17,8 +17,11 @@ so a generated container can be created, started and set up -- every step up to 
 but never runs a program. Left out, and why: operations that read host paths as a
 template source (``POST /v1/templates``, ``/v1/templates/import``, ``/v1/images/load``:
 root callers may name any host path, such as ``/``); ``GET /v1/events`` and ``?stream=1``
-of ``/v1/stats`` (answers that never end by design) and ``/wait`` (blocks until a container
-that may never start exits).
+of ``/v1/stats`` (answers that never end by design), ``/wait`` (blocks until a container
+that may never start exits) and ``POST /v1/auth/login`` (it checks the credentials with
+the registry, which from the fuzzer's empty network namespace is never reachable: 503
+UNAVAILABLE, by design). ``/v1/images/pull`` stays: it answers 200 and reports an
+unreachable registry in its stream.
 
 Bounded: MC_FUZZ_EXAMPLES examples per operation (default 40), derandomized so a CI run is
 reproducible; set MC_FUZZ_SEED for a different draw and MC_FUZZ_EXAMPLES for a longer run.
@@ -38,7 +41,7 @@ SEED = os.environ.get("MC_FUZZ_SEED")
 CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance,
           response_schema_conformance]
 EXCLUDED = {"create_template", "import_template", "load_images", "events", "wait",
-            "stats_all"}
+            "stats_all", "registry_login"}
 
 schema = schemathesis.pytest.from_fixture("api_schema")
 

@@ -393,8 +393,8 @@ def test_fuzz_findings_are_400s(api_server, body, needle):
 def test_a_registry_is_a_host_and_port():
     from mcd.images.pull import registry_of
     assert registry_of("https://localhost:5000/x") == "localhost:5000"
-    assert registry_of("[::1]:5000") == "[::1]:5000"
-    for bad in ("A\x06", "a b", "x:y"):
+    assert registry_of("[::1]:5000") == "[::1]:5000" and registry_of("[::1]") == "[::1]"
+    for bad in ("A\x06", "a b", "x:y", "a" * 64, "x." + "b" * 64, "x:99999"):  # IDNA, port range
         with pytest.raises(MCError) as e:
             registry_of(bad)
         assert e.value.http_status == 400
