@@ -5,7 +5,8 @@ against a private dockerd, interleaved in one run.
 
 Needs root. Everything is private and removed at the end (also on error or ^C):
 
-- mcd: `mcd --docker-socket` on a temp socket, temp root, cgroup parent mcbench-dockerapi.
+- mcd: `mcd --docker-socket` on a temp socket, temp root, cgroup parent mcbench-dockerapi,
+  --default-network none, in a network namespace of its own (`unshare --net`).
 - dockerd: Debian's docker.io package (20.10, API 1.41) is fetched with `apt-get download`
   and unpacked into .cache/dockerd/ -- never installed, so no service is set up. It runs in
   a network namespace of its own (`unshare --net`), with --bridge=none, --iptables=false
