@@ -7,5 +7,5 @@ the mcd daemon uses (mcd.runtime: syscalls, rootfs, security, cgroups). Each com
 is a short-lived process: imports stay lean, state lives in ROOT/ID/state.json.
 """
 
-VERSION = "0.1.0"
+from mcwire import __version__ as VERSION  # noqa: E402 - the one source of the version
 SPEC_VERSION = "1.0.2"

@@ -236,8 +236,8 @@ class DockerApi:
 
     # ------------------------------------------------------------ system
     def _versions(self) -> dict:
-        import mcd
-        return {"version": getattr(mcd, "__version__", "0.1.0"), "kernel": platform.release(),
+        from mcwire import __version__
+        return {"version": __version__, "kernel": platform.release(),
                 "arch": tr.go_arch(platform.machine())}
 
     def ping(self, req):

@@ -99,7 +99,8 @@ def test_frozen_mcctl_runs_every_path_its_spec_trims(daemon, binary):
     def run(*argv):
         return subprocess.run([binary, *argv], capture_output=True, text=True, timeout=60)
 
-    assert run("--version").stdout == "mcctl 0.1.0\n"
+    import mcwire
+    assert run("--version").stdout == f"mcctl {mcwire.__version__}\n"
     r = run("--help")
     assert r.returncode == 0 and "COMMAND" in r.stdout and "ps" in r.stdout
     r = run("--socket", daemon.socket, "run", "--rm", "minimal", "sh", "-c", "echo hi; exit 3")

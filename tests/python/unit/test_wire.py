@@ -174,8 +174,16 @@ def test_the_cli_writes_its_exit_statuses_once():
 def test_the_version_has_one_source():
     from importlib.metadata import version
 
+    import mcrt
     from mcctl.parser import VERSION
-    assert VERSION == mcwire.__version__
+    assert VERSION == mcrt.VERSION == mcwire.__version__
+    # Nowhere else in the product code: no version literal beside mcwire's.
+    for package in ("mcctl", "mcd", "mcrt"):
+        for dirpath, _dirs, files in os.walk(os.path.join(REPO, package)):
+            for name in files:
+                if name.endswith(".py"):
+                    with open(os.path.join(dirpath, name)) as f:
+                        assert f'"{mcwire.__version__}"' not in f.read(), f"{dirpath}/{name}"
     assert version("mini-container") == mcwire.__version__
     with open(os.path.join(REPO, "pyproject.toml")) as f:
         text = f.read()
