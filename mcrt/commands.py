@@ -86,9 +86,9 @@ def _create(ns, log, *, for_run: bool = False) -> tuple[S.Container, int]:
     if proc.get("terminal") and not ns.console_socket and not for_run:
         raise McrtError("process.terminal is true: --console-socket is required to receive "
                         "the pty")
-    if proc.get("terminal") and not ns.console_socket and for_run:
-        raise McrtError("run: process.terminal is true: mcrt does not proxy a pty to its own "
-                        "stdio; pass --console-socket or set process.terminal false")
+    if proc.get("terminal") and not ns.console_socket and for_run and ns.detach:
+        raise McrtError("run --detach: process.terminal is true: --console-socket is required "
+                        "to receive the pty (nobody would hold it)")
     if ns.console_socket and not proc.get("terminal"):
         raise McrtError("--console-socket given but process.terminal is false")
     if os.path.lexists(os.path.join(ns.root, cid)):
@@ -137,6 +137,13 @@ def _create(ns, log, *, for_run: bool = False) -> tuple[S.Container, int]:
         made_cgroup = True
         if ns.console_socket:
             fds["console"] = _connect(ns.console_socket)
+        elif proc.get("terminal"):
+            # `run` in the foreground: the pty master comes to us, and we copy it to our
+            # own stdio (runc does the same).
+            import socket
+            mine, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+            fds["console"] = theirs.detach()
+            c.console = mine
         plan = {"id": cid, "bundle": bundle, "cgroup": cgroup.to_state(),
                 "cgroup_join": cgroup.join_files(), "bpf": bpf, "cap_last": security.last_cap(),
                 "preserve_fds": ns.preserve_fds, "no_pivot": ns.no_pivot,
@@ -337,6 +344,69 @@ def _wait_exit(pid: int) -> int:
     return 128 + os.WTERMSIG(status) if os.WIFSIGNALED(status) else os.WEXITSTATUS(status)
 
 
+def _receive_console(c: S.Container) -> int | None:
+    sock = getattr(c, "console", None)
+    if sock is None:
+        return None
+    import socket
+    try:
+        _msg, fds, _f, _a = socket.recv_fds(sock, 4096, 1)
+    finally:
+        sock.close()
+    if not fds:
+        raise McrtError(f"container {c.id}: the init sent no pty", container=c.id)
+    return fds[0]
+
+
+def _proxy_pty(master: int, pid: int) -> None:
+    """Copy our stdin to the pty and the pty to our stdout until the container closes it;
+    our terminal (when stdin is one) goes raw meanwhile and its size follows SIGWINCH."""
+    import fcntl
+    import select
+    import struct
+    import termios
+    import tty
+    saved = None
+    if os.isatty(0):
+        saved = termios.tcgetattr(0)
+        tty.setraw(0)
+
+        def resize(*_a):
+            try:
+                size = fcntl.ioctl(0, termios.TIOCGWINSZ, b"\0" * 8)
+                fcntl.ioctl(master, termios.TIOCSWINSZ, size)
+            except OSError:
+                pass
+        resize()
+        signal.signal(signal.SIGWINCH, resize)
+        del struct
+    watch = [master, 0]
+    try:
+        while True:
+            try:
+                r, _, _ = select.select(watch, [], [])
+            except InterruptedError:
+                continue
+            if master in r:
+                try:
+                    data = os.read(master, 65536)
+                except OSError:      # EIO: every holder of the slave closed it
+                    break
+                if not data:
+                    break
+                os.write(1, data)
+            if 0 in r:
+                data = os.read(0, 65536)
+                if not data:
+                    watch = [master]
+                else:
+                    os.write(master, data)
+    finally:
+        if saved is not None:
+            termios.tcsetattr(0, termios.TCSADRAIN, saved)
+        os.close(master)
+
+
 def cmd_run(ns, log) -> int:
     from mcd.runtime import syscalls as sc
     if not ns.detach:
@@ -344,6 +414,7 @@ def cmd_run(ns, log) -> int:
     c, pid = _create(ns, log, for_run=True)
     fwd = None if ns.detach else _Forward(pid)
     try:
+        master = _receive_console(c)
         _release(c, log)
     except BaseException:
         _delete(c, log, force=True)
@@ -351,6 +422,8 @@ def cmd_run(ns, log) -> int:
     if ns.detach:
         return 0
     del fwd
+    if master is not None:
+        _proxy_pty(master, pid)
     code = _wait_exit(pid)
     if not ns.keep:
         _delete(c, log, force=True)

@@ -95,6 +95,7 @@ class Container:
         self.config_file = os.path.join(self.dir, "config.json")
         self.bpf_file = os.path.join(self.dir, "seccomp.bpf")
         self.data: dict = {}
+        self.console = None     # `run`'s end of the pty socket (foreground with a terminal)
 
     # -- loading
     def load(self) -> "Container":

@@ -29,7 +29,7 @@ UNTESTED = {
     "linux.rootfsPropagation": "applied to / before the rootfs is built (default rslave, as runc)",
     "--systemd-cgroup (slice:prefix:name)": "mapped to its cgroupfs path; systemd as PID 1 not tried here",
     "--no-new-keyring": "accepted; without it the init joins a new session keyring",
-    "run with process.terminal and no --console-socket": "refused: mcrt does not proxy a pty to its own stdio",
+    "run --detach with process.terminal and no --console-socket": "refused (nobody would hold the pty), as runc",
     "cgroup v2 hosts": "the v2 driver is mcd's; device rules (BPF) are refused on v2; this host is hybrid",
 }
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import select
 import signal
 import socket
 import stat
@@ -721,3 +722,51 @@ def test_unhonourable_fields_are_refused_by_name(env, field, patch):
     p = env.cli("mcrt", "create", "--bundle", b.dir, "refused")
     _assert_clean_failure(env, p, "refused", field)
     conformance(field.replace("[7]", "[]"), "refused")
+
+
+def test_run_with_terminal_proxies_the_pty_equal(env):
+    """`run` in the foreground with process.terminal and no console socket: the runtime
+    holds the pty master and copies it to its own stdio (here a pty of the test's)."""
+    import pty
+    b = env.bundle()
+    b.cfg["process"]["terminal"] = True
+    sh(b, "tty; read line; echo got:$line; exit 5")
+    outs = {}
+    for rt in RUNTIMES:
+        cid = f"{b.id}-{rt}"
+        b.save(cid)
+        master, slave = pty.openpty()
+        p = subprocess.Popen([env.bin[rt], "--root", env.roots[rt], "run", "--bundle", b.dir, cid],
+                             stdin=slave, stdout=slave, stderr=subprocess.PIPE)
+        os.close(slave)
+        data = b""
+        sent = False
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            r, _, _ = select.select([master], [], [], 0.2)
+            if not sent and (b"console" in data or time.monotonic() > deadline - 18):
+                os.write(master, b"hello\n")
+                sent = True
+            if not r:
+                if p.poll() is not None:
+                    break
+                continue
+            try:
+                chunk = os.read(master, 4096)
+            except OSError:
+                break
+            if not chunk:
+                break
+            data += chunk
+        if p.poll() is None:
+            p.kill()
+        os.close(master)
+        rc = p.wait(timeout=30)
+        outs[rt] = (rc, [x for x in data.replace(b"\r", b"").split(b"\n") if x and x != b"hello"])
+    # The exit code and what went through the pty both ways are runc's; the name `tty`
+    # prints for the slave is not (runc: /dev/console, mcrt: /dev/pts/0).
+    assert outs["mcrt"][0] == outs["runc"][0] == 5
+    assert outs["mcrt"][1][1:] == outs["runc"][1][1:] == [b"got:hello"]
+    assert outs["mcrt"][1][0] in (b"/dev/console", b"/dev/pts/0")
+    conformance("run with process.terminal (pty proxied to the caller's stdio)", "supported",
+                "tty names the slave /dev/pts/0 where runc says /dev/console")
