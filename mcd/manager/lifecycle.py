@@ -8,7 +8,7 @@ import logging
 import threading
 import time
 
-from mcd.errors import Conflict, MCError, NotFound
+from mcd.errors import Conflict, ExitStatus, MCError, NotFound
 from mcd.manager import policy
 from mcd.manager.control import Control
 from mcd.manager.state import ACTIVE, Container, Status, now_iso
@@ -61,7 +61,8 @@ class Lifecycle(Control):
         except MCError as err:
             # Kept for ps/inspect, as Docker does: the container stays, with why it failed.
             c.state.update(error=str(err),
-                           exit_code=err.exit_code if err.exit_code in (126, 127) else None)
+                           exit_code=err.exit_code if err.exit_code in (
+                               ExitStatus.CANNOT_INVOKE, ExitStatus.NOT_FOUND) else None)
             self._undo_start(c, cg, previous)
             if err.container is None:
                 err.container = c.name
