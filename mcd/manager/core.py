@@ -222,20 +222,12 @@ class Manager(Lifecycle, Restore, Views):
     def run(self, spec_data: dict, *, auto_remove: bool = False, attach: bool = False,
             fds=(), stdin: bool = False):
         """Create and start: -> (container, Launched). The caller's fds are checked before
-        anything is made; a container to be auto-removed whose start fails is removed."""
+        anything is made; start removes an auto-removed container whose launch fails."""
         process = spec_data.get("process") if isinstance(spec_data, dict) else None
         stdio_for(isinstance(process, dict) and process.get("terminal") is True, attach, fds,
                   stdin)
         c = self.create(spec_data, auto_remove=auto_remove)
-        try:
-            return c, self.start(c, attach=attach, fds=fds, stdin=stdin)
-        except MCError:
-            if auto_remove:
-                try:
-                    self.destroy(c, force=True)
-                except MCError as err:
-                    log.error("container %s: removing after a failed start: %s", c.name, err)
-            raise
+        return c, self.start(c, attach=attach, fds=fds, stdin=stdin)
 
     # -- templates in use
     def template_users(self, name: str) -> list[str]:

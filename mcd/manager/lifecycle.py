@@ -22,7 +22,9 @@ class Lifecycle(Control):
     def start(self, ref, *, attach: bool = False, fds=(), stdin: bool = False,
               pty_to_caller: bool = True, manual: bool = True):
         """Start a created or stopped container; returns the runtime's Launched. With
-        attach, fds are the caller's stdin, stdout, stderr (see views.stdio_for)."""
+        attach, fds are the caller's stdin, stdout, stderr (see views.stdio_for). A container
+        to be auto-removed whose launch fails is removed (as dockerd does), whoever started
+        it: run, the Docker API's create-then-start, or start."""
         c = ref if isinstance(ref, Container) else self.get(ref)
         stdio = stdio_for(c.spec.process.terminal if c.spec else False, attach, fds, stdin,
                           pty_to_caller=pty_to_caller)
@@ -38,7 +40,17 @@ class Lifecycle(Control):
                 c.restart_timer = None
             if manual:
                 c.state.update(manually_stopped=False, restart_count=0)
-            return self._launch(c, stdio)
+            try:
+                return self._launch(c, stdio)
+            except MCError as err:
+                if not c.auto_remove:
+                    raise
+                failed = err
+        try:
+            self.destroy(c, force=True)
+        except MCError as err:
+            log.error("container %s: removing after a failed start: %s", c.name, err)
+        raise failed
 
     def _launch(self, c: Container, stdio):
         t0 = time.perf_counter_ns()

@@ -162,6 +162,30 @@ def test_rm_container_whose_start_fails_is_removed(m):
     assert [c["name"] for c in m.list()] == ["kept"]
 
 
+def test_rm_container_whose_separate_start_fails_is_removed(m):
+    # The Docker API creates, then starts (docker run --rm): the rule is the start's, as in
+    # dockerd, not only run's. A client waiting for "removed" would otherwise wait for ever.
+    c = m.create(spec("later"), auto_remove=True)
+    m.runtime.fail_next_start = errors.Conflict("port 0.0.0.0:80/tcp is already published")
+    with pytest.raises(errors.Conflict):
+        m.start(c)
+    assert c.destroyed and m.list() == []
+    assert [e["type"] for e in m.events.recent()][-1] == "destroyed"
+    m.runtime.fail_next_start = errors.Conflict("port 0.0.0.0:80/tcp is already published")
+    kept = m.create(spec("kept"))
+    with pytest.raises(errors.Conflict):
+        m.start(kept)
+    assert [x["name"] for x in m.list()] == ["kept"]
+
+
+def test_rm_container_already_running_is_not_removed_by_a_second_start(m):
+    c = m.create(spec(), auto_remove=True)
+    m.start(c)
+    with pytest.raises(errors.Conflict):
+        m.start(c)
+    assert not c.destroyed
+
+
 def test_rm_container_state_writes_are_not_synced(m, monkeypatch):
     synced = []
     import mcd.store as store_mod
