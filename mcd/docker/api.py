@@ -394,7 +394,13 @@ class DockerApi:
             template = spec["root"]["template"]
             if template != "minimal" and not self.m.templates.exists(template):
                 raise NotFound(f"No such image: {image}")
-        c = self.m.create(spec, auto_remove=auto_remove)
+        try:
+            c = self.m.create(spec, auto_remove=auto_remove)
+        except NotFound as err:
+            # The image was found above. Docker clients read a 404 from create as "no such
+            # image" and pull (the CLI says "Unable to find image"); anything else the
+            # request names that does not exist (a network) is a bad request here.
+            raise InvalidArgument(err.message) from None
         return _json({"Id": c.id, "Warnings": []}, 201)
 
     def container_inspect(self, req, ref):

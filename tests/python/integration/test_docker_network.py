@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
+import subprocess
 
 import docker
 import pytest
@@ -71,3 +73,33 @@ def test_published_port_networks_and_network_settings(dnet, world):  # noqa: F81
     assert dnet.docker.networks.prune() == {"NetworksDeleted": None}
     with pytest.raises(docker.errors.NotFound):
         dnet.docker.networks.get("dnet1")
+
+
+def _docker_cli(d, *args, timeout=30):
+    """The real docker CLI against the private daemon (never a dockerd)."""
+    cli = shutil.which("docker")
+    if cli is None:
+        pytest.skip("the docker CLI is not installed (make test-bats installs it)")
+    return subprocess.run([cli, *args], env=dict(os.environ, DOCKER_HOST=f"unix://{d.docker_socket}"),
+                          capture_output=True, text=True, timeout=timeout)
+
+
+def test_docker_cli_run_rm_whose_start_fails_returns_and_leaves_nothing(dnet, world):  # noqa: F811
+    # docker run --rm creates, waits for "removed", then starts: a start refused (the host
+    # port is taken) must remove the container, or the CLI waits for ever.
+    dnet.docker.containers.run("minimal", ["sleep", "60"], detach=True, name="holder",
+                               ports={"8080/tcp": 18085})
+    r = _docker_cli(dnet, "run", "--rm", "-p", "18085:8080", "minimal", "true")
+    assert r.returncode == 125, r
+    assert 'already published by container "holder"' in r.stderr
+    assert [c.name for c in dnet.docker.containers.list(all=True)] == ["holder"]
+
+
+def test_docker_cli_run_on_a_missing_network_is_not_an_image_pull(dnet, world):  # noqa: F811
+    # The CLI pulls after any 404 from create ("Unable to find image"): a missing network
+    # must not look like a missing image.
+    r = _docker_cli(dnet, "run", "--rm", "--network", "nosuch", "minimal", "true")
+    assert r.returncode == 125
+    assert "Unable to find image" not in r.stderr and "pull" not in r.stderr, r.stderr
+    assert 'no such network: "nosuch"' in r.stderr
+    assert dnet.docker.containers.list(all=True) == []
