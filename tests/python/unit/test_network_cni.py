@@ -174,3 +174,15 @@ def test_plugin_config_does_not_leak_stale_runtime_config_or_prev_result():
 def test_version_of_a_real_plugin():
     info = Caller().version("bridge")
     assert "1.0.0" in info["supportedVersions"]
+
+
+def test_known_false_check_is_only_portmaps_ipv6_check_of_an_ipv4_container():
+    from mcd.network.cni import known_false_check
+    msg = ("network n: plugin portmap: CHECK: could not check ipv6 dnat: chain CNI-DN-x "
+           "not found in iptables table nat (CNI error 999)")
+    v4 = {"ips": [{"address": "10.77.0.2/16"}]}
+    v6 = {"ips": [{"address": "10.77.0.2/16"}, {"address": "fd00::2/64"}]}
+    assert known_false_check("portmap", msg, v4)
+    assert not known_false_check("portmap", msg, v6)        # it had IPv6 rules to find
+    assert not known_false_check("portmap", msg.replace("ipv6", "ipv4"), v4)
+    assert not known_false_check("bridge", msg, v4)
