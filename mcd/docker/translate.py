@@ -365,7 +365,7 @@ def network_settings(view: dict) -> dict:
                                "Aliases": ns.get("aliases") or None,
                                "MacAddress": ns.get("mac") or "", "NetworkID": "",
                                "EndpointID": "", "Gateway": ns.get("gateway") or "",
-                               "IPAddress": ns.get("ip") or "", "IPPrefixLen": 0,
+                               "IPAddress": ns.get("ip") or "", "IPPrefixLen": ns.get("prefix_len") or 0,
                                "IPv6Gateway": "", "GlobalIPv6Address": "",
                                "GlobalIPv6PrefixLen": 0, "DriverOpts": None, "DNSNames": None}
     elif mode in ("none", "host"):
@@ -373,7 +373,7 @@ def network_settings(view: dict) -> dict:
     return {"Bridge": "", "SandboxID": "", "SandboxKey": ns.get("netns") or "",
             "Ports": ports_view(ns.get("ports")), "Networks": nets,
             "IPAddress": ns.get("ip") or "", "Gateway": ns.get("gateway") or "",
-            "MacAddress": ns.get("mac") or "", "IPPrefixLen": 0}
+            "MacAddress": ns.get("mac") or "", "IPPrefixLen": ns.get("prefix_len") or 0}
 
 
 # ---------------------------------------------------------------- views

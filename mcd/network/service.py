@@ -402,6 +402,7 @@ class NetworkService:
             if rec is None:
                 return None
             return {"network": rec["network"], "ip": rec.get("ip"), "gateway": rec.get("gateway"),
+                    "prefix_len": _prefix_len(rec.get("result"), rec.get("ip")),
                     "mac": rec.get("mac"), "netns": rec["netns"],
                     "ports": [dict(m) for m in rec.get("ports", [])],
                     "aliases": list(rec.get("aliases", []))}
@@ -544,6 +545,18 @@ def _summarize(result: dict, ifname: str) -> tuple[str | None, str | None, str |
             continue
         return addr.split("/")[0] or None, ipc.get("gateway"), mac
     return None, None, mac
+
+
+def _prefix_len(result, ip: str | None) -> int | None:
+    """The prefix length of the container's address in a CNI result ("10.77.0.5/16")."""
+    for ipc in (result or {}).get("ips") or []:
+        addr = ipc.get("address", "") if isinstance(ipc, dict) else ""
+        if ip and addr.split("/")[0] == ip and "/" in addr:
+            try:
+                return int(addr.split("/")[1])
+            except ValueError:
+                return None
+    return None
 
 
 def _free_port(host_ip: str, proto: str) -> int:

@@ -51,6 +51,7 @@ def test_published_port_networks_and_network_settings(dnet, world):  # noqa: F81
     ns = c.attrs["NetworkSettings"]
     assert ns["Ports"] == {"8080/tcp": [{"HostIp": "0.0.0.0", "HostPort": "18081"}]}
     assert ns["Networks"]["mcnet"]["IPAddress"].startswith("10.77.")
+    assert ns["Networks"]["mcnet"]["IPPrefixLen"] == ns["IPPrefixLen"] == 16
     assert c.attrs["HostConfig"]["PortBindings"] == {"8080/tcp": [{"HostIp": "", "HostPort": "18081"}]}
     assert dnet.docker.api.containers()[0]["Ports"] == [
         {"IP": "0.0.0.0", "PrivatePort": 8080, "PublicPort": 18081, "Type": "tcp"}]

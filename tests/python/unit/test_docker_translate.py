@@ -294,11 +294,12 @@ def test_networking_maps_onto_the_spec_and_back():
         tr.create_to_spec(b, None)
     view = {"spec": spec, "network_settings": {
         "network": "mynet", "ip": "10.77.0.9", "gateway": "10.77.0.1", "mac": "aa", "netns": "/n",
-        "aliases": ["www"], "ports": [{"hostPort": 8080, "containerPort": 80, "protocol": "tcp",
+        "prefix_len": 16, "aliases": ["www"], "ports": [{"hostPort": 8080, "containerPort": 80, "protocol": "tcp",
                                        "hostIP": "0.0.0.0"}]}}
     ns = tr.network_settings(view)
     assert ns["Ports"] == {"80/tcp": [{"HostIp": "0.0.0.0", "HostPort": "8080"}]}
     assert ns["Networks"]["mynet"]["IPAddress"] == "10.77.0.9" and ns["IPAddress"] == "10.77.0.9"
+    assert ns["Networks"]["mynet"]["IPPrefixLen"] == ns["IPPrefixLen"] == 16
 
 
 def test_an_image_gets_only_what_the_request_set_and_the_daemon_fills_the_rest():
