@@ -170,7 +170,8 @@ def _create(ns, log, *, for_run: bool = False) -> tuple[S.Container, int]:
                           "bundle": bundle, "rootfs": cfg["root"]["path"],
                           "created": S.now_rfc3339(), "ociVersion": cfg.get("ociVersion", "1.0.2"),
                           "annotations": cfg.get("annotations") or {},
-                          "cgroup": cgroup.to_state(), "userns": "user" in nstypes}
+                          "cgroup": cgroup.to_state(), "userns": "user" in nstypes,
+                          "hooks": sorted(k for k, v in hooks.items() if v)}
             elif kind == b"N":
                 got_n = True
             else:
@@ -500,8 +501,41 @@ def cmd_kill(ns, log) -> int:
     return 0
 
 
+def _empty_cgroup_gone(c: S.Container) -> bool:
+    """The common case of delete (the container exited by itself): every cgroup directory
+    is empty, so rmdir them without loading the cgroup drivers. False when a directory
+    still holds a process (or is busy): the drivers' kill-and-destroy loop takes over."""
+    import errno as _e
+    dirs = list(dict.fromkeys((c.data.get("cgroup") or {}).get("dirs", {}).values()))
+    for d in dirs:
+        try:
+            with open(os.path.join(d, "cgroup.procs")) as f:
+                if f.read().strip():
+                    return False
+        except FileNotFoundError:
+            continue
+        except OSError:
+            return False
+    for d in reversed(dirs):
+        try:
+            os.rmdir(d)
+        except FileNotFoundError:
+            pass
+        except OSError as err:
+            if err.errno == _e.EBUSY:
+                return False
+            raise from_oserror(f"container {c.id}: remove cgroup", err, d) from None
+    return True
+
+
 def _delete(c: S.Container, log, force: bool) -> None:
     import shutil
+    if c.status() == "stopped" and _empty_cgroup_gone(c):
+        kinds = c.data.get("hooks")     # None: state written before the list was kept
+        if kinds is None or "poststop" in kinds:
+            _warn_hooks(c, "poststop", "stopped", log)
+        shutil.rmtree(c.dir, ignore_errors=True)
+        return
     cg = _cgroup(c)
     st = c.status(cg)
     if st in ("running", "paused") and not force:
