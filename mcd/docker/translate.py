@@ -279,7 +279,8 @@ def create_to_spec(body, name: str | None, image: bool = False) -> tuple[dict, b
         raise InvalidArgument("conflicting options: cannot combine AutoRemove with a restart policy")
     # Network: "default" is the daemon's default network (mcd's --default-network);
     # "bridge" is Docker's name for it, which mcd resolves the same way.
-    spec["networking"] = networking(host, body.get("NetworkingConfig"))
+    spec["networking"] = networking(host, body.get("NetworkingConfig"),
+                                    _typed("ExposedPorts", body.get("ExposedPorts"), dict))
     log_type = ((host.get("LogConfig") or {}).get("Type")) or "json-file"
     if log_type != "json-file" or not _zero((host.get("LogConfig") or {}).get("Config")):
         _refuse("HostConfig.LogConfig", host.get("LogConfig"), "logging driver json-file only")
@@ -290,9 +291,11 @@ def create_to_spec(body, name: str | None, image: bool = False) -> tuple[dict, b
     return spec, auto_remove
 
 
-def networking(host: dict, netconf) -> dict:
+def networking(host: dict, netconf, exposed: dict | None = None) -> dict:
     """HostConfig's NetworkMode, PortBindings, PublishAllPorts, Dns, ExtraHosts and the
-    endpoint settings of NetworkingConfig -> mcd's spec.networking."""
+    endpoint settings of NetworkingConfig -> mcd's spec.networking. With PublishAllPorts,
+    the request's own ExposedPorts (docker run --expose) are published too, each on a free
+    host port, as dockerd does (the image's are added by the daemon)."""
     mode = host.get("NetworkMode") or "default"
     if not isinstance(mode, str) or mode.startswith("container:") or ":" in mode:
         _refuse("HostConfig.NetworkMode", mode, "a container joins one network: default, "
@@ -312,10 +315,19 @@ def networking(host: dict, netconf) -> dict:
                 _refuse("HostConfig.PortBindings", key, "host port ranges")
             ports.append({"container_port": int(cport), "host_port": int(hport),
                           "host_ip": b.get("HostIp") or "", "protocol": proto or "tcp"})
-    if ports:
-        out["ports"] = ports
     if host.get("PublishAllPorts"):
         out["publish_all"] = True
+        bound = {(p["container_port"], p["protocol"]) for p in ports}
+        for key in sorted(exposed or {}):
+            cport, _, proto = str(key).partition("/")
+            if not cport.isdigit() or proto not in ("", "tcp", "udp"):
+                raise InvalidArgument(f"ExposedPorts: {key!r} is not PORT[/tcp|/udp]")
+            if (int(cport), proto or "tcp") not in bound:
+                bound.add((int(cport), proto or "tcp"))
+                ports.append({"container_port": int(cport), "host_port": 0, "host_ip": "",
+                              "protocol": proto or "tcp"})
+    if ports:
+        out["ports"] = ports
     dns = _typed("HostConfig.Dns", host.get("Dns"), list)
     if dns:
         out["dns"] = dns

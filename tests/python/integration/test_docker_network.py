@@ -104,3 +104,15 @@ def test_docker_cli_run_on_a_missing_network_is_not_an_image_pull(dnet, world): 
     assert "Unable to find image" not in r.stderr and "pull" not in r.stderr, r.stderr
     assert 'no such network: "nosuch"' in r.stderr
     assert dnet.docker.containers.list(all=True) == []
+
+
+def test_docker_cli_expose_with_publish_all_publishes_the_port(dnet, world):  # noqa: F811
+    r = _docker_cli(dnet, "run", "-d", "--name", "ex", "--expose", "8080", "-P", "minimal",
+                    "httpd", "-f", "-p", "8080")
+    assert r.returncode == 0, r.stderr
+    line = _docker_cli(dnet, "port", "ex").stdout.strip()
+    assert line.startswith("8080/tcp -> 0.0.0.0:"), line
+    port = line.rsplit(":", 1)[1]
+    wait_for(lambda: world.curl(f"http://127.0.0.1:{port}/etc/hostname").stdout == "ex\n", 20,
+             "the --expose -P port")
+    dnet.docker.containers.get("ex").remove(force=True)

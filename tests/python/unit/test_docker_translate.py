@@ -405,3 +405,19 @@ def test_a_streamed_body_reads_chunked_and_sized_uploads_and_other_routes_keep_t
         assert r.startswith(b"HTTP/1.1 411")
     finally:
         srv.shutdown()
+
+
+def test_publish_all_publishes_the_requests_exposed_ports_too():
+    # docker run --expose 90 -p 8080:80 -P: 80 is bound as asked, 90 gets a free host port
+    # (the daemon adds the image's ExposedPorts); without -P, ExposedPorts publishes nothing.
+    body = dict(CLI_BODY, ExposedPorts={"90/tcp": {}, "80/tcp": {}, "53/udp": {}})
+    body["HostConfig"] = dict(CLI_BODY["HostConfig"], PublishAllPorts=True,
+                              PortBindings={"80/tcp": [{"HostIp": "", "HostPort": "8080"}]})
+    ports = tr.create_to_spec(body, None)[0]["networking"]["ports"]
+    assert sorted((p["container_port"], p["protocol"], p["host_port"]) for p in ports) == [
+        (53, "udp", 0), (80, "tcp", 8080), (90, "tcp", 0)]
+    body["HostConfig"] = dict(body["HostConfig"], PublishAllPorts=False)
+    assert [p["container_port"] for p in tr.create_to_spec(body, None)[0]["networking"]["ports"]] == [80]
+    body["HostConfig"] = dict(body["HostConfig"], PublishAllPorts=True)
+    with pytest.raises(InvalidArgument, match="ExposedPorts: '9x/tcp'"):
+        tr.create_to_spec(dict(body, ExposedPorts={"9x/tcp": {}}), None)
