@@ -261,6 +261,7 @@ class Manager(Lifecycle, Restore, Views):
                 raise
             with self._lock:
                 self._names.pop(old, None)
+            self.networks.renamed(c.id, new)
             self.events.publish("renamed", c, old_name=old)
         return c
 

@@ -497,6 +497,17 @@ class NetworkService:
             for r in recs:
                 _rewrite_in_place(r["hosts_path"], self._hosts_text(r))
 
+    def renamed(self, cid: str, name: str) -> None:
+        """A running container's new name: in its record, and in every hosts file on its
+        network (its peers reach it by the new name, as Docker's DNS answers it)."""
+        with self._lock:
+            rec = self._att.get(cid)
+            if rec is None:
+                return
+            rec["name"] = name
+            self._save(rec)
+        self._refresh_peers(rec["network"], None)
+
     def started(self, cid: str) -> None:
         """After the runtime wrote the container's files: its /etc/hosts once more, as of
         now. A peer that attached between our ADD and that write was written over."""

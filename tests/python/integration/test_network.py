@@ -367,7 +367,13 @@ def test_minimal_reaches_peers_by_name(netd, world):
                  "echo hi | nc -w2 peer 8080 >/dev/null && echo nc ok; "
                  "timeout 10 wget -qO- http://peer:8080/etc/hostname")
     assert r.stdout == "ping ok\nnc ok\npeer\n", r
-    netd.mcctl("rm", "-f", p, check=0)
+    # A rename reaches the peers: the new name resolves (in running peers' files too).
+    w = cid_of(netd.run("-d", "--name", "watcher", "--network", "namenet", "minimal",
+                        "sleep", "60"))
+    netd.mcctl("rename", "peer", "server", check=0)
+    r = netd.mcctl("exec", "watcher", "ping", "-c1", "-W2", "server")
+    assert r.returncode == 0, (r.stderr, netd.mcctl("exec", "watcher", "cat", "/etc/hosts").stdout)
+    netd.mcctl("rm", "-f", p, w, check=0)
     netd.mcctl("network", "rm", "namenet", check=0)
     assert leaks(netd) == {}
 
