@@ -76,7 +76,7 @@ class Setup:
         self.podman_env = base_env({"CONTAINERS_CONF": str(conf)})
         self.podman = [shutil.which("podman"), "--root", f"{d}/root", "--runroot", f"{d}/runroot",
                        "--tmpdir", f"{d}/tmp", "--storage-driver", "vfs",
-                       "--cgroup-manager", "cgroupfs"]
+                       "--cgroup-manager", "cgroupfs", "--runtime-flag", f"root={d}/rt-state"]
         tar = d / "bb.tar"
         with tarfile.open(tar, "w") as t:
             t.add(self.rootfs, arcname=".")

@@ -60,7 +60,7 @@ teardown_file() {
 
 pm() {
     podman --root "$T/pm/root" --runroot "$T/pm/runroot" --tmpdir "$T/pm/tmp" --storage-driver vfs \
-        --cgroup-manager cgroupfs --runtime "$MCRT" "$@"
+        --cgroup-manager cgroupfs --runtime-flag "root=$T/pm/rt-state" --runtime "$MCRT" "$@"
 }
 c() { ctr --address "$T/ctd/c.sock" "$@"; }
 # ctr run with the runtime's state and ctr's fifos under our temp dir (not /run/containerd/...).

@@ -82,9 +82,11 @@ class Podman:
                     'default_ulimits = ["nofile=1024:1024", "nproc=4096:4096"]\n'
                     '[engine]\ncgroup_manager = "cgroupfs"\nevents_logger = "none"\n')
         self.env = dict(os.environ, CONTAINERS_CONF=conf)
+        # --runtime-flag root=...: the runtime's state under our dir too (podman would let
+        # it use its default, /run/mcrt or /run/runc).
         self.base_args = ["podman", "--root", f"{d}/root", "--runroot", f"{d}/runroot",
                           "--tmpdir", f"{d}/tmp", "--storage-driver", "vfs",
-                          "--cgroup-manager", "cgroupfs"]
+                          "--cgroup-manager", "cgroupfs", "--runtime-flag", f"root={d}/rt-state"]
 
     def __call__(self, *args, runtime=None, check=False, timeout=60, **kw):
         rt = ["--runtime", runtime or mcrt_binary()]
