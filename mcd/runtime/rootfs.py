@@ -80,7 +80,11 @@ def ensure_dir(rootfd: int, path: str, mode: int = 0o755) -> int:
         os.close(pfd)
 
 
-def ensure_file(rootfd: int, path: str) -> int:
+def ensure_file(rootfd: int, path: str, _links: int = 0) -> int:
+    """O_PATH fd of the file ``path`` inside the rootfs, creating it (and its directories)
+    when missing. A dangling symlink there (Ubuntu's /etc/resolv.conf ->
+    ../run/systemd/resolve/stub-resolv.conf) gets its target made, inside the rootfs, as
+    runc does: the link is the image's, its target is resolved by the rootfs' rules."""
     try:
         return resolve(rootfd, path)
     except KernelError as err:
@@ -93,7 +97,15 @@ def ensure_file(rootfd: int, path: str) -> int:
             os.close(os.open(name, os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_WRONLY
                              | os.O_CLOEXEC, 0o644, dir_fd=pfd))
         except FileExistsError:
-            pass
+            try:
+                target = os.readlink(name, dir_fd=pfd)
+            except OSError:
+                target = None       # not a link (made meanwhile): the resolve below says
+            if target is not None:
+                if _links >= 8:
+                    raise OSError(errno.ELOOP, os.strerror(errno.ELOOP)) from None
+                return ensure_file(rootfd, os.path.normpath(os.path.join(parent or "/", target)),
+                                   _links + 1)
         return resolve(rootfd, path)
     finally:
         os.close(pfd)

@@ -135,11 +135,34 @@ def test_symlinked_etc_hostname_never_writes_the_host(run_container, runtime_roo
     host_file = os.path.join(target, "keep")
     spec = make_spec(["true"])
     _upper_with(runtime_root, spec.name, {"etc/hostname": "/../../../../../.." + host_file})
-    with pytest.raises(errors.SetupError) as ei:
-        run_container(None, spec=spec)
-    assert str(ei.value).endswith("mount /etc/hostname: No such file or directory")
+    # The dangling link's target is made inside the rootfs (as runc does), never outside.
+    r = run_container(None, spec=spec)
+    assert r.code == 0, r.stderr
     with open(host_file) as f:
         assert f.read() == "host data\n"
+    assert _host_mounts(host_file) == []
+    assert os.path.isfile(os.path.join(runtime_root, "containers", spec.name, "upper",
+                                       host_file.lstrip("/")))
+
+
+def test_dangling_resolv_conf_link_gets_its_target_inside(run_container, runtime_root):
+    # Ubuntu's layout (systemd-resolved): the link is kept, the file it names is made and
+    # the daemon's resolv.conf bound over it; the container starts and reads it.
+    spec = make_spec(["sh", "-c", "cat /etc/resolv.conf >/dev/null && readlink /etc/resolv.conf "
+                      "&& cat /etc/hostname"])
+    _upper_with(runtime_root, spec.name,
+                {"etc/resolv.conf": "../run/systemd/resolve/stub-resolv.conf"})
+    r = run_container(None, spec=spec)
+    assert r.code == 0, r.stderr
+    assert r.stdout.splitlines()[0] == "../run/systemd/resolve/stub-resolv.conf"
+
+
+def test_a_symlink_loop_at_a_file_destination_is_refused(run_container, runtime_root):
+    spec = make_spec(["true"])
+    _upper_with(runtime_root, spec.name, {"etc/hostname": "/etc/hostname"})
+    with pytest.raises(errors.SetupError) as ei:
+        run_container(None, spec=spec)
+    assert str(ei.value).endswith("mount /etc/hostname: Too many levels of symbolic links")
 
 
 def test_symlinked_bind_destination_never_covers_the_host(run_container, runtime_root,
