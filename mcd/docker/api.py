@@ -388,7 +388,8 @@ class DockerApi:
                                   f"{tr.go_arch(platform.machine())} is available")
         body = req.json()
         image = body.get("Image") if isinstance(body, dict) else None
-        is_image = self._image_id(image) is not None
+        from mcd.images.config import is_template
+        is_image = not is_template(image, self.m.templates) and self._image_id(image) is not None
         spec, auto_remove = tr.create_to_spec(body, name, image=is_image)
         if not is_image:
             template = spec["root"]["template"]

@@ -43,8 +43,11 @@ def _env_merge(base: list[str], over: list[str]) -> list[str]:
     return list(out.values())
 
 
-def _is_template(name: str, templates) -> bool:
-    if not NAME_RE.fullmatch(name) or templates is None:
+def is_template(name: str, templates) -> bool:
+    """A bare name that is a template (minimal, or one imported or created) names that
+    template, even when an image is tagged the same: templates came first, and an image
+    loaded or tagged 'minimal' must not change what `run minimal` runs."""
+    if not isinstance(name, str) or not NAME_RE.fullmatch(name) or templates is None:
         return False
     return name == "minimal" or templates.exists(name)
 
@@ -75,19 +78,19 @@ def prepare(spec_data: dict, templates, images) -> tuple[dict, dict | None]:
         raise InvalidArgument("process.entrypoint: expected a list of strings")
     user_env = proc.get("env") or []
     image_id = None
-    if images is not None:
+    if images is not None and not is_template(ref, templates):
         try:
             image_id = images.resolve(ref)
         except NotFound as err:
-            if not _is_template(ref, templates):
+            if not is_template(ref, templates):
                 if NAME_RE.fullmatch(ref):
                     raise NotFound(f"{err} (and no template {ref!r})") from None
                 raise
         except InvalidArgument:
-            if not _is_template(ref, templates):
+            if not is_template(ref, templates):
                 raise
     if image_id is None:
-        if not _is_template(ref, templates):
+        if not is_template(ref, templates):
             raise NotFound(f"no such image or template: {ref}")
         # A template, with the defaults templates always had.
         root.pop("image")

@@ -150,3 +150,21 @@ def test_insecure_registries_in_the_config_file(tmp_path):
     p.write_text('insecure_registries = ["http://x/y"]\n')
     with pytest.raises(InvalidArgument, match="host\\[:port\\]"):
         load(str(p), {})
+
+
+def test_a_template_name_wins_over_an_image_tagged_the_same():
+    # An image tagged "tpl" (or "minimal") must not change what `run tpl` runs (docs/images.md);
+    # "tpl:latest" or the image ID still reach the image.
+    class Shadowing(FakeImages):
+        def resolve(self, ref):
+            if ref in ("tpl", "tpl:latest", "minimal"):
+                return "sha256:" + "1" * 64
+            return super().resolve(ref)
+    for name in ("tpl", "minimal"):
+        out, meta = config.prepare({"root": {"image": name}, "process": {}}, FakeTemplates(),
+                                   Shadowing(CFG))
+        assert meta is None and out["root"] == {"template": name}
+    out, meta = config.prepare({"root": {"image": "tpl:latest"}, "process": {}}, FakeTemplates(),
+                               Shadowing(CFG))
+    assert meta is not None and out["root"].get("image") == "sha256:" + "1" * 64
+    assert config.is_template(None, FakeTemplates()) is False
