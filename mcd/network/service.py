@@ -183,8 +183,9 @@ class NetworkService:
         n = self.networks.get(ref)
         users = self.users(n.name)
         if users:
+            more = f" and {len(users) - 5} more" if len(users) > 5 else ""
             raise Conflict(f'network "{n.name}" is used by {len(users)} container(s): '
-                           f'{", ".join(users[:5])}; remove them first')
+                           f'{", ".join(users[:5])}{more}; remove them first')
         return self.networks.remove(n.name).summary()
 
     def prune(self) -> list[str]:

@@ -155,6 +155,17 @@ def test_default_network_none_and_prepare(tmp_path):
         svc.prepare(spec(mode="inside", ports=[{"container_port": 80}]))
 
 
+def test_network_rm_in_use_says_how_many_it_does_not_name(tmp_path):
+    users = [f"c{i}" for i in range(7)]
+    svc = NetworkService(str(tmp_path), str(tmp_path / "run"), default_network="none",
+                         users=lambda name: users)
+    svc.create_network("busy")
+    with pytest.raises(Conflict) as ei:
+        svc.remove_network("busy")
+    assert ei.value.message == ('network "busy" is used by 7 container(s): c0, c1, c2, c3, c4 '
+                                'and 2 more; remove them first')
+
+
 def test_result_summary_and_resolv(tmp_path):
     result = {"cniVersion": "1.0.0",
               "interfaces": [{"name": "mcbr0", "mac": "aa"}, {"name": "veth1", "mac": "bb"},
