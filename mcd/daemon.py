@@ -220,6 +220,10 @@ class Daemon:
         self.manager.insecure_registries = list(cfg.insecure_registries)   # for image pulls
         report = self.manager.restore()
         log.info("restored: %s", ", ".join(f"{len(v)} {k}" for k, v in report.items()))
+        try:
+            self.manager.images     # opened now: staging a killed load left is removed at once
+        except MCError as err:      # image commands will say it again; containers still run
+            log.error("image store: %s", err)
         api = Api(self.manager, info_extra=lambda: {"socket": cfg.socket,
                                                     "web_listen": cfg.web_listen})
         self.server = HTTPServer(sock, api, authorize=make_authorize(gid), max_body=cfg.max_body,

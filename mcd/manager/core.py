@@ -29,6 +29,7 @@ from mcwire.spec import ContainerSpec, Resources, parse_restart_policy, validate
 from mcd.store import Store
 
 log = logging.getLogger("mcd.manager")
+_IMAGES_OPEN = threading.Lock()     # the first opening of an image store (see Manager.images)
 
 
 class Manager(Lifecycle, Restore, Views):
@@ -68,10 +69,14 @@ class Manager(Lifecycle, Restore, Views):
 
     @property
     def images(self):
-        """The image and layer store (mcd.images), ROOT/images."""
+        """The image and layer store (mcd.images), ROOT/images. Opened once (under the
+        lock: opening removes the staging a crash left, which must never meet a load that
+        another first caller already began); the daemon opens it before it serves."""
         if getattr(self, "_images", None) is None:
-            from mcd.images.store import open_store
-            self._images = open_store(self.root)
+            with _IMAGES_OPEN:
+                if getattr(self, "_images", None) is None:
+                    from mcd.images.store import open_store
+                    self._images = open_store(self.root)
         return self._images
 
     def image_users(self, image_id: str) -> list[str]:

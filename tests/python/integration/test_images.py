@@ -243,6 +243,20 @@ def test_image_containers_survive_a_daemon_restart(daemon, oci_image):
     daemon.mcctl("rm", "-f", "keeps", check=0)
 
 
+def test_staging_a_killed_load_left_is_gone_once_the_daemon_is_up(daemon):
+    # A daemon killed mid-load leaves its staging (the whole archive's layers) in
+    # ROOT/images/tmp. The next daemon removes it before it serves, not at the first
+    # image command: the space comes back, and no load can be running while it is removed.
+    daemon.mcctl("images", check=0)
+    daemon.stop()
+    left = os.path.join(daemon.root, "images", "tmp", "load-killed")
+    os.makedirs(os.path.join(left, "layer"))
+    with open(os.path.join(left, "layer", "blob"), "wb") as f:
+        f.write(b"x" * 4096)
+    daemon.start()
+    assert not os.path.exists(left)
+
+
 def test_publish_all_publishes_the_image_exposed_ports(world, netd, oci_image):
     """-P: the image's ExposedPorts (8080/tcp) on a free host port, reachable from the
     namespace that stands for the host (test_network's world, never the machine's own)."""
