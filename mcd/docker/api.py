@@ -8,6 +8,7 @@ an unknown route is Docker's 404, never a hang. The handlers call the same Manag
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
@@ -18,6 +19,7 @@ import re
 import socket
 import threading
 import time
+import urllib.parse
 
 from mcd.docker import MAX_API, MIN_API, streams
 from mcd.docker import translate as tr
@@ -61,6 +63,7 @@ ROUTES = [
     ("POST", "/images/create", "image_pull"),
     ("POST", "/images/prune", "image_prune"),
     ("POST", "/images/load", "image_load"),
+    ("GET", "/images/get", "image_save"),
     ("POST", "/build/prune", "build_prune"),
     ("GET", "/networks", "network_list"),
     ("POST", "/networks/create", "network_create"),
@@ -69,6 +72,7 @@ ROUTES = [
     ("DELETE", "/networks/{ref}", "network_delete"),
     ("POST", "/networks/{ref}/connect", "network_connect"),
     ("POST", "/networks/{ref}/disconnect", "network_connect"),
+    ("GET", "/images/{name}/get", "image_save"),
     ("DELETE", "/images/{name}", "image_delete"),
     ("POST", "/images/{name}/tag", "image_tag"),
 ]
@@ -79,9 +83,11 @@ _COMPILED = [(m, re.compile("^" + re.sub(r"\{(\w+)\}", r"(?P<\1>[^/]+)", p) + "$
 _IMAGE_NAME_RX = {  # the fixed routes above come first: /images/prune is not an image
 "image_inspect": r"^/images/(?P<name>.+)/json$",
                   "image_tag": r"^/images/(?P<name>.+)/tag$",
+                  "image_save": r"^/images/(?P<name>.+)/get$",
                   "image_delete": r"^/images/(?P<name>.+)$"}
-_COMPILED = [(m, re.compile(_IMAGE_NAME_RX[h]), h) if h in _IMAGE_NAME_RX else (m, rx, h)
-             for m, rx, h in _COMPILED]
+_COMPILED = [(m, re.compile(_IMAGE_NAME_RX[h]), h)
+             if h in _IMAGE_NAME_RX and "{name}" in p else (m, rx, h)
+             for (m, rx, h), (_m, p, _h) in zip(_COMPILED, ROUTES)]
 
 MAX_EXECS = 1024
 
@@ -222,7 +228,8 @@ class DockerApi:
                 if mt:
                     if method == req.method or (method == "GET" and req.method == "HEAD"):
                         return getattr(self, handler)(req, **mt.groupdict())
-                    allowed.append(method)
+                    if handler != "image_delete":   # its name takes any path under /images
+                        allowed.append(method)
             if allowed:
                 return _error(405, f"{req.method} {path}: method not allowed (use "
                                    f"{', '.join(allowed)})")
@@ -1204,6 +1211,44 @@ class DockerApi:
     def build_prune(self, req):
         # mini-container builds nothing, so there is never a build cache to remove.
         return _json({"CachesDeleted": None, "SpaceReclaimed": 0})
+
+    def image_save(self, req, name=None):
+        """docker save: GET /images/get?names=A&names=B (or /images/{name}/get). The
+        archive (docker-archive with the OCI layout beside, as current dockerd writes) is
+        made in the store's tmp dir first, so an unknown name is a clean 404 before any
+        byte of it goes out, then streamed and removed."""
+        import uuid
+        from mcd.images import save
+        refs = [name] if name else urllib.parse.parse_qs(
+            urllib.parse.urlsplit(req.target).query).get("names", [])
+        if not refs:
+            raise InvalidArgument("images/get: name at least one image (names=)")
+        store = self._store()
+        if store is None:
+            raise NotFound("page not found: no image store")
+        spool = os.path.join(store.tmp, f"docker-save-{uuid.uuid4().hex[:12]}")
+        try:
+            with open(spool, "wb") as out:
+                save.save(store, refs, out, "both")
+            f = open(spool, "rb")
+        except BaseException as err:
+            with contextlib.suppress(OSError):
+                os.unlink(spool)
+            if isinstance(err, OSError):
+                from mcd.errors import KernelError
+                raise KernelError.from_oserror("image save", err) from err
+            raise
+        os.unlink(spool)                # the open file is all the stream needs
+
+        def chunks():
+            with f:
+                while True:
+                    b = f.read(1 << 20)
+                    if not b:
+                        return
+                    yield b
+
+        return Response(200, content_type="application/x-tar", stream=chunks())
 
     def image_tag(self, req, name):
         repo = req.query.get("repo")

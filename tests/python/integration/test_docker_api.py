@@ -376,3 +376,35 @@ def test_docker_load_streams_a_chunked_archive_in(dd, tmp_path):
     with pytest.raises(docker.errors.APIError):
         dd.docker.images.load(half)
     assert "loaded/img:v1" not in {t for i in dd.docker.images.list() for t in i.tags}
+
+
+def test_docker_save_round_trips_through_docker_load(dd, tmp_path):
+    """docker save (GET /images/get?names=..., docker-py's GET /images/{name}/get): the
+    archive loads back; an unknown name is a 404 before any byte, and leaves no spool."""
+    import subprocess
+
+    import imagefixtures as fx
+    from conftest import REPO
+    layout = fx.build_oci(str(tmp_path / "layout"), str(tmp_path / "work"))
+    arch = str(tmp_path / "img.tar")
+    subprocess.run(["skopeo", "copy", f"oci:{layout}:t", f"docker-archive:{arch}:saved/img:v1"],
+                   check=True, capture_output=True)
+    cli = subprocess.run(["bash", os.path.join(REPO, "tests/bats/docker-cli.sh")], check=True,
+                         capture_output=True, text=True).stdout.strip()
+    env = dict(os.environ, DOCKER_HOST=f"unix://{dd.docker_socket}",
+               DOCKER_CONFIG=str(tmp_path / "dockercfg"))
+    assert subprocess.run([cli, "load", "-i", arch], env=env, capture_output=True).returncode == 0
+    out = str(tmp_path / "saved.tar")
+    r = subprocess.run([cli, "save", "-o", out, "saved/img:v1"], env=env, capture_output=True,
+                       text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    dd.docker.images.remove("saved/img:v1")
+    r = subprocess.run([cli, "load", "-i", out], env=env, capture_output=True, text=True,
+                       timeout=120)
+    assert r.returncode == 0 and r.stdout.strip() == "Loaded image: saved/img:v1", r.stderr
+    data = b"".join(dd.docker.images.get("saved/img:v1").save())
+    assert data[257:262] == b"ustar"                  # a tar, streamed
+    r = subprocess.run([cli, "save", "-o", str(tmp_path / "x.tar"), "nosuch:1"], env=env,
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode == 1 and "no such image: nosuch:1" in r.stderr
+    assert os.listdir(os.path.join(dd.root, "images", "tmp")) == []

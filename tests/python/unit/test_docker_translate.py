@@ -353,6 +353,11 @@ def test_routes_answer_without_a_manager_where_none_is_needed():
     assert r.status == 404 and set(json.loads(r.body)) == {"message"}
     r = call("PUT", "/containers/create")
     assert r.status == 405
+    # Under /images, DELETE's name takes any path: that is no reason to answer 405 for
+    # what is not served at all (docker search, push): 404, as docs/api.md says.
+    for method, path in (("GET", "/v1.45/images/search"), ("POST", "/images/x/push")):
+        r = call(method, path)
+        assert r.status == 404 and "page not found" in json.loads(r.body)["message"]
     r = call("GET", "/v1.40/version")
     assert r.status == 400 and "too old" in json.loads(r.body)["message"]
 
