@@ -236,7 +236,7 @@ class DockerApi:
             return _error(404, f"page not found: {req.method} {path} is not served by "
                                f"mini-container's Docker API (see docs/api.md)")
         except MCError as err:
-            return _error(tr.error_status(err), err.message)
+            return _error(tr.error_status(err), tr.error_message(err))
         except Exception:   # a bug: logged with its traceback, answered in Docker's shape
             log.exception("docker: %s %s failed", req.method, req.path)
             return _error(500, "internal error (see the mcd log)")

@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import calendar
 import json
+import os
 import re
 import time
 
 from mcd.docker import MAX_API, MIN_API
-from mcd.errors import InvalidArgument, MCError, NotFound
+from mcd.errors import CommandNotExecutable, CommandNotFound, InvalidArgument, MCError, NotFound
 from mcwire.units import (DEFAULT_ENV, parse_restart_policy, parse_tmpfs, parse_volume,
                        resolve_capabilities)
 
@@ -58,6 +59,19 @@ _STATUS = {422: 400, 503: 500}
 
 def error_status(err: MCError) -> int:
     return _STATUS.get(err.http_status, err.http_status)
+
+
+def error_message(err: MCError) -> str:
+    """The message Docker clients get. The docker CLI reads a failed start's exit status
+    from the message's words, in dockerd's lower case: "executable file not found" is
+    127, "permission denied" or "is a directory" 126, anything else 125."""
+    if isinstance(err, (CommandNotFound, CommandNotExecutable)) and err.errno:
+        text = os.strerror(err.errno)
+        words = "executable file not found" if isinstance(err, CommandNotFound) else text.lower()
+        if err.message.endswith(text):
+            return err.message[: -len(text)] + words
+        return f"{err.message}: {words}"
+    return err.message
 
 
 def error_body(message: str) -> bytes:

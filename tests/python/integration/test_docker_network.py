@@ -116,3 +116,11 @@ def test_docker_cli_expose_with_publish_all_publishes_the_port(dnet, world):  # 
     wait_for(lambda: world.curl(f"http://127.0.0.1:{port}/etc/hostname").stdout == "ex\n", 20,
              "the --expose -P port")
     dnet.docker.containers.get("ex").remove(force=True)
+
+
+def test_docker_cli_exit_status_of_a_command_not_found_or_not_executable(dnet, world):  # noqa: F811
+    # The CLI derives 127/126 from the daemon's words, as with dockerd.
+    assert _docker_cli(dnet, "run", "--rm", "minimal", "nosuchcmd").returncode == 127
+    assert _docker_cli(dnet, "run", "--rm", "minimal", "/etc/passwd").returncode == 126
+    assert _docker_cli(dnet, "run", "--rm", "minimal", "sh", "-c", "exit 3").returncode == 3
+    assert dnet.docker.containers.list(all=True) == []

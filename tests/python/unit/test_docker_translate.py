@@ -426,3 +426,16 @@ def test_publish_all_publishes_the_requests_exposed_ports_too():
     body["HostConfig"] = dict(body["HostConfig"], PublishAllPorts=True)
     with pytest.raises(InvalidArgument, match="ExposedPorts: '9x/tcp'"):
         tr.create_to_spec(dict(body, ExposedPorts={"9x/tcp": {}}), None)
+
+
+def test_failed_exec_messages_carry_the_words_the_docker_cli_reads_its_exit_status_from():
+    import errno
+
+    from mcd.errors import setup_error
+    cases = {errno.ENOENT: 'exec "/x": executable file not found',        # CLI: 127
+             errno.EACCES: 'exec "/x": permission denied',                 # 126
+             errno.EISDIR: 'exec "/x": is a directory',                    # 126
+             errno.ENOEXEC: 'exec "/x": exec format error'}                # 125, as dockerd
+    for err_no, text in cases.items():
+        assert tr.error_message(setup_error("exec", err_no, "/x", "c")) == f"container c: {text}"
+    assert tr.error_message(InvalidArgument("bad")) == "bad"
