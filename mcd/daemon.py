@@ -224,6 +224,8 @@ class Daemon:
             self.manager.images     # opened now: staging a killed load left is removed at once
         except MCError as err:      # image commands will say it again; containers still run
             log.error("image store: %s", err)
+        for line in self.manager.migrate_templates():
+            log.info("%s", line)
         api = Api(self.manager, info_extra=lambda: {"socket": cfg.socket,
                                                     "web_listen": cfg.web_listen})
         self.server = HTTPServer(sock, api, authorize=make_authorize(gid), max_body=cfg.max_body,

@@ -17,8 +17,11 @@ def open_manager(root: str, cgroup_parent: str = "mini_container", *, runtime=No
     built on first use."""
 
     def make_templates():
+        # Templates are one-layer images in the manager's image store; the old trees
+        # under ROOT/templates stay readable for containers made before the upgrade.
+        from mcd.images.templates import TemplateImages
         from mcd.templates import TemplateStore
-        return TemplateStore(os.path.join(root, "templates"))
+        return TemplateImages(lambda: m.images, TemplateStore(os.path.join(root, "templates")))
 
     def make_cgroups():
         from mcd.runtime import cgroups as cgroups_mod
@@ -27,5 +30,6 @@ def open_manager(root: str, cgroup_parent: str = "mini_container", *, runtime=No
     if runtime is None:
         from mcd.runtime.linux import LinuxRuntime
         runtime = LinuxRuntime()
-    return Manager(Store(root), runtime, cgroups or make_cgroups, templates or make_templates,
-                   cgroup_parent=cgroup_parent, on_change=on_change, networks=networks)
+    m = Manager(Store(root), runtime, cgroups or make_cgroups, templates or make_templates,
+                cgroup_parent=cgroup_parent, on_change=on_change, networks=networks)
+    return m

@@ -237,7 +237,8 @@ def _extract_member(tf: tarfile.TarFile, m: tarfile.TarInfo, name: str, rootfd: 
         if not m.issym():
             # chown clears setuid bits, so the mode goes after it; bits are kept as given.
             os.chmod(base, m.mode & 0o7777, dir_fd=dfd)
-            os.utime(base, (m.mtime, m.mtime), dir_fd=dfd)
+        # A symlink's own mtime too (lutimes): the tree re-tars to the same layer.
+        os.utime(base, (m.mtime, m.mtime), dir_fd=dfd, follow_symlinks=False)
     finally:
         os.close(dfd)
 

@@ -1009,14 +1009,16 @@ class DockerApi:
 
     def _all_images(self) -> list[dict]:
         try:
-            self.m.templates.rootfs_path("minimal")    # always available: built on first use
+            self.m.templates.ensure_minimal()          # always available: built on first use
         except MCError as err:
             log.warning("template minimal: %s", err)
         out = []
         store = self._store()
         if store is not None:
             out += [self._image_summary(s) for s in store.list()]
-        out += [self._template_summary(t) for t in self.m.templates.list()]
+        # Templates are images (mcd.images.templates) listed above; only a template tree
+        # not migrated is listed as a template.
+        out += [self._template_summary(t) for t in self.m.templates.list() if not t.get("image")]
         return out
 
     def image_list(self, req):
@@ -1095,6 +1097,8 @@ class DockerApi:
         if image_id is not None:
             return _json(self._inspect_stored(image_id))
         t = self._template(name)
+        if t.get("image"):                          # minimal, just built: an image
+            return _json(self._inspect_stored(t["image"]))
         return _json({
             "Id": _template_id(t["name"]), "RepoTags": [f"{t['name']}:latest"], "RepoDigests": [],
             "Parent": "", "Comment": f"mini-container template ({t.get('source', '')})",
@@ -1116,7 +1120,7 @@ class DockerApi:
             return match[0]
         template = tr.image_to_template(name)
         if template == "minimal":
-            self.m.templates.rootfs_path("minimal")     # built on first use
+            self.m.templates.ensure_minimal()           # built on first use
         try:
             return self.m.templates.info(template)
         except (NotFound, InvalidArgument):
@@ -1255,8 +1259,8 @@ class DockerApi:
         if not repo:
             raise InvalidArgument("repository name (repo) is required")
         tag = req.query.get("tag") or "latest"
-        if self._image_id(name) is None:
-            self._template(name)        # 404 for neither; a template has no tags of its own
+        if self._image_id(name) is None and not self._template(name).get("image"):
+            # 404 for neither; a template tree not migrated has no tags of its own
             raise InvalidArgument(f"{name} is a template: templates cannot be tagged "
                                   "(mcctl template create makes a copy under a new name)")
         self.m.images.tag(name, f"{repo}:{tag}")

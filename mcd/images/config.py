@@ -33,6 +33,8 @@ from mcd.images import reference
 from mcwire.spec import NAME_RE
 from mcwire.units import DEFAULT_ENV
 
+TEMPLATE_LABEL = "org.minicontainer.template"      # mcd.images.templates.LABEL
+
 
 def _env_merge(base: list[str], over: list[str]) -> list[str]:
     out: dict[str, str] = {}
@@ -52,6 +54,16 @@ def is_template(name: str, templates) -> bool:
     return name == "minimal" or templates.exists(name)
 
 
+def _template_image(name, templates) -> str | None:
+    """The image a template name runs when templates are images (``minimal`` built on
+    first use); None for an old template tree not migrated (it runs as before) or when
+    ``templates`` is the bare tree store."""
+    if not isinstance(name, str) or not NAME_RE.fullmatch(name) \
+            or not hasattr(templates, "image_id") or templates.unmigrated(name):
+        return None
+    return templates.image_id(name)
+
+
 def prepare(spec_data: dict, templates, images) -> tuple[dict, dict | None]:
     """(spec for ContainerSpec.from_dict, image provenance or None). Raises NotFound
     for an unknown image, InvalidArgument when no command results."""
@@ -63,6 +75,17 @@ def prepare(spec_data: dict, templates, images) -> tuple[dict, dict | None]:
             ep = proc.pop("entrypoint") or []
             proc["args"] = list(ep) + list(proc.get("args") or [])
             spec_data = dict(spec_data, process=proc)
+        # root.template (or none: minimal): the template's image, when templates are
+        # images (mcd.images.templates); the process stays as given.
+        name = root.get("template", "minimal") if isinstance(root, dict) else "minimal"
+        if root is None or isinstance(root, dict):
+            image_id = _template_image(name, templates)
+            if image_id is not None:
+                root = dict(root or {})
+                root.pop("template", None)
+                root["image"] = image_id
+                return dict(spec_data, root=root), {"id": image_id, "ref": name,
+                                                    "from_image": [], "exposed_ports": []}
         return spec_data, None
     ref = root["image"]
     if not isinstance(ref, str):
@@ -89,6 +112,10 @@ def prepare(spec_data: dict, templates, images) -> tuple[dict, dict | None]:
         except InvalidArgument:
             if not is_template(ref, templates):
                 raise
+    elif is_template(ref, templates):
+        # Templates are images (mcd.images.templates): the template's own image, built
+        # first for minimal; None for an old tree not migrated (it runs as below).
+        image_id = _template_image(ref, templates)
     if image_id is None:
         if not is_template(ref, templates):
             raise NotFound(f"no such image or template: {ref}")
@@ -151,6 +178,8 @@ def prepare(spec_data: dict, templates, images) -> tuple[dict, dict | None]:
     if parsed and reference.looks_like_id(ref):
         tags = images.tags_of(image_id)
         name = parsed.familiar() if parsed.familiar() in tags else image_id[7:19]
+    if labels.get(TEMPLATE_LABEL) == ref:
+        name = ref          # a template runs under its name, as before (ps: minimal)
     meta = {"id": image_id, "ref": name, "from_image": from_image,
             "exposed_ports": sorted((cfg.get("ExposedPorts") or {}).keys())}
     return spec_data, meta

@@ -63,6 +63,9 @@ class Load:
         self.layers: dict[str, L.Staged] = {}
         self.images: list[dict] = []
         self.notices: list[str] = []
+        # True: a tag this load sets that already names another image is a Conflict
+        # (checked under the lock; template import/create: a name is taken once).
+        self.new_tags_only = False
 
     def has_layer(self, diff_id: str) -> bool:
         return diff_id in self.layers or self.store.layer_exists(diff_id)
@@ -100,6 +103,13 @@ class Load:
                         if d not in self.layers and not st.layer_exists(d):
                             raise Conflict(f"image {img['id'][7:19]}: layer {d} was removed "
                                            f"while this load ran; load it again")
+                if self.new_tags_only:
+                    current = st._read_tags()
+                    for img in self.images:
+                        for t in img["tags"]:
+                            if current.get(t, img["id"]) != img["id"]:
+                                raise Conflict(f"{reference.parse(t).familiar()} already "
+                                               f"names image {current[t][7:19]}")
                 if self.layers:
                     _sync_tree_fs(self.dir)
                 for diff_id, staged in self.layers.items():

@@ -237,8 +237,24 @@ class Manager(Lifecycle, Restore, Views):
     # -- templates in use
     def template_users(self, name: str) -> list[str]:
         """Names of the containers whose root is template name (broken ones too, by what
-        their config says)."""
+        their config says), and, when templates are images, those stacking its image."""
+        users = {c.name for c in self._all() if c.template == name}
+        image_of = getattr(self.templates, "image_of", None)
+        image_id = image_of(name) if image_of is not None else None
+        if image_id is not None:
+            users.update(self.image_users(image_id))
+        return sorted(users)
+
+    def legacy_template_users(self, name: str) -> list[str]:
+        """Containers whose spec names the template's tree (made before templates were
+        images): the tree stays while one is left."""
         return sorted(c.name for c in self._all() if c.template == name)
+
+    def migrate_templates(self) -> list[str]:
+        """Template trees of earlier versions -> template images (daemon start, after
+        restore: every container is known). One line per step, for the log."""
+        migrate = getattr(self.templates, "migrate", None)
+        return migrate(self.legacy_template_users) if migrate is not None else []
 
     def remove_template(self, name: str) -> None:
         """Remove a template no container uses (checked under the template lock)."""

@@ -127,3 +127,35 @@ reg_host() { . "$IMG_TMP/registry.env"; echo "$REG_HOST"; }
     [ "${#lines[@]}" -eq 1 ]
     [[ "$output" == "mcctl: "* ]]
 }
+
+@test "a template is a one-layer image: image ls, rm refused in use, save -> load keeps it a template" {
+    run mc run --rm minimal cat /etc/hostname
+    [ "$status" -eq 0 ]
+    run mc images
+    [[ "$output" == *$'\n'"minimal "*"latest "*" 1 "* ]]
+    id="$(mc image inspect minimal | json_field 'd[0]["id"]')"
+    run mc template ls -q
+    [ "$output" = "minimal" ]
+    mc run -d --name tplheld minimal sleep 100
+    run mc template rm minimal
+    [ "$status" -eq 125 ]
+    [ "$output" = 'mcctl: template "minimal" is used by container(s) tplheld' ]
+    run mc image rm minimal
+    [ "$status" -eq 125 ]
+    [[ "$output" == *"in use by container(s) tplheld"* ]]
+    run mc image save -o "$IMG_TMP/minimal.tar" minimal
+    [ "$status" -eq 0 ]
+    mc rm -f tplheld
+    run mc template rm minimal
+    [ "$status" -eq 0 ]
+    run mc images -q
+    [[ "$output" != *"${id:7:12}"* ]]
+    # Loaded back (as on another host): the same image, a template again by its label.
+    run mc image load -i "$IMG_TMP/minimal.tar"
+    [ "$output" = "Loaded image: minimal:latest" ]
+    [ "$(mc image inspect minimal | json_field 'd[0]["id"]')" = "$id" ]
+    run mc template ls -q
+    [ "$output" = "minimal" ]
+    run mc run --rm minimal sh -c 'echo $PATH'
+    [ "$output" = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin" ]
+}
