@@ -100,3 +100,31 @@ def test_a_tree_not_migrated_runs_as_a_template_and_unknown_names_are_404():
     spec, meta = config.prepare({"root": {"template": "minimal"}, "process": {"args": ["x"]}},
                                 object(), None)
     assert spec["root"] == {"template": "minimal"} and meta is None
+
+
+def test_the_image_store_is_opened_once_by_concurrent_first_requests(tmp_path, monkeypatch):
+    """Opening the store empties its tmp/: a second open racing the first request's
+    template build removed that build's staging (50 parallel creates of minimal)."""
+    import threading
+    import time
+
+    from mcd.images import store as store_mod
+    from manager_fakes import make_manager
+
+    opened = []
+    real = store_mod.open_store
+
+    def slow_open(root):
+        opened.append(root)
+        time.sleep(0.05)        # widen the window the race needs
+        return real(root)
+
+    monkeypatch.setattr(store_mod, "open_store", slow_open)
+    m = make_manager(str(tmp_path))
+    got = []
+    threads = [threading.Thread(target=lambda: got.append(m.images)) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(opened) == 1 and len({id(s) for s in got}) == 1
