@@ -25,7 +25,11 @@ class FuzzDaemon(Daemon):
         super().__init__(base)
         self.net_d = os.path.join(base, "net.d")
         os.makedirs(self.net_d)
-        # An empty template: containers are set up up to execve, and no program runs.
+        # An empty template: containers are set up up to execve, and no program runs. The
+        # daemon makes it the minimal image at start (as it migrates any template tree);
+        # the sequences' reset makes it again from empty_tree when a sequence removed it.
+        self.empty_tree = os.path.join(base, "empty-tree")
+        os.makedirs(self.empty_tree)
         tdir = os.path.join(self.root, "templates", "minimal")
         os.makedirs(os.path.join(tdir, "rootfs"))
         with open(os.path.join(tdir, "template.json"), "w") as f:
