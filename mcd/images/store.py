@@ -29,6 +29,7 @@ from contextlib import contextmanager
 from mcd.errors import Conflict, InvalidArgument, KernelError, MCError, NotFound
 from mcd.images import layers as L
 from mcd.images import reference
+from mcd.images.config import TEMPLATE_LABEL
 from mcd.store import atomic_write_json, fsync_dir, read_json
 
 MAX_LAYERS = 128        # Docker's overlay2 limit; far under the mount option's page
@@ -103,6 +104,10 @@ class Load:
                         if d not in self.layers and not st.layer_exists(d):
                             raise Conflict(f"image {img['id'][7:19]}: layer {d} was removed "
                                            f"while this load ran; load it again")
+                current = st._read_tags()
+                for img in self.images:
+                    for t in img["tags"]:
+                        st._keep_template_tag(current, t, img["id"])
                 if self.new_tags_only:
                     current = st._read_tags()
                     for img in self.images:
@@ -419,9 +424,27 @@ class ImageStore:
             raise InvalidArgument(f"image tag: {new!r}: a tag cannot name a digest")
         with self.lock():
             tags = self._read_tags()
+            self._keep_template_tag(tags, str(r), image_id)
             tags[str(r)] = image_id
             self._write_tags(tags)
         return image_id
+
+    def _keep_template_tag(self, tags: dict, tag: str, image_id: str) -> None:
+        """A template's name (NAME:latest on an image labelled as template NAME, see
+        mcd.images.templates) is not moved to another image by a tag, load or pull: `run
+        NAME` keeps running the template. Conflict naming how to free it."""
+        current = tags.get(tag)
+        if current is None or current == image_id:
+            return
+        try:
+            labels = (self.config(current).get("config") or {}).get("Labels") or {}
+        except (OSError, ValueError):
+            return
+        name = reference.parse(tag).familiar()
+        template = name.removesuffix(":latest")
+        if name.endswith(":latest") and labels.get(TEMPLATE_LABEL) == template:
+            raise Conflict(f"{name} is the template {template!r}: remove it first "
+                           f"(mcctl template rm {template}) or use another name")
 
     def remove(self, ref: str, *, force: bool = False, users=lambda image_id: []) -> dict:
         """Docker's rules: 'name:tag' untags, and deletes the image once no tag is left;

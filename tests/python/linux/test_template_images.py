@@ -289,3 +289,29 @@ def test_a_name_an_image_already_has_stays_a_tree(env, tree):
                      "in use"]
     assert legacy.exists("busybox") and ti.unmigrated("busybox")
     shutil.rmtree(legacy.dir)
+
+
+def test_a_template_name_is_not_moved_to_another_image(env, tree, tmp_path):
+    """`run tpl` keeps running the template: a tag or a load naming tpl:latest for another
+    image is refused (Conflict, nothing changed); other names, and the same image, are fine."""
+    ti, images, _ = env
+    tpl = ti.create_from_dir("tpl", tree)["image"]
+    other_tree = str(tmp_path / "other")
+    os.makedirs(os.path.join(other_tree, "x"))
+    other = ti.create_from_dir("other", other_tree)["image"]
+    with pytest.raises(errors.Conflict, match="tpl:latest is the template 'tpl': remove it "
+                                              "first"):
+        images.tag(other, "tpl")
+    with pytest.raises(errors.Conflict, match="is the template 'tpl'"):
+        images.tag(other, "tpl:latest")
+    images.tag(other, "tpl:v2")                     # another tag of the name: not the template
+    images.tag(tpl, "tpl")                          # the same image: nothing moves
+    cfg = images.config_raw(other)
+    with images.load("test") as ld:                 # a load tagging tpl:latest: refused whole
+        ld.add_image(cfg, ["tpl:latest", "fresh:1"], "test image")
+        with pytest.raises(errors.Conflict, match="is the template 'tpl'"):
+            ld.commit()
+    assert images.resolve("tpl") == tpl and not images.exists("fresh:1")
+    ti.remove("tpl", lambda n: [])                  # freed: now the name can move
+    images.tag(other, "tpl")
+    assert images.resolve("tpl") == other and ti.info("other")["image"] == other
