@@ -166,6 +166,10 @@ def prepare(spec_data: dict, templates, images) -> tuple[dict, dict | None]:
         spec_data["stop_signal"] = _signal_name(cfg["StopSignal"], ref)
         from_image.append("stop_signal")
     labels = cfg.get("Labels") or {}
+    is_template_image = labels.get(TEMPLATE_LABEL) == ref
+    # The template label marks the image, not its containers (a template's containers had
+    # no labels but their own, and a root.template request gets none either).
+    labels = {k: v for k, v in labels.items() if k != TEMPLATE_LABEL}
     if labels:
         spec_data["labels"] = {**{str(k): str(v) for k, v in labels.items()},
                                **(spec_data.get("labels") or {})}
@@ -178,7 +182,7 @@ def prepare(spec_data: dict, templates, images) -> tuple[dict, dict | None]:
     if parsed and reference.looks_like_id(ref):
         tags = images.tags_of(image_id)
         name = parsed.familiar() if parsed.familiar() in tags else image_id[7:19]
-    if labels.get(TEMPLATE_LABEL) == ref:
+    if is_template_image:
         name = ref          # a template runs under its name, as before (ps: minimal)
     meta = {"id": image_id, "ref": name, "from_image": from_image,
             "exposed_ports": sorted((cfg.get("ExposedPorts") or {}).keys())}

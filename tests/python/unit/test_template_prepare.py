@@ -64,6 +64,7 @@ def test_run_minimal_builds_it_once_and_runs_the_image_with_the_template_default
     assert spec["process"]["args"] == ["sh"]                  # the template default, as before
     assert spec["process"]["env"] == TPL_CFG["Env"]
     assert meta["ref"] == "minimal" and meta["id"] == TPL_ID  # ps shows "minimal"
+    assert "labels" not in spec and "labels" not in meta["from_image"]  # the mark stays
     spec, _ = config.prepare({"root": {"image": "minimal"}, "process": {"args": ["true"]}},
                              t, images)
     assert t.built == ["minimal"] and spec["process"]["args"] == ["true"]
