@@ -24,6 +24,7 @@ import ipaddress
 import logging
 import os
 import socket
+import subprocess
 import threading
 
 from mcd.errors import Conflict, InvalidArgument, KernelError, MCError
@@ -186,7 +187,9 @@ class NetworkService:
             more = f" and {len(users) - 5} more" if len(users) > 5 else ""
             raise Conflict(f'network "{n.name}" is used by {len(users)} container(s): '
                            f'{", ".join(users[:5])}{more}; remove them first')
-        return self.networks.remove(n.name).summary()
+        gone = self.networks.remove(n.name)
+        _delete_bridge(gone)
+        return gone.summary()
 
     def prune(self) -> list[str]:
         self.load()
@@ -194,7 +197,7 @@ class NetworkService:
         for n in self.networks.list():
             if n.source == "user" and not self.users(n.name):
                 try:
-                    self.networks.remove(n.name)
+                    _delete_bridge(self.networks.remove(n.name))
                     gone.append(n.name)
                 except MCError:
                     pass
@@ -557,6 +560,19 @@ def _summarize(result: dict, ifname: str) -> tuple[str | None, str | None, str |
             continue
         return addr.split("/")[0] or None, ipc.get("gateway"), mac
     return None, None, mac
+
+
+def _delete_bridge(net) -> None:
+    """The bridge device of a removed network the daemon made (the bridge plugin makes it
+    at the first ADD and never deletes it): with it go its gateway address and the route
+    to the subnet, which a later network on the same subnet would otherwise meet."""
+    bridge = getattr(net, "bridge", None)
+    if net.source != "user" or not bridge:
+        return
+    r = subprocess.run(["ip", "link", "del", "dev", bridge], capture_output=True, text=True)
+    if r.returncode != 0 and "Cannot find device" not in r.stderr:
+        log.warning('network "%s": bridge %s not removed: %s', net.name, bridge,
+                    r.stderr.strip() or f"ip exited {r.returncode}")
 
 
 def _prefix_len(result, ip: str | None) -> int | None:

@@ -374,8 +374,12 @@ def test_minimal_reaches_peers_by_name(netd, world):
     r = netd.mcctl("exec", "watcher", "ping", "-c1", "-W2", "server")
     assert r.returncode == 0, (r.stderr, netd.mcctl("exec", "watcher", "cat", "/etc/hosts").stdout)
     netd.mcctl("rm", "-f", p, w, check=0)
+    bridge = json.loads(netd.mcctl("network", "inspect", "namenet", check=0).stdout)[0]["bridge"]
+    assert world.o("ip", "link", "show", bridge).returncode == 0
     netd.mcctl("network", "rm", "namenet", check=0)
     assert leaks(netd) == {}
+    # The bridge goes with its network (with its address and its route to the subnet).
+    assert world.o("ip", "link", "show", bridge, check=False).returncode != 0
 
 
 def test_nat_to_the_internet_and_isolation_between_networks(netd, world):
