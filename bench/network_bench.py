@@ -1,6 +1,8 @@
 """`run --rm minimal /bin/true` with a bridge network: mcd's default network against
 podman's (netavark), each beside its own --network none, interleaved in one run; and
-the network's own share of an mcd start, from the daemon's Server-Timing header.
+the network's own share of an mcd start, from the daemon's Server-Timing header: the
+"network" phase and its parts (net-record, net-netns, net-add-PLUGIN, net-names), back
+to back and with a pause before each start.
 
     python bench/network_bench.py [--rounds 10 --block 3 --warmup 3] [--out FILE]
 
@@ -31,8 +33,10 @@ from timing import Tool, base_env, interleaved  # noqa: E402
 
 REPO = Path(__file__).resolve().parent.parent
 MCD = REPO / ".venv" / "bin" / "mcd"
-MCCTL = REPO / "dist" / "mcctl"
+# The CLI as packaged (.deb/.rpm install the one-dir build), else the source tree's.
+MCCTL = REPO / "dist" / "mcctl-dir" / "mcctl"
 PARENT = "mcbench-net"
+PAUSE = 0.4     # s before each request of the "bridge-paused" Server-Timing series
 
 
 def log(msg: str) -> None:
@@ -98,10 +102,14 @@ def main() -> int:
         from mcctl.parser import build_parser
         null = os.open("/dev/null", os.O_RDWR)
         phases: dict[str, list[float]] = {}
-        for netargs in ([], ["--network", "none"]):
+        # Back to back (a start's ADD overlaps the previous container's DEL, which runs
+        # after the exit is reported), and with a pause of PAUSE s before each request
+        # (the ADD alone): iptables-nft deletions are slow and serialize with the ADD.
+        for key, netargs, pause in (("bridge", [], 0.0), ("bridge-paused", [], PAUSE),
+                                    ("none", ["--network", "none"], 0.0)):
             spec = build_spec(build_parser().parse_args(["run", "--rm", *netargs, "minimal", "/bin/true"]), {})
-            key = "bridge" if not netargs else "none"
             for i in range(a.warmup + a.rounds * a.block):
+                time.sleep(pause)
                 marks = mcapi.timed_attach(str(sock), {"spec": spec, "attach": True, "rm": True,
                                                        "stdin": False}, [null, null, null])
                 if i >= a.warmup:
@@ -113,7 +121,7 @@ def main() -> int:
         results["meta"] = {"kernel": platform.release(), "cpus": os.cpu_count(),
                            "podman": subprocess.run([fx.PODMAN, "--version"], capture_output=True,
                                                     text=True).stdout.strip(),
-                           "rounds": a.rounds, "block": a.block, "warmup": a.warmup,
+                           "mcctl": mcctl, "rounds": a.rounds, "block": a.block, "warmup": a.warmup,
                            "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
     finally:
         try:

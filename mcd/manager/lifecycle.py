@@ -96,6 +96,7 @@ class Lifecycle(Control):
                          network=self.networks.info(c.id))
         launched.timing = {"cgroup": t1 - t0, "persist": t2 - t1, "network": t_net - t2,
                            "launch": t3 - t_net, "record": time.perf_counter_ns() - t3}
+        launched.timing.update(self.networks.timing(c.id))     # the network phase's parts
         if c.monitor is None:
             # The monitor already ended (and was reaped) before we could watch it.
             threading.Thread(target=self._on_exit, args=(c,), daemon=True).start()

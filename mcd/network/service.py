@@ -26,6 +26,7 @@ import os
 import socket
 import subprocess
 import threading
+import time
 
 from mcd.errors import Conflict, InvalidArgument, KernelError, MCError
 from mcd.network import netns
@@ -117,6 +118,8 @@ class NetworkService:
         self._cid_locks: dict[str, threading.Lock] = {}
         # Every rewrite of a hosts file: two at once on one file would mix their texts.
         self._hosts_lock = threading.Lock()
+        # container id -> where its last attach spent its time (ns), for Server-Timing.
+        self._timing: dict[str, dict[str, int]] = {}
 
     def _cid_lock(self, cid: str) -> threading.Lock:
         with self._lock:
@@ -139,6 +142,13 @@ class NetworkService:
             finally:
                 lock.release()
         return release
+
+    def timing(self, cid: str) -> dict[str, int]:
+        """The last attach's phases in ns (taken once): ``net-record`` (the attachment
+        record written and synced), ``net-netns`` (the namespace made and held),
+        ``net-add-TYPE`` per plugin run, ``net-names`` (hosts files). For Server-Timing."""
+        with self._lock:
+            return self._timing.pop(cid, {})
 
     def settled(self, cid: str) -> None:
         """Wait for a release in flight (stop returns once the network is gone)."""
@@ -319,15 +329,26 @@ class NetworkService:
                    "hostname": spec.hostname, "aliases": list(spec.networking.aliases),
                    "extra_hosts": list(spec.networking.extra_hosts)}
             # The record first: a daemon killed from here on finds it and cleans up.
+            t0 = time.perf_counter_ns()
             self._save(rec, durable=True)
             self._att[cid] = rec
+        phases = {"net-record": time.perf_counter_ns() - t0}
         try:
+            t0 = time.perf_counter_ns()
             netns.create(path)
+            phases["net-netns"] = time.perf_counter_ns() - t0
             att = self._attachment(rec)
+            ran = iter(conf.plugins)
+            t0 = time.perf_counter_ns()
 
             def checkpoint(result):
+                nonlocal t0
+                now = time.perf_counter_ns()
+                key = f"net-add-{next(ran, {}).get('type', 'plugin')}"
+                phases[key] = phases.get(key, 0) + now - t0
                 rec["result"] = result
                 self._save(rec)
+                t0 = time.perf_counter_ns()
             result = self.caller.add(conf, att, checkpoint)
         except BaseException as err:
             self._forget(rec)
@@ -344,9 +365,14 @@ class NetworkService:
         with self._lock:
             rec.update(result=result, ip=ip, gateway=gw, mac=mac)
             self._save(rec)
+        t0 = time.perf_counter_ns()
         hosts = self._hosts_text(rec)
         self._refresh_peers(net.name, cid)
-        return NetInfo(path, hosts, self._resolv_text(spec))
+        info = NetInfo(path, hosts, self._resolv_text(spec))
+        phases["net-names"] = time.perf_counter_ns() - t0
+        with self._lock:
+            self._timing[cid] = phases
+        return info
 
     def _attachment(self, rec: dict) -> Attachment:
         return Attachment(container_id=rec["id"], netns=rec["netns"], ifname=rec["ifname"],
@@ -371,6 +397,7 @@ class NetworkService:
             log.error('container "%s": removing its netns: %s', rec.get("name"), err)
         with self._lock:
             self._att.pop(rec["id"], None)
+            self._timing.pop(rec["id"], None)
             if ok:
                 try:
                     os.unlink(self._record_path(rec["id"]))

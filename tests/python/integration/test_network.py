@@ -564,3 +564,25 @@ def test_concurrent_starts_on_one_network_all_know_each_other(netd, world):
             assert re.search(rf"^{re.escape(ip)}\t{other}$", hosts, re.M), (n, hosts)
     netd.mcctl("rm", "-f", *names, check=0)
     assert leaks(netd) == {}
+
+
+def test_server_timing_splits_the_network_phase(netd, world):
+    """A start's Server-Timing header names where the network phase went: the record,
+    the netns, each plugin's ADD (portmap only when a port is published), the hosts
+    files; the parts fit inside the phase. (bench/network_bench.py reports them.)"""
+    from conftest import raw_request
+    for publish, plugins in (((), ("bridge", "firewall")),
+                             (("-p", "18087:8080"), ("bridge", "portmap", "firewall"))):
+        cid = cid_of(netd.mcctl("create", *publish, "minimal", "sleep", "30", check=0))
+        out = raw_request(netd.socket, f"POST /v1/containers/{cid}/start HTTP/1.1\r\n"
+                          f"Host: x\r\nContent-Length: 0\r\n\r\n".encode())
+        head = out.split(b"\r\n\r\n", 1)[0].decode()
+        assert head.startswith("HTTP/1.1 200"), out[:300]
+        line = next(ln for ln in head.split("\r\n") if ln.lower().startswith("server-timing:"))
+        parts = {k.strip(): float(v) for k, _, v in
+                 (p.partition(";dur=") for p in line.split(":", 1)[1].split(","))}
+        want = {"net-record", "net-netns", "net-names", *(f"net-add-{p}" for p in plugins)}
+        assert want == {k for k in parts if k.startswith("net-")}, parts
+        assert sum(v for k, v in parts.items() if k.startswith("net-")) <= parts["network"] + 0.01
+        netd.mcctl("rm", "-f", cid, check=0)
+        assert leaks(netd) == {}
