@@ -33,6 +33,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+import procstat  # noqa: E402
 from timing import Tool, base_env, interleaved  # noqa: E402
 
 REPO = Path(__file__).resolve().parent.parent
@@ -187,6 +188,7 @@ def main(argv=None) -> int:
     finally:
         stop(dockerd_proc, "dockerd")
         stop(mcd_proc, "mcd")
+        procstat.stop_supervisor(work / "mcd-root")   # it outlives mcd by design
         left = {"mounts": mounts_under(str(work)),
                 "cgroups": remove_cgroups(MCD_PARENT) + remove_cgroups(DOCKERD_PARENT)}
         for mnt in reversed(left["mounts"]):

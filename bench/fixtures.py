@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Callable
 
 import mcapi
+import procstat
 
 WORK = Path(os.environ.get("MCBENCH_WORK", "/run/mcbench"))
 MCD_ROOT = Path(os.environ.get("MCBENCH_MCD_ROOT", "/var/lib/mcbench"))
@@ -460,6 +461,10 @@ class Daemon:
             _kill_and_reap(pid, wait=20)
         self.pidfile.unlink(missing_ok=True)
 
+    def stop_supervisor(self) -> None:
+        """The daemon's one supervisor outlives it by design: stopped by its pid."""
+        procstat.stop_supervisor(self.root)
+
 
 def leftover_container_pids(root: Path) -> list[int]:
     """Monitors and PID 1s that a crashed run left, from the daemon's own state files."""
@@ -537,6 +542,7 @@ def teardown_all(work: Path, mcd_root: Path, log: Log = print) -> list[str]:
             log(f"  mcd: could not list/remove containers: {err}")
         daemon.stop()
         log("  mcd: stopped")
+    daemon.stop_supervisor()
     for pid in leftover_container_pids(mcd_root):
         _kill_and_reap(pid, signal.SIGKILL, wait=2)
     Podman(work).teardown(log)

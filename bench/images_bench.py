@@ -35,6 +35,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "tests" / "python"))
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+import procstat  # noqa: E402
 from timing import base_env, time_once  # noqa: E402
 
 import imagefixtures as fx  # noqa: E402
@@ -199,6 +200,7 @@ def main(argv=None) -> int:
                 mcd.wait(20)
             except subprocess.TimeoutExpired:
                 mcd.kill()
+        procstat.stop_supervisor(work / "root")    # it outlives mcd by design
         for base in Path("/sys/fs/cgroup").iterdir():
             d = base / PARENT
             if d.is_dir() and not base.is_symlink():

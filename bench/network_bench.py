@@ -29,6 +29,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import fixtures as fx  # noqa: E402
 import mcapi  # noqa: E402
+import procstat  # noqa: E402
 from timing import Tool, base_env, interleaved  # noqa: E402
 
 REPO = Path(__file__).resolve().parent.parent
@@ -133,6 +134,7 @@ def main() -> int:
             mcd_proc.wait(30)
         except subprocess.TimeoutExpired:
             mcd_proc.kill()
+        procstat.stop_supervisor(work / "root")    # it outlives mcd by design
         podman.teardown(log)
         with open("/proc/self/mountinfo") as f:
             mounts = [ln.split()[4] for ln in f if str(work) in ln.split()[4]]

@@ -55,17 +55,67 @@ def pss_sum(pids: list[int], proc: Path = PROC) -> dict:
             "pss_per_process_kib": total / alive if alive else None}
 
 
+def supervisor_pid(mcd_root: Path) -> int | None:
+    """The pid of mcd's one supervisor for this root (ROOT/run/supervisor.sock, its
+    SOCK_SEQPACKET protocol's ``ping``), or None when none answers."""
+    import socket
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+    try:
+        s.settimeout(5)
+        s.connect(str(mcd_root / "run" / "supervisor.sock"))
+        s.send(b'{"op": "ping"}')
+        pid = json.loads(s.recv(65536)).get("pid")
+        return pid if isinstance(pid, int) and pid > 1 else None
+    except (OSError, ValueError):
+        return None
+    finally:
+        s.close()
+
+
+def stop_supervisor(mcd_root: Path, wait: float = 20.0) -> None:
+    """SIGTERM the one supervisor of the daemon on this root (it outlives the daemon by
+    design) BY its pid, only if its command line names this root's socket; wait for it."""
+    sock = str(Path(mcd_root) / "run" / "supervisor.sock")
+    pid = supervisor_pid(Path(mcd_root))
+    try:
+        if pid is None or sock not in (PROC / str(pid) / "cmdline").read_bytes().decode(
+                errors="replace").split("\0"):
+            return
+        os.kill(pid, 15)
+    except (OSError, ProcessLookupError):
+        return
+    deadline = time.monotonic() + wait
+    while time.monotonic() < deadline:
+        try:
+            stat = (PROC / str(pid) / "stat").read_bytes()
+        except FileNotFoundError:
+            return
+        if stat[stat.rindex(b")") + 2:][:1] in (b"Z", b"X"):
+            return
+        time.sleep(0.05)
+
+
 def monitor_pids(mcd_root: Path) -> list[int]:
-    """The per-container host-side processes of mcd: each container's monitor (state.json)."""
+    """The per-container host-side processes of mcd: each container's monitor (state.json),
+    or, for containers the one supervisor holds (their monitor_pid is PID 1 itself), the
+    supervisor once."""
     pids = []
+    supervised = False
     for state in sorted(mcd_root.glob("containers/*/state.json")):
         try:
             data = json.loads(state.read_text())
         except (OSError, ValueError):
             continue
         pid = data.get("monitor_pid")
+        if isinstance(pid, int) and pid == data.get("pid"):
+            supervised = True
+            continue
         if isinstance(pid, int) and pid > 1 and (PROC / str(pid)).exists():
             pids.append(pid)
+    if supervised:
+        sup = supervisor_pid(mcd_root)
+        if sup is not None:
+            pids.append(sup)
     return pids
 
 

@@ -126,7 +126,7 @@ def _daemon(base: str, supervised: bool) -> tuple[subprocess.Popen, str, str]:
     root, sock = os.path.join(base, "root-" + tag), os.path.join(base, tag + ".sock")
     argv = [sys.executable, "-m", "mcd", "--socket", sock, "--root", root, "--cgroup-parent", tag,
             "--web-listen", "off", "--docker-socket", "off", "--default-network", "none"]
-    p = subprocess.Popen(argv + (["--supervisor"] if supervised else []),
+    p = subprocess.Popen(argv + (["--supervisor"] if supervised else ["--no-supervisor"]),
                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                          start_new_session=True)
     mcctl = [sys.executable, "-m", "mcctl", "--socket", sock]

@@ -33,9 +33,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="CNI configuration lists an administrator adds (default /etc/mcd/net.d)")
     p.add_argument("--default-network", metavar="NAME|none",
                    help="network of a container without --network (default mcnet)")
-    p.add_argument("--supervisor", action="store_true", default=None,
-                   help="one supervisor process for all containers instead of a monitor "
-                        "each (experimental; default off)")
+    p.add_argument("--supervisor", action=argparse.BooleanOptionalAction, default=None,
+                   help="one supervisor process for all containers (default); "
+                        "--no-supervisor: a monitor process per container")
     p.add_argument("--version", action="version", version=f"mcd {__version__}")
     return p
 

@@ -32,9 +32,9 @@ class Config:
     cni_path: str = "/usr/lib/cni:/usr/libexec/cni:/opt/cni/bin"   # Debian, Fedora, upstream
     # Registries pulled from over plain HTTP (besides localhost): "host[:port]" each.
     insecure_registries: list = field(default_factory=list)
-    # One supervisor process for all containers (mcd.supervisor) instead of a monitor
-    # each; off by default while it is new (docs/design.md, "One supervisor").
-    supervisor: bool = False
+    # One supervisor process for all containers (mcd.supervisor), the default since issue
+    # 17; false: a monitor process per container, as before (docs/design.md, "One supervisor").
+    supervisor: bool = True
 
     @property
     def effective_run_dir(self) -> str:

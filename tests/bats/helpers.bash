@@ -25,12 +25,27 @@ start_daemon() {
     return 1
 }
 
+# The daemon's one supervisor (the default) outlives the daemon by design: stop the one
+# this file's daemon started, by its pid (its command line names our private socket).
+stop_supervisor() {
+    local p sock="$BATS_MC_TMP/root/run/supervisor.sock"
+    for p in /proc/[0-9]*; do
+        tr '\0' '\n' 2>/dev/null < "$p/cmdline" | grep -qxF -- "$sock" || continue
+        kill -TERM "${p#/proc/}" 2>/dev/null
+        for _ in $(seq 1 100); do
+            [ -d "$p" ] && [ "$(awk '{print $3}' "$p/stat" 2>/dev/null)" != Z ] || break
+            sleep 0.1
+        done
+    done
+}
+
 stop_daemon() {
     local pid leftovers=""
     for id in $("$MCCTL" ps -aq --no-trunc 2>/dev/null); do "$MCCTL" rm -f "$id" >/dev/null 2>&1; done
     pid="$(cat "$BATS_MC_TMP/mcd.pid")"
     kill -TERM "$pid" 2>/dev/null
     for _ in $(seq 1 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+    stop_supervisor
     # No process of ours left (the daemon and its monitors carry the root on their command line).
     for p in /proc/[0-9]*; do
         if tr '\0' ' ' 2>/dev/null < "$p/cmdline" | grep -qF -- "$BATS_MC_TMP/root"; then

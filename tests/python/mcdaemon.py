@@ -3,10 +3,11 @@
 ``Daemon(base)`` runs ``python -m mcd`` as a child on a socket, root and private cgroup
 parent ``mctest-<random>`` under the temp dir ``base``; ``Daemon(base, web=True)`` also
 serves the dashboard on a free loopback port. ``cleanup()`` removes every container,
-stops the daemon BY PID and returns what was left behind (it must be nothing): an mcd
-or monitor process (both carry the unique temp root on their command line), a process
-in the private cgroup parent, a cgroup below it (the parent itself is then removed), a
-mount under the temp dir, a listener on the dashboard port. Whatever it finds it also
+stops the daemon and then its supervisor BY PID and returns what was left behind (it
+must be nothing): an mcd, monitor or supervisor process (all carry the unique temp root
+on their command line), a process in the private cgroup parent, a cgroup below it (the
+parent itself is then removed), a mount under the temp dir, a listener on the dashboard
+port. Whatever it finds it also
 tidies, so the next test starts clean.
 """
 
@@ -55,6 +56,16 @@ def _kill(pids) -> None:
             os.kill(p, signal.SIGKILL)
         except ProcessLookupError:
             pass
+
+
+def _ended(pid: int) -> bool:
+    """Gone, or a zombie (not our child: init reaps it)."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            stat = f.read()
+    except FileNotFoundError:
+        return True
+    return stat[stat.rindex(b")") + 2:][:1] in (b"Z", b"X")
 
 
 def procs_mentioning(text: str) -> list[int]:
@@ -155,6 +166,35 @@ class Daemon:
     def kill9(self):
         self.stop(signal.SIGKILL)
 
+    # The one supervisor (mcd.supervisor, the default) outlives the daemon by design (as it
+    # outlives `systemctl restart mcd`), so stopping the daemon does not stop it: whoever
+    # started the daemon stops it, by its pid, when done with the daemon's root.
+
+    @property
+    def supervisor_socket(self) -> str:
+        return os.path.join(self.root, "run", "supervisor.sock")   # ROOT/run: --root's run dir
+
+    def supervisor_pid(self) -> int | None:
+        from mcd.supervisor.client import SupervisorClient, SupervisorError
+        try:
+            with SupervisorClient(self.supervisor_socket, timeout=10) as c:
+                return c.call("ping")[0]["pid"]
+        except (OSError, SupervisorError, ValueError):
+            return None
+
+    def stop_supervisor(self) -> None:
+        """SIGTERM the supervisor this daemon started (found by its socket; its command line
+        names this daemon's root) and wait until it is gone. Containers it still holds keep
+        running: remove them first."""
+        pid = self.supervisor_pid()
+        if pid is None or pid not in procs_mentioning(self.root):
+            return
+        try:
+            os.kill(pid, signal.SIGTERM)
+        except ProcessLookupError:
+            return
+        wait_for(lambda: _ended(pid), 30, f"the supervisor (pid {pid}) to stop")
+
     def restart(self, env=None):
         self.stop()
         return self.start(env)
@@ -219,8 +259,10 @@ class Daemon:
             except MCError:
                 pass
         self.stop()
+        self.stop_supervisor()
         leftovers = {}
-        # Processes: the daemon and its monitors all carry the temp root on their command line.
+        # Processes: the daemon, its monitors and its supervisor all carry the temp root on
+        # their command line.
         stray = [p for p in procs_mentioning(self.root) if p != os.getpid()]
         if stray:
             leftovers["processes"] = stray

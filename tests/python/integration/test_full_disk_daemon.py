@@ -68,9 +68,12 @@ def test_stop_on_a_full_root_leaves_no_temp_file(make_daemon):
         wait_for(lambda: d.client.get("/v1/containers", all=True) == [], what="removal")
         assert _leftovers(d.root) == []
     finally:
-        # Containers and daemon go before the unmount; the fixture's own check follows.
+        # Containers, daemon and its supervisor (which listens under ROOT/run, on this
+        # tmpfs, and outlives the daemon by design) go before the unmount; the fixture's
+        # own check follows.
         if d.proc is not None:
             for c in d.client.get("/v1/containers", all=True):
                 d.client.delete(f"/v1/containers/{c['id']}", force=True)
             d.stop()
+        d.stop_supervisor()
         subprocess.run(["umount", d.root], check=True)

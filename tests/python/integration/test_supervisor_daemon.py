@@ -1,8 +1,9 @@
-"""mcd with ``--supervisor``: one supervisor process holds every container (issue 17).
+"""mcd with its one supervisor (the default; ``--supervisor`` here all the same): one
+process holds every container (issue 17).
 
 Real daemon, real containers (the ``minimal`` template), real supervisor under the
-daemon's run dir. Each test stops the supervisor it made BY PID before the usual
-leak check (which then runs a plain daemon to remove what is left)."""
+daemon's run dir. The harness's cleanup stops the supervisor BY PID after the daemon,
+before the usual leak check."""
 
 from __future__ import annotations
 
@@ -22,34 +23,21 @@ WRITER = "i=0; while [ $i -lt {n} ]; do echo line-$i; i=$((i+1)); sleep 0.01; do
 
 
 class SupervisedDaemon(Daemon):
+    """The supervisor is the default; ``supervised = False`` runs the previous version's
+    way (``--no-supervisor``: a monitor per container). The harness's cleanup stops the
+    supervisor by pid after the daemon (it outlives the daemon by design)."""
     supervised = True
 
     def argv(self):
-        return super().argv() + (["--supervisor"] if self.supervised else [])
+        return super().argv() + (["--supervisor"] if self.supervised else ["--no-supervisor"])
 
     @property
     def sup_socket(self) -> str:
-        return os.path.join(self.root, "run", "supervisor.sock")
+        return self.supervisor_socket
 
     def sup_pid(self) -> int:
         with SupervisorClient(self.sup_socket, timeout=10) as c:
             return c.call("ping")[0]["pid"]
-
-    def cleanup(self):
-        try:
-            pid = self.sup_pid()
-        except OSError:
-            pid = None
-        if self.proc is not None:
-            for c in self.client.get("/v1/containers", all=True):
-                self.client.delete(f"/v1/containers/{c['id']}", force=True)
-        self.stop()
-        if pid is not None:
-            os.kill(pid, signal.SIGTERM)
-            wait_for(lambda: not os.path.exists(f"/proc/{pid}") or _zombie(pid), 30,
-                     "the supervisor to stop")
-        self.supervised = False
-        return super().cleanup()
 
 
 def _zombie(pid: int) -> bool:
@@ -114,6 +102,16 @@ def test_containers_run_under_one_supervisor_with_no_monitor_each(sd):
     assert [x.rstrip("\r") for x in _lines(sd, "tty")] == ["on-a-tty"]
     sd.mcctl("stop", "-t", "1", "c0", check=0)     # PID 1 ignores SIGTERM: SIGKILL after 1 s
     assert _status(sd, "c0")["exit_code"] == 128 + signal.SIGKILL
+
+
+def test_the_supervisor_is_the_default(daemon):
+    # The harness's plain daemon (no --supervisor flag, an empty config file).
+    daemon.mcctl("run", "-d", "--name", "d", "minimal", "sleep", "1000", check=0)
+    sup = daemon.supervisor_pid()
+    assert sup is not None, daemon.log()
+    with open(f"/proc/{daemon.state('d')['pid']}/stat") as f:
+        assert int(f.read().rsplit(")", 1)[1].split()[1]) == sup
+    assert [p for p in procs_mentioning(daemon.root) if _comm(p) == "mcd-monitor"] == []
 
 
 def test_mcd_restart_keeps_the_supervisor_and_every_exit_code(sd):

@@ -128,3 +128,17 @@ def test_authorize_root_group_member_and_others(tmp_path):
     assert not auth(Peer(78, 1000, 1000))
     assert not auth(None)
     assert not make_authorize(None, str(proc))(Peer(77, 1000, 1000))
+
+
+def test_the_supervisor_is_the_default_and_can_be_switched_off(tmp_path):
+    # Issue 17: one supervisor for all containers replaced the monitor per container.
+    from mcd.__main__ import build_parser
+    assert Config().supervisor is True
+    absent = str(tmp_path / "absent.toml")
+    assert build_parser().parse_args([]).supervisor is None         # the file decides
+    off = build_parser().parse_args(["--no-supervisor"]).supervisor
+    assert off is False and load(absent, {"supervisor": off}).supervisor is False
+    f = tmp_path / "mcd.toml"
+    f.write_text("supervisor = false\n")
+    assert load(str(f), {"supervisor": None}).supervisor is False
+    assert load(str(f), {"supervisor": True}).supervisor is True     # the flag wins
