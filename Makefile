@@ -90,6 +90,7 @@ test-browser: dev
 
 test-vm: dev deb
 	$(MAKE) --no-print-directory apt-vm
+	bash tests/vm/build-older-deb.sh
 	bash tests/vm/run.sh
 
 # Everything, as CI runs it (root). Stops at the first failing tier. dist comes before the

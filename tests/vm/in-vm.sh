@@ -5,7 +5,7 @@
 #
 # Sections: (0) the VM is what the lane promises, (1) the kernel/systemd v2 delegation facts,
 # (2) the project's real-kernel cgroup tests, directly and under Delegate=yes, (3) the installed
-# .deb for real. A section whose subject has not landed yet is reported as skipped, with why.
+# .deb for real, (4) an upgrade from an older build with containers running. A section whose subject has not landed yet is reported as skipped, with why.
 set -uo pipefail
 repo="$(cd "$(dirname "$0")/../.." && pwd)"
 out="${MC_VM_OUT:-/share/out}"
@@ -279,6 +279,120 @@ else
         check "${pkg_checks[12]}" purged
         journalctl -u mcd --no-pager > "$out/mcd-journal.log" 2>&1 || true
     fi
+fi
+
+# ------------------------------------------------------------------------------------------
+section "4. upgrade: apt install of a newer build over an older one with containers running"
+# Issue 17: the containers keep running under the one supervisor, their logs continue with
+# no line lost, and one that ends after the upgrade still reports its exit code. The older
+# package is the same tree built as <version>~vmolder (tests/vm/build-older-deb.sh), so the
+# supervisor really runs older code and must re-execute itself as the newer build.
+up_checks=(
+    "apt install the older build, mcd active, containers held by the one supervisor (no monitor each)"
+    "apt install the newer build over it: mcd active and reports the newer version"
+    "the supervisor re-executed itself as the newer build (same pid, its executable the installed one)"
+    "every container still runs with the same PID 1 after the upgrade"
+    "their logs continue after the upgrade, no line lost"
+    "a container that ends after the upgrade reports its exit code (7)"
+)
+older_deb="$(ls "$repo"/dist/older/mini-container_*.deb 2>/dev/null | head -n1 || true)"
+if [ -z "$deb" ] || [ -z "$older_deb" ]; then
+    for c in "${up_checks[@]}"; do skip "$c" "no dist/older/mini-container_*.deb or dist/mini-container_*.deb (make test-vm builds both)"; done
+else
+    new_version="$(dpkg-deb -f "$deb" Version)"; old_version="$(dpkg-deb -f "$older_deb" Version)"
+    echo "# older: $(basename "$older_deb") ($old_version); newer: $(basename "$deb") ($new_version)"
+    apt_install() {  # DEB: install it (offline), then wait out Type=notify activation
+        (cd "$(dirname "$1")" && timeout 300 apt-get install -y --no-install-recommends "./$(basename "$1")") || return 1
+        for _ in $(seq 60); do [ "$(systemctl is-active mcd)" = activating ] || break; sleep 1; done
+        [ "$(systemctl is-active mcd)" = active ] || { systemctl status mcd --no-pager 2>&1 | tail -n 20; return 1; }
+    }
+    field() {  # NAME KEY: one field of `mcctl inspect NAME`
+        mc inspect "$1" 2>/dev/null | python3 -c 'import json,sys; print(json.load(sys.stdin)[0].get(sys.argv[1]))' "$2"
+    }
+    ppid_of() { awk '{print $4}' "/proc/$1/stat" 2>/dev/null; }
+    writer='i=0; while :; do echo line-$i; i=$((i+1)); sleep 0.2; done'
+    up_names=(up0 up1 up2)
+    declare -A up_pid=()
+    sup_pid=""
+    older_up() {
+        apt_install "$older_deb" || return 1
+        echo "mcd --version: $(mcd --version)"
+        [ "$(mcd --version)" = "mcd $old_version" ] || return 1
+        local n
+        for n in "${up_names[@]}"; do mc run -d --name "$n" minimal sh -c "$writer" || return 1; done
+        mc run -d --name upx minimal sh -c 'while [ ! -e /tmp/go ]; do sleep 0.2; done; exit 7' || return 1
+        for n in "${up_names[@]}" upx; do
+            up_pid[$n]="$(field "$n" pid)"
+            [ -d "/proc/${up_pid[$n]}" ] || { echo "$n: no PID 1 (${up_pid[$n]})"; return 1; }
+        done
+        sup_pid="$(ppid_of "${up_pid[up0]}")"
+        echo "PID 1s: ${up_pid[*]}; their parent: $sup_pid ($(tr '\0' ' ' < "/proc/$sup_pid/cmdline"))"
+        for n in "${up_names[@]}" upx; do
+            [ "$(ppid_of "${up_pid[$n]}")" = "$sup_pid" ] || { echo "$n: parent $(ppid_of "${up_pid[$n]}")"; return 1; }
+        done
+        tr '\0' '\n' < "/proc/$sup_pid/cmdline" | grep -qx supervisor || { echo "the parent is not the supervisor"; return 1; }
+        [ -z "$(pgrep -x mcd-monitor)" ] || { echo "monitors: $(pgrep -x mcd-monitor)"; return 1; }
+        sleep 2     # some lines before the upgrade
+    }
+    check "${up_checks[0]}" older_up
+    if [ -z "$sup_pid" ]; then
+        for c in "${up_checks[@]:1}"; do skip "$c" "the older build's containers did not start"; done
+    else
+        lines_before="$(mc logs up0 2>/dev/null | grep -c '^line-')"
+        newer_up() {
+            apt_install "$deb" || return 1
+            echo "mcd --version: $(mcd --version); dpkg: $(dpkg-query -W -f='${Version}' mini-container)"
+            [ "$(mcd --version)" = "mcd $new_version" ]
+        }
+        check "${up_checks[1]}" newer_up
+        reexeced() {
+            local exe=""
+            for _ in $(seq 60); do
+                exe="$(readlink "/proc/$sup_pid/exe" 2>/dev/null)"
+                [ -n "$exe" ] && [ "${exe%(deleted)}" = "$exe" ] && break
+                sleep 1
+            done
+            echo "supervisor pid $sup_pid: exe $exe; cmdline: $(tr '\0' ' ' < "/proc/$sup_pid/cmdline" 2>/dev/null)"
+            [ "$exe" = /usr/lib/mini-container/mcd/mcd ] || return 1
+            # the installed (newer) executable, not the older one's deleted inode
+            [ "$(stat -L -c %i "/proc/$sup_pid/exe")" = "$(stat -c %i /usr/lib/mini-container/mcd/mcd)" ]
+        }
+        check "${up_checks[2]}" reexeced
+        still_running() {
+            local n st ok=1
+            for n in "${up_names[@]}" upx; do
+                st="$(field "$n" status)"
+                echo "$n: status $st, PID 1 ${up_pid[$n]} -> $(field "$n" pid), alive: $([ -d "/proc/${up_pid[$n]}" ] && echo yes || echo no)"
+                [ "$st" = running ] && [ "$(field "$n" pid)" = "${up_pid[$n]}" ] && [ -d "/proc/${up_pid[$n]}" ] || ok=0
+            done
+            [ "$ok" = 1 ]
+        }
+        check "${up_checks[3]}" still_running
+        logs_continue() {
+            local n got want count ok=1
+            sleep 3     # lines written after the upgrade
+            for n in "${up_names[@]}"; do
+                got="$(mc logs "$n" 2>&1 | tr -d '\r')"
+                count="$(grep -c '^line-' <<< "$got")"
+                want="$(seq 0 $((count - 1)) | sed 's/^/line-/')"
+                echo "$n: $count lines (up0 had $lines_before before the upgrade)"
+                [ "$count" -gt "$lines_before" ] && [ "$(grep '^line-' <<< "$got")" = "$want" ] || ok=0
+            done
+            [ "$ok" = 1 ]
+        }
+        check "${up_checks[4]}" logs_continue
+        exit_code() {
+            mc exec upx touch /tmp/go || return 1
+            local st=""
+            for _ in $(seq 60); do st="$(field upx status)"; [ "$st" = running ] || break; sleep 0.5; done
+            echo "upx: status $st, exit code $(field upx exit_code)"
+            [ "$st" != running ] && [ "$(field upx exit_code)" = 7 ]
+        }
+        check "${up_checks[5]}" exit_code
+    fi
+    mc rm -f "${up_names[@]}" upx >/dev/null 2>&1 || true
+    timeout 300 apt-get purge -y mini-container >/dev/null 2>&1 || true
+    journalctl -u mcd --no-pager > "$out/mcd-journal-upgrade.log" 2>&1 || true
 fi
 
 journalctl -b -o short-monotonic --no-pager > "$out/journal.log" 2>&1 || true

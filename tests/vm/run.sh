@@ -55,6 +55,15 @@ if [ ${#debs[@]} -gt 0 ]; then
 else
     echo "vm lane: no dist/mini-container_*.deb: the package checks will be skipped"
 fi
+# The upgrade check's older build (tests/vm/build-older-deb.sh), when there is one.
+shopt -s nullglob
+older=(dist/older/mini-container_*.deb)
+shopt -u nullglob
+if [ ${#older[@]} -gt 0 ]; then
+    mkdir -p "$art/share/repo/dist/older"
+    cp "${older[@]}" "$art/share/repo/dist/older/"
+    echo "vm lane: older package for the upgrade check: ${older[*]}"
+fi
 [ -f "$art/share/repo/$script" ] || die "no $script in the repo copy"
 printf '#!/bin/bash\nexec bash /share/repo/%s\n' "$script" > "$art/share/run"
 
