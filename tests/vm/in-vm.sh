@@ -302,7 +302,10 @@ else
     new_version="$(dpkg-deb -f "$deb" Version)"; old_version="$(dpkg-deb -f "$older_deb" Version)"
     echo "# older: $(basename "$older_deb") ($old_version); newer: $(basename "$deb") ($new_version)"
     apt_install() {  # DEB: install it (offline), then wait out Type=notify activation
-        (cd "$(dirname "$1")" && timeout 300 apt-get install -y --no-install-recommends "./$(basename "$1")") || return 1
+        local log; log="$(mktemp)"
+        (cd "$(dirname "$1")" && timeout 300 apt-get install -y --no-install-recommends "./$(basename "$1")") > "$log" 2>&1 \
+            || { tail -n 30 "$log"; rm -f "$log"; return 1; }
+        rm -f "$log"
         for _ in $(seq 60); do [ "$(systemctl is-active mcd)" = activating ] || break; sleep 1; done
         [ "$(systemctl is-active mcd)" = active ] || { systemctl status mcd --no-pager 2>&1 | tail -n 20; return 1; }
     }
