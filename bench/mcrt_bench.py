@@ -76,7 +76,8 @@ class Setup:
         self.podman_env = base_env({"CONTAINERS_CONF": str(conf)})
         self.podman = [shutil.which("podman"), "--root", f"{d}/root", "--runroot", f"{d}/runroot",
                        "--tmpdir", f"{d}/tmp", "--storage-driver", "vfs",
-                       "--cgroup-manager", "cgroupfs", "--runtime-flag", f"root={d}/rt-state"]
+                       "--cgroup-manager", "cgroupfs"]
+        self.podman_dir = d
         tar = d / "bb.tar"
         with tarfile.open(tar, "w") as t:
             t.add(self.rootfs, arcname=".")
@@ -84,6 +85,13 @@ class Setup:
                        env=self.podman_env, check=True, capture_output=True)
 
     def podman_run(self, runtime: str):
+        # The runtime's state under our dir through a wrapper (the same exec for every runtime),
+        # not --runtime-flag root=...: conmon's exit command does not carry runtime flags.
+        wrapper = self.podman_dir / "rt" / os.path.basename(runtime)
+        wrapper.parent.mkdir(exist_ok=True)
+        wrapper.write_text(f'#!/bin/sh\nexec "{runtime}" --root "{self.podman_dir}/rt-state" "$@"\n')
+        wrapper.chmod(0o755)
+        runtime = str(wrapper)
         return lambda n: self.podman + ["--runtime", runtime, "run", "--rm", "--cgroup-parent",
                                         f"/{self.parent}", "localhost/mcrt-bench", "/bin/true"]
 

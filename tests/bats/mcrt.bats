@@ -58,9 +58,17 @@ teardown_file() {
     [ -z "$procs" ] || { echo "processes left: $procs" >&2; return 1; }
 }
 
+# The runtime's state under our temp dir through a wrapper, not podman's --runtime-flag: the
+# exit command conmon runs (podman container cleanup) does not carry runtime flags, so its
+# delete looked in /run/mcrt and left the container's cgroups behind.
 pm() {
+    if [ ! -x "$T/pm/rt/mcrt" ]; then
+        mkdir -p "$T/pm/rt"
+        printf '#!/bin/sh\nexec "%s" --root "%s" "$@"\n' "$MCRT" "$T/pm/rt-state" > "$T/pm/rt/mcrt"
+        chmod 755 "$T/pm/rt/mcrt"
+    fi
     podman --root "$T/pm/root" --runroot "$T/pm/runroot" --tmpdir "$T/pm/tmp" --storage-driver vfs \
-        --cgroup-manager cgroupfs --runtime-flag "root=$T/pm/rt-state" --runtime "$MCRT" "$@"
+        --cgroup-manager cgroupfs --runtime "$T/pm/rt/mcrt" "$@"
 }
 c() { ctr --address "$T/ctd/c.sock" "$@"; }
 # ctr run with the runtime's state and ctr's fifos under our temp dir (not /run/containerd/...).

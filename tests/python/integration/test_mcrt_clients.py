@@ -82,14 +82,25 @@ class Podman:
                     'default_ulimits = ["nofile=1024:1024", "nproc=4096:4096"]\n'
                     '[engine]\ncgroup_manager = "cgroupfs"\nevents_logger = "none"\n')
         self.env = dict(os.environ, CONTAINERS_CONF=conf)
-        # --runtime-flag root=...: the runtime's state under our dir too (podman would let
-        # it use its default, /run/mcrt or /run/runc).
         self.base_args = ["podman", "--root", f"{d}/root", "--runroot", f"{d}/runroot",
                           "--tmpdir", f"{d}/tmp", "--storage-driver", "vfs",
-                          "--cgroup-manager", "cgroupfs", "--runtime-flag", f"root={d}/rt-state"]
+                          "--cgroup-manager", "cgroupfs"]
+
+    def wrap(self, runtime: str) -> str:
+        """A runtime whose state lives under our dir (not /run/mcrt, /run/runc). Not podman's
+        --runtime-flag root=...: the exit command conmon runs (podman container cleanup) does
+        not carry runtime flags, so its `delete` went to the default root, found nothing and
+        left the container's cgroups behind when it won the race against podman stop/rm."""
+        path = os.path.join(self.dir, "rt", os.path.basename(runtime))
+        if not os.path.exists(path):
+            os.makedirs(os.path.dirname(path), exist_ok=True)
+            with open(path, "w") as f:
+                f.write(f'#!/bin/sh\nexec "{runtime}" --root "{self.dir}/rt-state" "$@"\n')
+            os.chmod(path, 0o755)
+        return path
 
     def __call__(self, *args, runtime=None, check=False, timeout=60, **kw):
-        rt = ["--runtime", runtime or mcrt_binary()]
+        rt = ["--runtime", self.wrap(runtime or mcrt_binary())]
         p = subprocess.run(self.base_args + rt + list(args), capture_output=True, text=True,
                            env=self.env, timeout=timeout, **kw)
         if check:
@@ -143,7 +154,7 @@ def test_podman_missing_command_is_126_127_like_runc(podman):
 def test_podman_tty(podman):
     master, slave = pty.openpty()
     try:
-        p = subprocess.run(podman.base_args + ["--runtime", mcrt_binary(), "run", "--rm", "-t",
+        p = subprocess.run(podman.base_args + ["--runtime", podman.wrap(mcrt_binary()), "run", "--rm", "-t",
                                                *podman.run_args(), IMAGE, "sh", "-c", "tty; exit 3"],
                            stdin=slave, stdout=slave, stderr=subprocess.PIPE, env=podman.env,
                            timeout=60)
