@@ -126,6 +126,17 @@ def open_cgroup(cid: str, dirs: dict[str, str], driver: str):
     return CgroupV2(cid, d, feats)
 
 
+_LIMIT_KEYS = (("memory", ("limit", "swap")), ("cpu", ("shares", "quota", "period", "cpus")),
+               ("pids", ("limit",)))
+
+
+def _limits_given(res: dict) -> bool:
+    """Does linux.resources name any limit to_resources converts? (Without one, create
+    neither builds mcd's Resources nor asks the driver for a plan: nothing to write.)"""
+    return any((res.get(group) or {}).get(k) not in (None, "")
+               for group, keys in _LIMIT_KEYS for k in keys)
+
+
 def to_resources(res: dict, field: str = "linux.resources"):
     """linux.resources -> (mcd Resources, the names of the fields given)."""
     from mcd.errors import InvalidArgument
@@ -179,9 +190,13 @@ class ContainerCgroup:
 
     def check(self, res: dict) -> None:
         """Refuse what this host cannot enforce, before anything is made."""
-        resources, names = to_resources(res)
+        if not _limits_given(res):
+            names = {}
+        else:
+            resources, names = to_resources(res)
         try:
-            self.cg.check_supported(resources, set(names))
+            if names:
+                self.cg.check_supported(resources, set(names))
         except Exception as err:    # mcd's Unsupported
             field = next(iter(names.values()), "linux.resources")
             raise McrtError(f"config.json: {field}: {err}") from None
@@ -190,7 +205,6 @@ class ContainerCgroup:
                             "program on cgroup v2, which mcrt does not load")
 
     def create(self, res: dict) -> None:
-        from mcd.runtime.cgroups.manager import CgroupManager
         made = []
         try:
             for c, d in self.dirs.items():
@@ -207,6 +221,7 @@ class ContainerCgroup:
                         continue
                     made.append(level)
                     if c == "cpuset":
+                        from mcd.runtime.cgroups.manager import CgroupManager
                         CgroupManager._cpuset_inherit(level)
                 if d not in levels:
                     procs = _read(os.path.join(d, "cgroup.procs"))
@@ -214,13 +229,14 @@ class ContainerCgroup:
                         raise McrtError(f"cgroup {d} exists and has processes "
                                         f"{procs.split()[:5]}: another container's?")
                 del parent
-            resources, names = to_resources(res)
-            try:
-                self.cg.apply(resources, set(names), creating=True)
-            except McrtError:
-                raise
-            except Exception as err:
-                raise McrtError(f"cgroup limits: {err}") from None
+            if _limits_given(res):
+                resources, names = to_resources(res)
+                try:
+                    self.cg.apply(resources, set(names), creating=True)
+                except McrtError:
+                    raise
+                except Exception as err:
+                    raise McrtError(f"cgroup limits: {err}") from None
             self._devices(res.get("devices") or [])
         except BaseException:
             for d in reversed(made):

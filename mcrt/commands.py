@@ -471,33 +471,22 @@ def cmd_list(ns, log) -> int:
 def cmd_kill(ns, log) -> int:
     c = _load(ns, ns.id)
     sig = parse_signal(ns.signal)
-    cg = _cgroup(c)
-    st = c.status(cg)
     if ns.all:
+        cg = _cgroup(c)
         pids = cg.pids()
-        if not pids and st == "stopped":
+        if not pids and c.status(cg) == "stopped":
             raise McrtError(f"container {c.id} is not running", container=c.id)
         for pid in pids:
             try:
                 os.kill(pid, sig)
             except ProcessLookupError:
                 pass
-        if sig in (signal.SIGKILL,) and cg.frozen():
-            pass
         return 0
-    if st == "stopped":
+    # The init, named by pid and start time and signalled through a pidfd, the rule of
+    # mcd's LinuxRuntime.adopt/signal (a reused pid is never signalled), without loading
+    # mcd's runtime or the cgroup drivers: state.json and /proc say all kill needs.
+    if c.status() == "stopped" or not c.signal_init(sig):
         raise McrtError(f"container {c.id} is not running", container=c.id)
-    # The init, named by pid and start time and signalled through a pidfd: mcd's runtime
-    # (LinuxRuntime.adopt/signal), so a reused pid is never signalled.
-    from mcd.runtime.linux import LinuxRuntime
-    rt = LinuxRuntime()
-    proc = rt.adopt(c.pid, c.data.get("start_time"))
-    try:
-        if proc is None or rt.has_exited(proc):
-            raise McrtError(f"container {c.id} is not running", container=c.id)
-        rt.signal(proc, sig)
-    finally:
-        rt.release(proc)
     return 0
 
 

@@ -57,12 +57,17 @@ def now_rfc3339() -> str:
 
 
 def write_atomic(path: str, data: bytes, mode: int = 0o600) -> None:
+    """Whole or not at all (a temp file renamed over the old one), as runc writes its
+    state and pid files. No fsync: a reader sees the whole file after the rename whatever
+    the disk does, and after a crash none of it matters (the state root is /run, a tmpfs;
+    the processes it names are gone), so each call would wait on a flush for nothing."""
     tmp = f"{path}.tmp{os.getpid()}"
     try:
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, mode)
         try:
-            os.write(fd, data)
-            os.fsync(fd)
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view):]
         finally:
             os.close(fd)
         os.replace(tmp, path)
@@ -132,6 +137,37 @@ class Container:
     def alive(self) -> bool:
         got = proc_start(self.pid) if self.pid else None
         return bool(got) and got[0] == self.data.get("start_time") and got[1] not in ("Z", "X")
+
+    def signal_init(self, sig: int) -> bool:
+        """Send `sig` to the init through a pidfd; False when it is gone. The start time
+        is checked after the pidfd is open, so the fd names this very process, never a
+        newer one with a reused pid (mcd's LinuxRuntime.adopt/signal do the same)."""
+        import select
+        import signal as _signal
+        if not self.pid:
+            return False
+        try:
+            fd = os.pidfd_open(self.pid)
+        except ProcessLookupError:
+            return False
+        except OSError as err:
+            raise from_oserror(f"container {self.id}: pidfd_open", err) from err
+        try:
+            if not self.alive():
+                return False
+            poller = select.poll()
+            poller.register(fd, select.POLLIN)
+            if poller.poll(0):      # exited (a zombie): nothing to signal
+                return False
+            try:
+                _signal.pidfd_send_signal(fd, sig)
+            except ProcessLookupError:
+                return False
+            except OSError as err:
+                raise from_oserror(f"container {self.id}: kill", err) from err
+            return True
+        finally:
+            os.close(fd)
 
     def frozen(self) -> bool:
         """Read straight from the freezer (v1) or cgroup.events (v2): `state`, which podman

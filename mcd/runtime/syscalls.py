@@ -17,7 +17,17 @@ import struct
 
 from mcd.errors import KernelError
 
-_libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+
+def _load_libc() -> ctypes.CDLL:
+    # glibc's soname first: find_library runs `ldconfig -p` in a subprocess, a fork and
+    # an exec on every start of every process that imports this (each mcrt call).
+    try:
+        return ctypes.CDLL("libc.so.6", use_errno=True)
+    except OSError:
+        return ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True)
+
+
+_libc = _load_libc()
 _syscall = _libc.syscall
 _syscall.restype = ctypes.c_long
 

@@ -10,12 +10,14 @@ import os
 import resource
 import signal
 import time
-from dataclasses import dataclass, field
 
 from mcd.errors import InvalidArgument, KernelError, Unsupported
-from mcwire.spec import Resources, validate_resources
+from typing import TYPE_CHECKING
 
 from . import convert
+
+if TYPE_CHECKING:     # the spec's dataclasses load only where a limit is checked
+    from mcwire.spec import Resources
 
 RESOURCE_FIELDS = ("cpu_shares", "cpu_quota", "cpu_period", "cpuset_cpus",
                    "memory", "memory_swap", "pids_limit")
@@ -161,14 +163,24 @@ class StatReader:
 
 # ---------------------------------------------------------------- features
 
-@dataclass
 class Features:
-    """What the container cgroups under our parent can do, as the manager found it."""
-    controllers: set = field(default_factory=set)
-    swap: bool = False
-    freeze: bool = False
-    kill: bool = False
-    why_missing: dict = field(default_factory=dict)   # controller -> reason
+    """What the container cgroups under our parent can do, as the manager found it.
+    (A plain class, not a dataclass: every mcrt call that opens a cgroup builds one, and
+    the dataclass machinery, inspect included, cost more than the rest of the driver.)"""
+    __slots__ = ("controllers", "swap", "freeze", "kill", "why_missing")
+
+    def __init__(self, controllers: set | None = None, swap: bool = False, freeze: bool = False,
+                 kill: bool = False, why_missing: dict | None = None):
+        self.controllers = set() if controllers is None else controllers
+        self.swap, self.freeze, self.kill = swap, freeze, kill
+        self.why_missing = {} if why_missing is None else why_missing    # controller -> reason
+
+    def __eq__(self, other):
+        return type(other) is Features and all(
+            getattr(self, k) == getattr(other, k) for k in self.__slots__)
+
+    def __repr__(self) -> str:
+        return "Features(" + ", ".join(f"{k}={getattr(self, k)!r}" for k in self.__slots__) + ")"
 
     def require(self, controller: str, flag: str) -> None:
         if controller not in self.controllers:
@@ -178,12 +190,20 @@ class Features:
                 step="cgroup limits", details={"controller": controller})
 
 
-@dataclass
 class Write:
-    controller: str
-    file: str
-    value: str
-    what: str          # the step, for messages: "set memory limit"
+    """One file write of a limit plan."""
+    __slots__ = ("controller", "file", "value", "what")
+
+    def __init__(self, controller: str, file: str, value: str, what: str):
+        self.controller, self.file, self.value = controller, file, value
+        self.what = what          # the step, for messages: "set memory limit"
+
+    def __eq__(self, other):
+        return type(other) is Write and all(
+            getattr(self, k) == getattr(other, k) for k in self.__slots__)
+
+    def __repr__(self) -> str:
+        return "Write(" + ", ".join(f"{k}={getattr(self, k)!r}" for k in self.__slots__) + ")"
 
 
 # ---------------------------------------------------------------- the interface
@@ -325,6 +345,7 @@ class Cgroup:
         default (so pass the container's full, merged Resources). With `only`
         (field names), just those are written.
         """
+        from mcwire.spec import validate_resources
         validate_resources(resources)
         fields = set(RESOURCE_FIELDS if only is None else only)
         unknown = fields - set(RESOURCE_FIELDS)

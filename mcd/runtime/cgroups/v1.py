@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import os
+from typing import TYPE_CHECKING
 
 from mcd.errors import InvalidArgument, KernelError
-from mcwire.spec import Resources
 
 from . import convert
 from .base import Cgroup, Write, int_or_none, read_or_none
+
+if TYPE_CHECKING:
+    from mcwire.spec import Resources
 
 # Hierarchies a container gets a directory in, in creation order.
 USED_CONTROLLERS = ("cpu", "cpuacct", "cpuset", "memory", "pids", "freezer")

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import os
+from typing import TYPE_CHECKING
 
 from mcd.errors import KernelError
-from mcwire.spec import Resources
 
 from . import convert
 from .base import Cgroup, Write, int_or_none, read_or_none
+
+if TYPE_CHECKING:
+    from mcwire.spec import Resources
 
 # Controllers enabled for container cgroups when the parent offers them.
 WANTED_CONTROLLERS = ("cpu", "cpuset", "memory", "pids")
