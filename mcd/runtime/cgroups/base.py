@@ -167,7 +167,8 @@ class Features:
     """What the container cgroups under our parent can do, as the manager found it.
     (A plain class, not a dataclass: every mcrt call that opens a cgroup builds one, and
     the dataclass machinery, inspect included, cost more than the rest of the driver.)"""
-    __slots__ = ("controllers", "swap", "freeze", "kill", "why_missing")
+    FIELDS = ("controllers", "swap", "freeze", "kill", "why_missing")   # no __slots__: the
+    # manager refreshes one in place through __dict__
 
     def __init__(self, controllers: set | None = None, swap: bool = False, freeze: bool = False,
                  kill: bool = False, why_missing: dict | None = None):
@@ -177,10 +178,10 @@ class Features:
 
     def __eq__(self, other):
         return type(other) is Features and all(
-            getattr(self, k) == getattr(other, k) for k in self.__slots__)
+            getattr(self, k) == getattr(other, k) for k in self.FIELDS)
 
     def __repr__(self) -> str:
-        return "Features(" + ", ".join(f"{k}={getattr(self, k)!r}" for k in self.__slots__) + ")"
+        return "Features(" + ", ".join(f"{k}={getattr(self, k)!r}" for k in self.FIELDS) + ")"
 
     def require(self, controller: str, flag: str) -> None:
         if controller not in self.controllers:
