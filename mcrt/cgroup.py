@@ -221,8 +221,8 @@ class ContainerCgroup:
                         continue
                     made.append(level)
                     if c == "cpuset":
-                        from mcd.runtime.cgroups.manager import CgroupManager
-                        CgroupManager._cpuset_inherit(level)
+                        from mcd.runtime.cgroups.base import cpuset_inherit
+                        cpuset_inherit(level)
                 if d not in levels:
                     procs = _read(os.path.join(d, "cgroup.procs"))
                     if procs.split():

@@ -17,7 +17,7 @@ import os
 import stat
 
 from mcd.runtime import syscalls as sc
-from mcwire.spec import CAPABILITIES
+from mcwire.units import CAPABILITIES
 
 # Denied with EPERM by the default profile. Beyond the list of issue #3: the rest of
 # the new mount API (it reaches the same kernel code as mount), clock and kernel

@@ -161,6 +161,23 @@ class StatReader:
             self._close(path)
 
 
+def cpuset_inherit(level: str) -> None:
+    """A new v1 cpuset starts with no CPUs and no memory nodes: copy the parent's, then
+    let the kernel copy ours into every child (clone_children). Here, not in the manager,
+    so mcrt's create (which makes its own levels) needs no manager or detection."""
+    up = os.path.dirname(level)
+    try:
+        for name in ("cpuset.cpus", "cpuset.mems"):
+            if not read_file(os.path.join(level, name)).strip():
+                write_file(os.path.join(level, name), read_file(os.path.join(up, name)).strip())
+        if read_file(os.path.join(level, "cgroup.clone_children")).strip() != "1":
+            write_file(os.path.join(level, "cgroup.clone_children"), "1")
+    except OSError as err:
+        text = os.strerror(err.errno) if err.errno else str(err)
+        raise KernelError(f"cgroup set up cpuset parent: configure {level}: {text}",
+                          step="set up cpuset parent", path=level, errno=err.errno) from err
+
+
 # ---------------------------------------------------------------- features
 
 class Features:

@@ -10,7 +10,7 @@ import threading
 from mcd.errors import Conflict, InvalidArgument, KernelError
 from mcwire.spec import Resources, validate_resources
 
-from .base import RESOURCE_FIELDS, Cgroup, Features, StatReader, read_file, read_or_none, write_file
+from .base import RESOURCE_FIELDS, Cgroup, Features, cpuset_inherit, StatReader, read_file, read_or_none, write_file
 from .detection import SUPERVISOR_LEAF, Layout, detect
 from .v1 import USED_CONTROLLERS, CgroupV1
 from .v2 import WANTED_CONTROLLERS, CgroupV2
@@ -144,19 +144,7 @@ class CgroupManager:
         feats.freeze = "freezer" in self.bases
         self.features.__dict__.update(feats.__dict__)
 
-    @staticmethod
-    def _cpuset_inherit(level: str) -> None:
-        # A new v1 cpuset starts with no CPUs and no memory nodes: copy the
-        # parent's, then let the kernel copy ours into every child (clone_children).
-        up = os.path.dirname(level)
-        try:
-            for name in ("cpuset.cpus", "cpuset.mems"):
-                if not read_file(os.path.join(level, name)).strip():
-                    write_file(os.path.join(level, name), read_file(os.path.join(up, name)).strip())
-            if read_file(os.path.join(level, "cgroup.clone_children")).strip() != "1":
-                write_file(os.path.join(level, "cgroup.clone_children"), "1")
-        except OSError as err:
-            raise _kernel_error("configure", err, level, "set up cpuset parent") from err
+    _cpuset_inherit = staticmethod(cpuset_inherit)
 
     def _enable(self, cgroup_dir: str, wanted, feats: Features, what: str) -> set:
         """Enable each wanted controller in cgroup_dir's subtree_control; return those on."""
