@@ -1,6 +1,6 @@
 """mcrt against runc and crun, under the same callers, in ONE interleaved run.
 
-    mcrt_bench.py [--out DIR] [--rounds N] [--block N] [--warmup N] [--docs docs]
+    mcrt_bench.py [--out DIR] [--rounds N] [--block N] [--warmup N] [--docs docs] [--before MCRT]
 
 What is timed (wall clock of the caller's command, /bin/true as the container's process):
   podman --runtime {mcrt, runc, crun} run --rm IMAGE /bin/true   (conmon; private podman root)
@@ -167,9 +167,9 @@ class Setup:
 def table(results: dict) -> str:
     rows = ["| caller | runtime | median ms | q1–q3 ms | caller CPU ms (median) | n |",
             "|---|---|---:|---:|---:|---:|"]
-    for group, keys in (("podman run --rm", ("podman-mcrt", "podman-runc", "podman-crun")),
-                        ("ctr run --rm (shim)", ("ctr-mcrt", "ctr-runc")),
-                        ("runtime `run` alone", ("rt-mcrt", "rt-runc", "rt-crun"))):
+    for group, keys in (("podman run --rm", ("podman-before", "podman-mcrt", "podman-runc", "podman-crun")),
+                        ("ctr run --rm (shim)", ("ctr-before", "ctr-mcrt", "ctr-runc")),
+                        ("runtime `run` alone", ("rt-before", "rt-mcrt", "rt-runc", "rt-crun"))):
         for k in keys:
             s = results.get(k)
             if not s:
@@ -192,6 +192,9 @@ def main() -> int:
     ap.add_argument("--block", type=int, default=3)
     ap.add_argument("--warmup", type=int, default=2)
     ap.add_argument("--docs", default="", help="rewrite the table in DOCS/mcrt.md")
+    ap.add_argument("--before", default="", metavar="MCRT",
+                    help="another mcrt binary (e.g. main's dist/mcrt/mcrt before a change) timed "
+                         "in the same rounds, as 'mcrt before'")
     args = ap.parse_args()
     if os.geteuid() != 0:
         print("mcrt_bench: needs root", file=sys.stderr)
@@ -209,6 +212,12 @@ def main() -> int:
             Tool("rt-runc", "runc", s.runtime_run("runc", "r")),
             Tool("rt-crun", "crun", s.runtime_run("crun", "c")),
         ]
+        if args.before:
+            b = os.path.abspath(args.before)
+            tools += [Tool("podman-before", f"mcrt before ({args.before})", s.podman_run(b),
+                           env=s.podman_env),
+                      Tool("ctr-before", f"mcrt before ({args.before})", s.ctr_run(b, "b")),
+                      Tool("rt-before", f"mcrt before ({args.before})", s.runtime_run(b, "b"))]
         samples = interleaved(tools, args.rounds, args.block, args.warmup, seed=1)
     finally:
         s.close()
