@@ -84,10 +84,10 @@ class Setup:
         subprocess.run(self.podman + ["import", str(tar), "localhost/mcrt-bench:latest"],
                        env=self.podman_env, check=True, capture_output=True)
 
-    def podman_run(self, runtime: str):
+    def podman_run(self, runtime: str, name: str = ""):
         # The runtime's state under our dir through a wrapper (the same exec for every runtime),
         # not --runtime-flag root=...: conmon's exit command does not carry runtime flags.
-        wrapper = self.podman_dir / "rt" / os.path.basename(runtime)
+        wrapper = self.podman_dir / "rt" / (name or os.path.basename(runtime))
         wrapper.parent.mkdir(exist_ok=True)
         wrapper.write_text(f'#!/bin/sh\nexec "{runtime}" --root "{self.podman_dir}/rt-state" "$@"\n')
         wrapper.chmod(0o755)
@@ -214,8 +214,8 @@ def main() -> int:
         ]
         if args.before:
             b = os.path.abspath(args.before)
-            tools += [Tool("podman-before", f"mcrt before ({args.before})", s.podman_run(b),
-                           env=s.podman_env),
+            tools += [Tool("podman-before", f"mcrt before ({args.before})",
+                           s.podman_run(b, "mcrt-before"), env=s.podman_env),
                       Tool("ctr-before", f"mcrt before ({args.before})", s.ctr_run(b, "b")),
                       Tool("rt-before", f"mcrt before ({args.before})", s.runtime_run(b, "b"))]
         samples = interleaved(tools, args.rounds, args.block, args.warmup, seed=1)
